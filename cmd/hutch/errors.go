@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hutch-sandbox/hutch/sandbox"
+)
+
+// Exit codes follow docker run's convention (docs/cli.md): 125 when hutch
+// itself fails, 126 when the command cannot be executed, 127 when it is not
+// found, otherwise the command's own status or 128+signal.
+const (
+	exitHutch    = 125
+	exitUsage    = 2
+	exitNotExec  = 126
+	exitNotFound = 127
+)
+
+// usageError marks a mistake in how hutch was called.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// exitStatus carries a status to exit with when there is nothing to print,
+// such as the sandboxed command's own status.
+type exitStatus struct{ code int }
+
+func (e *exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// hinter is implemented by errors that know what the user can do about them.
+type hinter interface{ Hint() string }
+
+// report prints err in the one format hutch uses and returns the exit code.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	var st *exitStatus
+	if errors.As(err, &st) {
+		return st.code
+	}
+	code := exitHutch
+	var ue *usageError
+	if errors.As(err, &ue) {
+		code = exitUsage
+	}
+	var ce *sandbox.CommandError
+	if errors.As(err, &ce) {
+		switch ce.Kind {
+		case sandbox.CommandNotFound:
+			code = exitNotFound
+		case sandbox.CommandNotExecutable:
+			code = exitNotExec
+		}
+	}
+	fmt.Fprintf(stderr, "hutch: error: %s\n", err)
+	var h hinter
+	if errors.As(err, &h) {
+		for _, line := range strings.Split(strings.TrimSpace(h.Hint()), "\n") {
+			if line != "" {
+				fmt.Fprintf(stderr, "hutch: hint: %s\n", line)
+			}
+		}
+	}
+	return code
+}

@@ -1,0 +1,20 @@
+// Command hutch wraps a developer command in a rootless sandbox.
+//
+// main only dispatches: the hidden sandbox entry (argv[0] "hutch-init") runs
+// inside the new namespaces and must never see the CLI; everything else is the
+// CLI in app.go.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/hutch-sandbox/hutch/sandbox"
+)
+
+func main() {
+	if sandbox.IsInit(os.Args[0]) {
+		os.Exit(sandbox.InitMain())
+	}
+	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,142 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/userns"
+)
+
+// Host is what NewPlan needs to know about the machine and the caller. It
+// is gathered once, by ProbeHost, before anything forks; tests build it by
+// hand.
+type Host struct {
+	UID, GID int
+	UserName string
+	Home     string // the caller's home, symlinks resolved
+	Shell    string // the caller's login shell from passwd, if any
+	Cwd      string // the working directory, symlinks resolved
+	Env      []string
+
+	SubUIDs, SubGIDs []userns.Range
+	// NewUIDMap and NewGIDMap are the paths of usable setuid helpers, or ""
+	// when missing or not privileged.
+	NewUIDMap, NewGIDMap string
+
+	// Root lists the entries of the host's / that a sandbox may bind.
+	Root []RootEntry
+
+	RuntimeDir string // where per-run state lives ($XDG_RUNTIME_DIR/hutch or a fallback)
+	CgroupNS   bool   // the kernel has cgroup namespaces
+}
+
+// RootEntry is one entry of the host's root directory.
+type RootEntry struct {
+	Name string `json:"name"`
+	Dir  bool   `json:"dir,omitempty"`
+	Link string `json:"link,omitempty"` // symlink target, when a symlink
+}
+
+// ProbeHost gathers the host facts NewPlan needs.
+func ProbeHost() (*Host, error) {
+	h := &Host{UID: os.Getuid(), GID: os.Getgid(), Env: os.Environ()}
+	if u, err := user.LookupId(strconv.Itoa(h.UID)); err == nil {
+		h.UserName, h.Home = u.Username, u.HomeDir
+	}
+	h.Shell = loginShell(h.UID)
+	if env := os.Getenv("HOME"); env != "" {
+		h.Home = env
+	}
+	if h.Home == "" {
+		return nil, fmt.Errorf("no home directory for uid %d: set HOME", h.UID)
+	}
+	if r, err := filepath.EvalSymlinks(h.Home); err == nil {
+		h.Home = r
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("reading the working directory: %w", err)
+	}
+	if r, err := filepath.EvalSymlinks(cwd); err == nil {
+		cwd = r
+	}
+	h.Cwd = cwd
+
+	if h.SubUIDs, err = userns.ReadSubIDs(userns.SubUIDFile, h.UserName, h.UID); err != nil {
+		return nil, err
+	}
+	if h.SubGIDs, err = userns.ReadSubIDs(userns.SubGIDFile, h.UserName, h.UID); err != nil {
+		return nil, err
+	}
+	h.NewUIDMap = privilegedHelper("newuidmap")
+	h.NewGIDMap = privilegedHelper("newgidmap")
+
+	ents, err := os.ReadDir("/")
+	if err != nil {
+		return nil, fmt.Errorf("listing /: %w", err)
+	}
+	for _, e := range ents {
+		re := RootEntry{Name: e.Name(), Dir: e.IsDir()}
+		if e.Type()&os.ModeSymlink != 0 {
+			re.Link, _ = os.Readlink("/" + e.Name())
+			if fi, err := os.Stat("/" + e.Name()); err == nil {
+				re.Dir = fi.IsDir()
+			}
+		}
+		h.Root = append(h.Root, re)
+	}
+	h.RuntimeDir = runtimeDir(h.UID)
+	_, err = os.Stat("/proc/self/ns/cgroup")
+	h.CgroupNS = err == nil
+	return h, nil
+}
+
+// privilegedHelper returns the path of a newuidmap-like helper when it is
+// on PATH (or in /usr/bin) and can actually act: setuid root, or carrying
+// file capabilities.
+func privilegedHelper(name string) string {
+	for _, dir := range append(filepath.SplitList(os.Getenv("PATH")), "/usr/bin", "/bin", "/usr/sbin") {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		var st unix.Stat_t
+		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		if st.Mode&unix.S_ISUID != 0 && st.Uid == 0 {
+			return p
+		}
+		if sz, err := unix.Getxattr(p, "security.capability", nil); err == nil && sz > 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// runtimeDir is where per-run state lives: $XDG_RUNTIME_DIR/hutch when the
+// variable names a directory we own, else a per-user directory in /tmp,
+// which EnsureStateRoot creates 0700 and checks for ownership.
+func runtimeDir(uid int) string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+		var st unix.Stat_t
+		if unix.Stat(d, &st) == nil && int(st.Uid) == uid && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return filepath.Join(d, "hutch")
+		}
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("hutch-%d", uid))
+}
+
+// loginShell reads uid's shell from /etc/passwd (os/user does not expose it).
+func loginShell(uid int) string {
+	data, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	return passwdShell(string(data), uid)
+}
