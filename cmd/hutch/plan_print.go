@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/userns"
+)
+
+// printPlan prints a plan for people; --json is for programs.
+func printPlan(w io.Writer, p *sandbox.Plan) error {
+	fmt.Fprintf(w, "command:    %s\n", strings.Join(p.Args, " "))
+	fmt.Fprintf(w, "cwd:        %s\n", p.Cwd)
+	fmt.Fprintf(w, "user:       uid %d gid %d\n", p.UID, p.GID)
+	how := "one id"
+	if p.MapHelpers {
+		how = "newuidmap/newgidmap"
+	}
+	fmt.Fprintf(w, "id maps:    %s\n", how)
+	fmt.Fprintf(w, "  uid_map:  %s\n", strings.ReplaceAll(strings.TrimSpace(userns.Format(p.UIDMap)), "\n", "; "))
+	fmt.Fprintf(w, "  gid_map:  %s\n", strings.ReplaceAll(strings.TrimSpace(userns.Format(p.GIDMap)), "\n", "; "))
+	fmt.Fprintf(w, "namespaces: %s\n", strings.Join(p.Namespaces, " "))
+	fmt.Fprintf(w, "network:    %s\n", p.Network)
+	fmt.Fprintf(w, "hostname:   %s\n", p.Hostname)
+	if len(p.Caps) > 0 {
+		fmt.Fprintf(w, "caps:       %s\n", strings.Join(p.Caps, " "))
+	} else {
+		fmt.Fprintf(w, "caps:       none\n")
+	}
+	fmt.Fprintf(w, "mounts:\n")
+	for _, m := range p.Mounts {
+		var desc string
+		switch m.Kind {
+		case sandbox.MountBind:
+			mode := "rw"
+			if m.RO {
+				mode = "ro"
+			}
+			desc = fmt.Sprintf("%s (%s)", m.Src, mode)
+		case sandbox.MountSymlink:
+			desc = "-> " + m.Src
+		case sandbox.MountTmpfs:
+			desc = fmt.Sprintf("mode %04o", m.Mode)
+		}
+		fmt.Fprintf(w, "  %-10s %-28s %s\n", m.Kind, m.Dst, desc)
+	}
+	fmt.Fprintf(w, "env:\n")
+	for _, e := range p.Env {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	return nil
+}

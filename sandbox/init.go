@@ -1,0 +1,349 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// InitName is the fixed argv[0] of the hidden child entry. A fixed name
+// (not /proc/self/exe) lets main and test binaries dispatch on it.
+const InitName = "hutch-init"
+
+// IsInit reports whether argv0 names the hidden child entry.
+func IsInit(argv0 string) bool { return filepath.Base(argv0) == InitName }
+
+// InitMain is hutch-init: PID 1 of the sandbox. It reads its config on fd 3,
+// builds the root, starts the command with no privileges, forwards signals
+// to it, reaps every orphan, and reports the command's status on fd 4.
+func InitMain() int {
+	status := os.NewFile(initStatusFD, "status")
+	cfgFile := os.NewFile(initConfigFD, "config")
+	if status == nil || cfgFile == nil {
+		fmt.Fprintln(os.Stderr, "hutch-init: this is hutch's sandbox entry; run hutch instead")
+		return 125
+	}
+	// Never let the command inherit anything of ours it was not given.
+	markCloexecFrom(initFirstFD)
+	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
+	// have our /proc files opened by it: this process holds capabilities
+	// in the sandbox's namespaces and the mounts' keys.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+	// Signals must be caught before anything can send them: as PID 1 we
+	// would otherwise ignore them.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+
+	fail := func(err error) int {
+		ie := &initError{Msg: err.Error()}
+		var he *HintError
+		if errors.As(err, &he) {
+			ie.Hint = he.Tip
+		}
+		var ce *CommandError
+		if errors.As(err, &ce) {
+			ie.Msg, ie.Command, ie.Name = ce.Msg, ce.Kind, ce.Name
+		}
+		sendStatus(status, statusMsg{Error: ie}, -1)
+		return 125
+	}
+
+	var cfg initConfig
+	if err := readFrame(cfgFile, &cfg); err != nil {
+		// The supervisor died before sending the plan.
+		return 125
+	}
+	// The supervisor keeps the config pipe open; EOF means it is gone, and
+	// the sandbox must go with it. PDEATHSIG covers the same case, but it
+	// does not survive every credential change, so watch both.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fail(err)
+	}
+	go func() {
+		var b [1]byte
+		cfgFile.Read(b[:])
+		unix.Kill(-1, unix.SIGKILL)
+		os.Exit(137)
+	}()
+
+	plan := cfg.Plan
+	if err := setupNamespaces(plan); err != nil {
+		return fail(err)
+	}
+	if err := buildRoot(plan, cfg.RootDir); err != nil {
+		return fail(err)
+	}
+	pid, err := startCommand(plan, &cfg, status)
+	if err != nil {
+		return fail(err)
+	}
+	sendStatus(status, statusMsg{Started: pid}, -1)
+	dropAllCaps()
+	ex := reap(pid, sigs)
+	sendStatus(status, statusMsg{Exit: &ex}, -1)
+	return ex.Code
+}
+
+// setupNamespaces configures the namespaces that need no root filesystem.
+func setupNamespaces(plan *Plan) error {
+	if hasNS(plan, "uts") {
+		if err := unix.Sethostname([]byte(plan.Hostname)); err != nil {
+			return fmt.Errorf("setting the hostname: %w", err)
+		}
+		unix.Setdomainname([]byte("(none)"))
+	}
+	if hasNS(plan, "net") {
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("bringing up lo: %w", err)
+		}
+	}
+	if plan.MapHelpers {
+		// newgidmap allows setgroups: drop the host's supplementary groups,
+		// which would show up as nogroup inside anyway.
+		if err := unix.Setgroups(nil); err != nil {
+			return fmt.Errorf("clearing supplementary groups: %w", err)
+		}
+	}
+	return nil
+}
+
+func hasNS(plan *Plan, ns string) bool {
+	for _, n := range plan.Namespaces {
+		if n == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackUp sets IFF_UP on lo in the new net namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// startCommand starts the command as a new session, with the caller's
+// preserved fds at 3.., the pty (if any) on the terminal fds, and the
+// privileges of a thread restricted to plan.Caps.
+func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
+	keep, err := capMask(plan.Caps)
+	if err != nil {
+		return 0, err
+	}
+	env := plan.Env
+	argv0, err := lookPath(plan.Args[0], envValue(env, "PATH"))
+	if err != nil {
+		return 0, err
+	}
+	cwd := plan.Cwd
+	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
+		cwd = "/"
+	}
+
+	files := []uintptr{0, 1, 2}
+	attr := &syscall.SysProcAttr{Setsid: true}
+	var slave *os.File
+	if cfg.UsePTY {
+		master, s, err := openPTY(cfg.Winsize)
+		if err != nil {
+			return 0, fmt.Errorf("allocating a pty: %w", err)
+		}
+		slave = s
+		defer slave.Close()
+		if err := sendStatus(status, statusMsg{PTY: true}, int(master.Fd())); err != nil {
+			return 0, err
+		}
+		master.Close()
+		for i := 0; i < 3; i++ {
+			if cfg.StdioTTY[i] {
+				files[i] = slave.Fd()
+			}
+		}
+		attr.Setctty = true
+		attr.Ctty = firstTTY(cfg.StdioTTY)
+	}
+	for i := 0; i < plan.PreserveFDs; i++ {
+		files = append(files, uintptr(initFirstFD+i))
+	}
+
+	// The command is forked from this thread, locked and stripped to its
+	// capabilities, so that it inherits exactly what it may have; the
+	// thread never runs anything else and dies with this goroutine.
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread()
+		if err := restrictThread(keep); err != nil {
+			done <- result{err: err}
+			return
+		}
+		pid, err := syscall.ForkExec(argv0, plan.Args, &syscall.ProcAttr{
+			Dir: cwd, Env: env, Files: files, Sys: attr,
+		})
+		done <- result{pid, err}
+		// Returning without UnlockOSThread retires the thread.
+	}()
+	r := <-done
+	if r.err != nil {
+		return 0, execError(plan.Args[0], r.err)
+	}
+	return r.pid, nil
+}
+
+func firstTTY(t [3]bool) int {
+	for i, ok := range t {
+		if ok {
+			return i
+		}
+	}
+	return 0
+}
+
+func execError(name string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return &CommandError{Kind: CommandNotFound, Name: name, Msg: "no such file or directory in the sandbox"}
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EPERM):
+		return &CommandError{Kind: CommandNotExecutable, Name: name, Msg: "cannot execute: " + err.Error()}
+	}
+	return fmt.Errorf("starting %q: %w", name, err)
+}
+
+// lookPath finds name on path inside the new root, as a shell would.
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExec(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	if path == "" {
+		path = DefaultPath
+	}
+	var denied error
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		err := checkExec(p)
+		if err == nil {
+			return p, nil
+		}
+		var ce *CommandError
+		if errors.As(err, &ce) && ce.Kind == CommandNotExecutable && denied == nil {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", &CommandError{Kind: CommandNotFound, Name: name, Msg: "command not found in the sandbox's PATH"}
+}
+
+func checkExec(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return &CommandError{Kind: CommandNotFound, Name: p, Msg: "no such file or directory in the sandbox"}
+	}
+	if fi.IsDir() {
+		return &CommandError{Kind: CommandNotExecutable, Name: p, Msg: "is a directory"}
+	}
+	if unix.Access(p, unix.X_OK) != nil {
+		return &CommandError{Kind: CommandNotExecutable, Name: p, Msg: "permission denied"}
+	}
+	return nil
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// reap is PID 1's loop: forward signals to the command's process group,
+// reap every child, and return when the command itself has ended.
+func reap(pid int, sigs chan os.Signal) exitInfo {
+	for sig := range sigs {
+		s := sig.(syscall.Signal)
+		switch s {
+		case unix.SIGCHLD:
+			for {
+				var ws unix.WaitStatus
+				wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if wpid <= 0 || err != nil {
+					break
+				}
+				if wpid == pid {
+					if ws.Signaled() {
+						return exitInfo{Code: 128 + int(ws.Signal()), Signal: int(ws.Signal())}
+					}
+					return exitInfo{Code: ws.ExitStatus()}
+				}
+			}
+		case unix.SIGURG, unix.SIGPIPE:
+			// SIGURG is the Go runtime's preemption signal; SIGPIPE is ours.
+		default:
+			// To the group, as a terminal would: a shell's children get it
+			// too, so a script's trap runs without waiting for them.
+			if unix.Kill(-pid, s) != nil {
+				unix.Kill(pid, s)
+			}
+		}
+	}
+	return exitInfo{Code: 125}
+}
+
+// sendStatus sends one message, with fd attached when fd >= 0.
+func sendStatus(f *os.File, m statusMsg, fd int) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	return unix.Sendmsg(int(f.Fd()), data, oob, nil, 0)
+}
+
+// markCloexecFrom sets close-on-exec on every fd from first up.
+func markCloexecFrom(first int) {
+	if unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		var fd int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &fd); err == nil && fd >= first {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+}

@@ -1,0 +1,435 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/userns"
+)
+
+// Stdio is the caller's standard streams.
+type Stdio struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Result is how a sandboxed command ended.
+type Result struct {
+	// ExitCode is the command's status, or 128+Signal when a signal killed it.
+	ExitCode int
+	Signal   int
+}
+
+var cloneFlags = map[string]uintptr{
+	"user": unix.CLONE_NEWUSER, "mount": unix.CLONE_NEWNS, "pid": unix.CLONE_NEWPID,
+	"ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS, "net": unix.CLONE_NEWNET,
+	"cgroup": unix.CLONE_NEWCGROUP,
+}
+
+// Launch runs plan and returns how its command ended. It is the supervisor:
+// it owns the run's state directory, writes the id maps, hands hutch-init
+// its config, relays signals and the terminal, and cleans up on every path.
+func Launch(ctx context.Context, plan *Plan, stdio Stdio) (*Result, error) {
+	// Fds the caller leaked to us (not close-on-exec) must not reach the
+	// sandbox; the ones asked for are passed explicitly below.
+	markCloexecFrom(3)
+
+	rs, err := newRunState(plan.StateRoot)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.close()
+
+	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir()}
+	switch plan.TTY {
+	case "auto":
+		cfg.UsePTY = isTerminal(int(stdio.Stdin.Fd()))
+		for i, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
+			cfg.StdioTTY[i] = cfg.UsePTY && isTerminal(int(f.Fd()))
+		}
+	case "always":
+		cfg.UsePTY = true
+		cfg.StdioTTY = [3]bool{true, true, true}
+	}
+	var termFD = -1
+	for i, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
+		if cfg.StdioTTY[i] && isTerminal(int(f.Fd())) {
+			termFD = int(f.Fd())
+			break
+		}
+	}
+	if termFD >= 0 {
+		cfg.Winsize = getWinsize(termFD)
+	}
+
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer cfgW.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		cfgR.Close()
+		return nil, err
+	}
+	statusParent := os.NewFile(uintptr(pair[0]), "status")
+	statusChild := os.NewFile(uintptr(pair[1]), "status-child")
+	defer statusParent.Close()
+
+	extra := []*os.File{cfgR, statusChild}
+	for i := 0; i < plan.PreserveFDs; i++ {
+		fd := 3 + i
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			cfgR.Close()
+			statusChild.Close()
+			return nil, fmt.Errorf("--preserve-fds %d: fd %d is not open", plan.PreserveFDs, fd)
+		}
+		extra = append(extra, os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd)))
+	}
+
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{InitName},
+		Env:        []string{},
+		Stdin:      stdio.Stdin,
+		Stdout:     stdio.Stdout,
+		Stderr:     stdio.Stderr,
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Pdeathsig: syscall.SIGKILL,
+			// Out of the terminal's foreground group: Ctrl-C reaches the
+			// supervisor, which forwards it once.
+			Setpgid: true,
+		},
+	}
+	for _, ns := range plan.Namespaces {
+		cmd.SysProcAttr.Cloneflags |= cloneFlags[ns]
+	}
+	// hutch-init keeps every capability across its exec, whatever its uid
+	// inside, and gives them up before the command starts.
+	for c := uintptr(0); c <= uintptr(lastCap()); c++ {
+		cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, c)
+	}
+	if !plan.MapHelpers {
+		cmd.SysProcAttr.UidMappings = toSysMap(plan.UIDMap)
+		cmd.SysProcAttr.GidMappings = toSysMap(plan.GIDMap)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+	}
+
+	// PDEATHSIG fires when the thread that forked the child exits, not the
+	// process (golang/go#27505): fork from a locked thread that lives until
+	// the child is reaped.
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	err = <-started
+	cfgR.Close()
+	statusChild.Close()
+	if err != nil {
+		return nil, startError(err)
+	}
+	pid := cmd.Process.Pid
+	kill := func() { unix.Kill(pid, unix.SIGKILL) }
+
+	if plan.MapHelpers {
+		if err := writeMaps(ctx, plan, pid); err != nil {
+			kill()
+			<-exited
+			return nil, err
+		}
+	}
+	if err := writeFrame(cfgW, cfg); err != nil {
+		kill()
+		<-exited
+		return nil, fmt.Errorf("sending the plan to hutch-init: %w", err)
+	}
+
+	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg}
+	return sup.run(ctx, statusParent, exited)
+}
+
+type supervisor struct {
+	pid   int
+	stdio Stdio
+	cfg   *initConfig
+
+	master  *os.File
+	relayWG sync.WaitGroup
+	restore func()
+}
+
+type recvd struct {
+	msg statusMsg
+	fd  int
+	err error
+}
+
+func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error) (*Result, error) {
+	msgs := make(chan recvd, 8)
+	go readStatus(status, msgs)
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	defer signal.Stop(sigs)
+	defer s.closeTTY()
+
+	var (
+		res      *Result
+		initErr  error
+		stops    int
+		waitErr  error
+		initDone bool
+	)
+	for !initDone {
+		select {
+		case r := <-msgs:
+			switch {
+			case r.err != nil:
+				msgs = nil // the socket closed: init is exiting
+			case r.msg.Error != nil:
+				initErr = r.msg.Error.toError()
+			case r.msg.PTY:
+				if r.fd < 0 {
+					initErr = errors.New("hutch-init sent no pty")
+					unix.Kill(s.pid, unix.SIGKILL)
+					break
+				}
+				if err := s.startTTY(os.NewFile(uintptr(r.fd), "ptmx")); err != nil {
+					initErr = err
+					unix.Kill(s.pid, unix.SIGKILL)
+				}
+			case r.msg.Exit != nil:
+				res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal}
+			}
+		case sig := <-sigs:
+			switch sig {
+			case unix.SIGWINCH:
+				s.resize()
+			case unix.SIGINT, unix.SIGTERM:
+				stops++
+				if stops > 1 {
+					unix.Kill(s.pid, unix.SIGKILL)
+					break
+				}
+				unix.Kill(s.pid, sig.(syscall.Signal))
+			default:
+				unix.Kill(s.pid, sig.(syscall.Signal))
+			}
+		case <-ctx.Done():
+			unix.Kill(s.pid, unix.SIGKILL)
+			ctx = context.Background()
+		case waitErr = <-exited:
+			initDone = true
+		}
+	}
+	// Collect what init sent before it exited.
+	for r := range drain(msgs) {
+		if r.msg.Exit != nil && res == nil {
+			res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal}
+		}
+		if r.msg.Error != nil && initErr == nil {
+			initErr = r.msg.Error.toError()
+		}
+	}
+	s.finishTTY()
+	if initErr != nil {
+		return nil, initErr
+	}
+	if res == nil {
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				// Killed from outside (or by our own escalation).
+				return &Result{ExitCode: 128 + int(ws.Signal()), Signal: int(ws.Signal())}, nil
+			}
+		}
+		return nil, fmt.Errorf("hutch-init ended without reporting the command's status (%v)", waitErr)
+	}
+	return res, nil
+}
+
+// drain returns what is left in msgs without blocking for long: init has
+// exited, so its socket is closed and the reader ends.
+func drain(msgs chan recvd) chan recvd {
+	out := make(chan recvd, 8)
+	go func() {
+		defer close(out)
+		if msgs == nil {
+			return
+		}
+		timeout := time.After(2 * time.Second)
+		for {
+			select {
+			case r := <-msgs:
+				if r.err != nil {
+					return
+				}
+				out <- r
+			case <-timeout:
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func readStatus(f *os.File, out chan<- recvd) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			if err == nil {
+				err = io.EOF
+			}
+			out <- recvd{err: err}
+			return
+		}
+		r := recvd{fd: -1}
+		if oobn > 0 {
+			if scms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, scm := range scms {
+					if fds, err := unix.ParseUnixRights(&scm); err == nil && len(fds) > 0 {
+						r.fd = fds[0]
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal(buf[:n], &r.msg); err != nil {
+			r.err = fmt.Errorf("bad message from hutch-init: %w", err)
+		}
+		out <- r
+	}
+}
+
+func (e *initError) toError() error {
+	if e.Command != 0 {
+		return &CommandError{Kind: e.Command, Name: e.Name, Msg: e.Msg}
+	}
+	err := errors.New(e.Msg)
+	if e.Hint != "" {
+		return &HintError{Err: err, Tip: e.Hint}
+	}
+	return err
+}
+
+// startTTY relays between the caller's terminal and the pty master.
+func (s *supervisor) startTTY(master *os.File) error {
+	s.master = master
+	if s.cfg.StdioTTY[0] {
+		if isTerminal(int(s.stdio.Stdin.Fd())) {
+			restore, err := makeRaw(int(s.stdio.Stdin.Fd()))
+			if err != nil {
+				return fmt.Errorf("setting the terminal to raw mode: %w", err)
+			}
+			s.restore = restore
+		}
+		// Never joined: a read of the caller's stdin cannot be interrupted,
+		// and nothing waits on it.
+		go io.Copy(master, s.stdio.Stdin)
+	}
+	out := io.Writer(io.Discard)
+	if s.cfg.StdioTTY[1] {
+		out = s.stdio.Stdout
+	} else if s.cfg.StdioTTY[2] {
+		out = s.stdio.Stderr
+	}
+	s.relayWG.Add(1)
+	go func() {
+		defer s.relayWG.Done()
+		io.Copy(out, master) // ends with EIO once every slave fd is closed
+	}()
+	return nil
+}
+
+func (s *supervisor) resize() {
+	if s.master == nil {
+		return
+	}
+	for _, f := range []*os.File{s.stdio.Stdin, s.stdio.Stdout, s.stdio.Stderr} {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil {
+			unix.IoctlSetWinsize(int(s.master.Fd()), unix.TIOCSWINSZ, ws)
+			return
+		}
+	}
+}
+
+// finishTTY waits for the command's last output to reach the caller.
+func (s *supervisor) finishTTY() {
+	if s.master == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { s.relayWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+func (s *supervisor) closeTTY() {
+	if s.restore != nil {
+		s.restore()
+	}
+	if s.master != nil {
+		s.master.Close()
+	}
+}
+
+func toSysMap(ms []userns.Mapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(ms))
+	for i, m := range ms {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.Inside), HostID: int(m.Outside), Size: int(m.Size)}
+	}
+	return out
+}
+
+// writeMaps runs newuidmap and newgidmap for pid, side by side.
+func writeMaps(ctx context.Context, plan *Plan, pid int) error {
+	errs := make(chan error, 2)
+	go func() { errs <- userns.WriteWithHelper(ctx, plan.NewUIDMap, pid, plan.UIDMap) }()
+	go func() { errs <- userns.WriteWithHelper(ctx, plan.NewGIDMap, pid, plan.GIDMap) }()
+	err := errors.Join(<-errs, <-errs)
+	if err != nil {
+		return withHint(fmt.Errorf("writing the id maps: %w", err),
+			"check your /etc/subuid and /etc/subgid entries (hutch doctor), or run with --idmap single")
+	}
+	return nil
+}
+
+// startError explains a failure to create the namespaces.
+func startError(err error) error {
+	e := fmt.Errorf("creating the sandbox's namespaces: %w", err)
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return withHint(e, "unprivileged user namespaces look disabled on this machine; run 'hutch doctor' for the exact fix (on Ubuntu 24.04+: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for hutch)")
+	case errors.Is(err, unix.ENOSPC):
+		return withHint(e, "the limit on user namespaces is reached; raise it with: sudo sysctl user.max_user_namespaces=15000")
+	case errors.Is(err, unix.EINVAL):
+		return withHint(e, "the kernel lacks a namespace hutch needs; run 'hutch doctor'")
+	}
+	return e
+}

@@ -1,0 +1,374 @@
+package sandbox
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hutch-sandbox/hutch/userns"
+)
+
+// Plan is a Spec resolved against a Host: every path absolute, every id map
+// laid out, every mount in order. It is what hutch-init receives, and what
+// `hutch run --dry-run --json` prints.
+type Plan struct {
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Cwd      string   `json:"cwd"`
+	Hostname string   `json:"hostname"`
+
+	// UID and GID are the command's ids inside the sandbox.
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+	// UIDMap and GIDMap are written by the supervisor: through newuidmap and
+	// newgidmap when MapHelpers is set, else directly (one id only).
+	UIDMap     []userns.Mapping `json:"uid_map"`
+	GIDMap     []userns.Mapping `json:"gid_map"`
+	MapHelpers bool             `json:"map_helpers"`
+	NewUIDMap  string           `json:"newuidmap,omitempty"`
+	NewGIDMap  string           `json:"newgidmap,omitempty"`
+
+	// Namespaces are the ones hutch-init is cloned into.
+	Namespaces []string `json:"namespaces"`
+	Mounts     []Mount  `json:"mounts"`
+	// Caps is the command's capability set (permitted, effective,
+	// inheritable and bounding); empty for user "self".
+	Caps []string `json:"caps"`
+
+	Network     string `json:"network"`
+	TTY         string `json:"tty"`
+	PreserveFDs int    `json:"preserve_fds"`
+	// StateRoot is the directory holding per-run state directories.
+	StateRoot string `json:"state_root"`
+	// Notes are things the user should know about how the plan differs
+	// from what was asked (printed by the CLI).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Mount kinds.
+const (
+	MountBind    = "bind"       // Src bound at Dst (recursively)
+	MountTmpfs   = "tmpfs"      // an empty tmpfs at Dst
+	MountProc    = "proc"       // procfs of the sandbox's pid namespace
+	MountSysfs   = "sysfs"      // sysfs of the sandbox's net namespace, read-only
+	MountDevpts  = "devpts"     // a new devpts instance
+	MountMqueue  = "mqueue"     // POSIX message queues of the ipc namespace
+	MountSymlink = "symlink"    // a symlink at Dst pointing to Src
+	MountFile    = "file"       // a generated file with Data at Dst
+	MountHide    = "hide"       // Dst masked: an empty read-only dir or file
+	MountRO      = "remount-ro" // Dst (already visible) made read-only
+)
+
+// Mount is one step in building the sandbox's root. Steps run in order;
+// Dst is the path inside the sandbox.
+type Mount struct {
+	Kind     string `json:"kind"`
+	Src      string `json:"src,omitempty"`
+	Dst      string `json:"dst"`
+	RO       bool   `json:"ro,omitempty"`
+	Dev      bool   `json:"dev,omitempty"`      // keep device nodes usable (binds of /dev files)
+	Mode     uint32 `json:"mode,omitempty"`     // tmpfs root mode
+	Data     string `json:"data,omitempty"`     // file contents, for MountFile
+	Optional bool   `json:"optional,omitempty"` // skip when Src (or Dst, for hide) is missing
+}
+
+// Directories of the host root bound read-only when present: the system,
+// but nothing that holds users' data or the host's runtime state.
+var systemDirs = []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "nix", "gnu"}
+
+// defaultEnv is the allowlist of host variables a command sees.
+var defaultEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LC_*", "TZ", "COLORTERM", "NO_COLOR"}
+
+// secretPaths, relative to home, are always masked when a bind would make
+// them visible: credentials that a dependency's install script should never
+// read.
+var secretPaths = []string{
+	".ssh", ".gnupg", ".aws", ".azure", ".config/gcloud", ".kube", ".docker/config.json",
+	".netrc", ".npmrc", ".pypirc", ".git-credentials", ".config/gh", ".config/hub",
+	".local/share/keyrings", ".password-store", ".mozilla", ".config/google-chrome",
+	".config/chromium", ".cargo/credentials", ".cargo/credentials.toml", ".gem/credentials",
+	".vault-token", ".terraform.d/credentials.tfrc.json", ".config/hutch",
+}
+
+// defaultCaps is what a "root" user keeps inside: the file-owning set that
+// container runtimes grant by default, without CAP_SYS_ADMIN, CAP_NET_ADMIN
+// or CAP_NET_RAW.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_SETFCAP",
+}
+
+// DefaultPath is PATH inside when the host has none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// NewPlan resolves spec against host. It is pure: it reads nothing but its
+// arguments.
+func NewPlan(spec Spec, host *Host) (*Plan, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Plan{
+		Hostname:    spec.Hostname,
+		Network:     spec.Network,
+		TTY:         spec.TTY,
+		PreserveFDs: spec.PreserveFDs,
+		StateRoot:   host.RuntimeDir,
+	}
+	expand := func(s string) string {
+		if s == "~" {
+			return host.Home
+		}
+		if strings.HasPrefix(s, "~/") {
+			return filepath.Join(host.Home, s[2:])
+		}
+		return filepath.Clean(s)
+	}
+
+	// Identity and id maps.
+	uid, gid := uint32(host.UID), uint32(host.GID)
+	p.UID, p.GID = uid, gid
+	if spec.User == UserRoot {
+		p.UID, p.GID = 0, 0
+		p.Caps = append([]string(nil), defaultCaps...)
+	}
+	p.UIDMap = userns.Single(p.UID, uid)
+	p.GIDMap = userns.Single(p.GID, gid)
+	if spec.IDMap == IDMapAuto && host.NewUIDMap != "" && host.NewGIDMap != "" &&
+		len(host.SubUIDs) > 0 && len(host.SubGIDs) > 0 {
+		um, err1 := userns.Full(p.UID, uid, host.SubUIDs)
+		gm, err2 := userns.Full(p.GID, gid, host.SubGIDs)
+		if err1 == nil && err2 == nil {
+			p.UIDMap, p.GIDMap, p.MapHelpers = um, gm, true
+			p.NewUIDMap, p.NewGIDMap = host.NewUIDMap, host.NewGIDMap
+		}
+	}
+
+	p.Namespaces = []string{"user", "mount", "pid", "ipc", "uts"}
+	if spec.Network != NetworkHost {
+		p.Namespaces = append(p.Namespaces, "net")
+	}
+	if host.CgroupNS {
+		p.Namespaces = append(p.Namespaces, "cgroup")
+	}
+
+	// Project.
+	project := host.Cwd
+	if spec.Project != "" {
+		project = expand(spec.Project)
+	}
+	bindProject := true
+	if isWithin(project, host.Home) {
+		// The working directory is home or one of its ancestors: binding it
+		// would expose every secret in home.
+		bindProject = false
+		p.Notes = append(p.Notes, fmt.Sprintf("the working directory %s holds your whole home, so it is not bound; cd into a project (or pass --project DIR) to work on it", project))
+	}
+
+	// Mounts, in order: system binds, /dev, /proc, /sys, scratch tmpfs, home,
+	// user binds (parents before children), masks, generated files.
+	m := &p.Mounts
+	add := func(x Mount) { *m = append(*m, x) }
+	hostRoot := map[string]RootEntry{}
+	for _, e := range host.Root {
+		hostRoot[e.Name] = e
+	}
+	for _, name := range systemDirs {
+		e, ok := hostRoot[name]
+		if !ok {
+			continue
+		}
+		if e.Link != "" {
+			add(Mount{Kind: MountSymlink, Src: e.Link, Dst: "/" + name})
+			continue
+		}
+		if e.Dir {
+			add(Mount{Kind: MountBind, Src: "/" + name, Dst: "/" + name, RO: true})
+		}
+	}
+	add(Mount{Kind: MountTmpfs, Dst: "/dev", Mode: 0o755})
+	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		add(Mount{Kind: MountBind, Src: "/dev/" + d, Dst: "/dev/" + d, Dev: true})
+	}
+	add(Mount{Kind: MountDevpts, Dst: "/dev/pts"})
+	add(Mount{Kind: MountSymlink, Src: "pts/ptmx", Dst: "/dev/ptmx"})
+	add(Mount{Kind: MountTmpfs, Dst: "/dev/shm", Mode: 0o1777})
+	add(Mount{Kind: MountMqueue, Dst: "/dev/mqueue", Optional: true})
+	add(Mount{Kind: MountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"})
+	for i, n := range []string{"stdin", "stdout", "stderr"} {
+		add(Mount{Kind: MountSymlink, Src: fmt.Sprintf("/proc/self/fd/%d", i), Dst: "/dev/" + n})
+	}
+	add(Mount{Kind: MountProc, Dst: "/proc"})
+	// What container runtimes mask in /proc: kernel memory, keys, timers and
+	// knobs that reach the host kernel.
+	for _, f := range []string{"kcore", "keys", "key-users", "timer_list", "sched_debug", "latency_stats", "timer_stats", "sysrq-trigger", "kallsyms"} {
+		add(Mount{Kind: MountHide, Dst: "/proc/" + f, Optional: true})
+	}
+	for _, d := range []string{"acpi", "scsi", "asound"} {
+		add(Mount{Kind: MountHide, Dst: "/proc/" + d, Optional: true})
+	}
+	for _, d := range []string{"sys", "irq", "bus", "fs"} {
+		add(Mount{Kind: MountRO, Dst: "/proc/" + d, Optional: true})
+	}
+	if spec.Network != NetworkHost {
+		add(Mount{Kind: MountSysfs, Dst: "/sys", Optional: true})
+		add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
+	}
+	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777})
+	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777})
+	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755})
+	add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700})
+
+	// User binds, sorted so that a parent is mounted before its children; on
+	// the same path the later kind wins (hide over ro over rw).
+	type bind struct {
+		path string
+		kind int // 0 rw, 1 ro, 2 hide
+	}
+	var binds []bind
+	if bindProject {
+		k := 0
+		if spec.ProjectMode == "ro" {
+			k = 1
+		}
+		binds = append(binds, bind{project, k})
+	}
+	for _, s := range spec.RW {
+		binds = append(binds, bind{expand(s), 0})
+	}
+	for _, s := range spec.RO {
+		binds = append(binds, bind{expand(s), 1})
+	}
+	for _, s := range spec.Hide {
+		binds = append(binds, bind{expand(s), 2})
+	}
+	sort.SliceStable(binds, func(i, j int) bool {
+		di, dj := depth(binds[i].path), depth(binds[j].path)
+		if di != dj {
+			return di < dj
+		}
+		return binds[i].kind < binds[j].kind
+	})
+	var visible []string // host trees made visible by binds
+	for _, b := range binds {
+		switch b.kind {
+		case 2:
+			add(Mount{Kind: MountHide, Dst: b.path, Optional: true})
+		default:
+			add(Mount{Kind: MountBind, Src: b.path, Dst: b.path, RO: b.kind == 1})
+			visible = append(visible, b.path)
+		}
+	}
+	// Secrets stay masked under any bind that would reveal them, and so do
+	// hutch's own state and configuration.
+	for _, rel := range secretPaths {
+		s := filepath.Join(host.Home, rel)
+		for _, v := range visible {
+			if isWithin(v, s) && v != s {
+				add(Mount{Kind: MountHide, Dst: s, Optional: true})
+				break
+			}
+		}
+	}
+	if host.RuntimeDir != "" {
+		for _, v := range visible {
+			if isWithin(v, host.RuntimeDir) {
+				add(Mount{Kind: MountHide, Dst: host.RuntimeDir, Optional: true})
+				break
+			}
+		}
+	}
+
+	// Generated files.
+	add(Mount{Kind: MountFile, Dst: "/etc/hostname", Data: spec.Hostname + "\n", Optional: true})
+	add(Mount{Kind: MountFile, Dst: "/etc/hosts", Data: hostsFile(spec.Hostname), Optional: true})
+	if spec.Network != NetworkHost {
+		add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: "# hutch: this sandbox has no network (network = none)\n", Optional: true})
+	}
+
+	// Working directory: the caller's when visible inside, else home.
+	p.Cwd = host.Home
+	if bindProject && isWithin(project, host.Cwd) {
+		p.Cwd = host.Cwd
+	} else {
+		for _, v := range visible {
+			if isWithin(v, host.Cwd) {
+				p.Cwd = host.Cwd
+			}
+		}
+	}
+
+	p.Env = buildEnv(spec, host, p)
+	p.Args = spec.Args
+	if len(p.Args) == 0 {
+		sh := host.Shell
+		if sh == "" {
+			sh = "/bin/sh"
+		}
+		p.Args = []string{sh}
+	}
+	return p, nil
+}
+
+func hostsFile(hostname string) string {
+	return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
+}
+
+// buildEnv clears the environment down to the allowlist, the spec's keep
+// patterns and its explicit settings.
+func buildEnv(spec Spec, host *Host, p *Plan) []string {
+	keep := append(append([]string(nil), defaultEnv...), spec.KeepEnv...)
+	env := map[string]string{}
+	for _, kv := range host.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		for _, pat := range keep {
+			if ok, _ := path.Match(pat, k); ok {
+				env[k] = v
+				break
+			}
+		}
+	}
+	env["HOME"] = host.Home
+	if env["PATH"] == "" {
+		env["PATH"] = DefaultPath
+	}
+	name := host.UserName
+	if p.UID == 0 {
+		name = "root"
+	}
+	if name != "" {
+		env["USER"], env["LOGNAME"] = name, name
+	}
+	if host.Shell != "" && env["SHELL"] == "" {
+		env["SHELL"] = host.Shell
+	}
+	env["container"] = "hutch"
+	for k, v := range spec.Env {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// isWithin reports whether p is dir or beneath it.
+func isWithin(dir, p string) bool {
+	if dir == "/" {
+		return true
+	}
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+func depth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}

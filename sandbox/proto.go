@@ -1,0 +1,90 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// The supervisor and hutch-init talk over two channels (docs/internals.md):
+//
+//   - fd 3 in init, a pipe from the supervisor: one length-prefixed JSON
+//     initConfig, written after the id maps are in place. The supervisor
+//     keeps its end open for its whole life, so EOF tells init that the
+//     supervisor is gone.
+//   - fd 4 in init, a SOCK_SEQPACKET socket to the supervisor: one JSON
+//     message per packet; the pty master travels with a message as
+//     SCM_RIGHTS.
+const (
+	initConfigFD = 3
+	initStatusFD = 4
+	initFirstFD  = 5 // preserved fds start here in init, at 3 in the command
+)
+
+// initConfig is everything init needs: the plan, and facts of this launch.
+type initConfig struct {
+	Plan    *Plan    `json:"plan"`
+	RootDir string   `json:"root_dir"` // an empty host directory to build the root on
+	Winsize *winsize `json:"winsize,omitempty"`
+	// StdioTTY says which of the caller's fds 0-2 are terminals: those are
+	// replaced by the pty's slave.
+	StdioTTY [3]bool `json:"stdio_tty"`
+	UsePTY   bool    `json:"use_pty"`
+}
+
+type winsize struct {
+	Rows, Cols uint16
+}
+
+// statusMsg is a message from init to the supervisor.
+type statusMsg struct {
+	// Exactly one of these is set.
+	Error   *initError `json:"error,omitempty"`   // setup failed
+	PTY     bool       `json:"pty,omitempty"`     // the pty master is attached
+	Started int        `json:"started,omitempty"` // the command runs (its pid inside)
+	Exit    *exitInfo  `json:"exit,omitempty"`    // the command ended
+}
+
+type initError struct {
+	Msg     string           `json:"msg"`
+	Hint    string           `json:"hint,omitempty"`
+	Command CommandErrorKind `json:"command,omitempty"` // set when the command could not be started
+	Name    string           `json:"name,omitempty"`
+}
+
+type exitInfo struct {
+	Code   int `json:"code"`
+	Signal int `json:"signal,omitempty"`
+}
+
+func writeFrame(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(data)))
+	if _, err := w.Write(append(hdr[:], data...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+const maxFrame = 64 << 20
+
+func readFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxFrame {
+		return fmt.Errorf("frame of %d bytes is too large", n)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}

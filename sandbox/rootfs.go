@@ -1,0 +1,358 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// buildRoot lays out plan's mounts on a tmpfs at root and pivots into it.
+// It runs in hutch-init, inside the new user and mount namespaces, before
+// anything of the command's exists.
+func buildRoot(plan *Plan, root string) error {
+	// Nothing we mount may propagate back to the host, and host mounts
+	// coming and going should not pin ours.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("making / a slave mount: %w", err)
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return fmt.Errorf("mounting the root tmpfs: %w", err)
+	}
+	b := &rootBuilder{root: root}
+	for _, m := range plan.Mounts {
+		if err := b.apply(m); err != nil {
+			return err
+		}
+	}
+	if err := b.finishFiles(); err != nil {
+		return err
+	}
+	return pivot(root)
+}
+
+type rootBuilder struct {
+	root    string
+	staging string // a directory on the root tmpfs for generated files
+	n       int
+}
+
+// path returns dst's location in the new root. dst is absolute and clean.
+func (b *rootBuilder) path(dst string) string { return filepath.Join(b.root, dst) }
+
+func (b *rootBuilder) apply(m Mount) error {
+	dst := b.path(m.Dst)
+	wrap := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("%s %s: %w", m.Kind, m.Dst, err)
+	}
+	switch m.Kind {
+	case MountBind:
+		src := m.Src
+		var st unix.Stat_t
+		if err := unix.Stat(src, &st); err != nil {
+			if m.Optional && errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return bindSourceError(m, err)
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if err := mkMountpoint(b.root, m.Dst, isDir); err != nil {
+			return wrap(err)
+		}
+		if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return wrap(err)
+		}
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID}
+		if !m.Dev {
+			attr.Attr_set |= unix.MOUNT_ATTR_NODEV
+		}
+		if m.RO {
+			attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+		}
+		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr))
+	case MountTmpfs:
+		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+			return wrap(err)
+		}
+		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+		if m.RO {
+			flags |= unix.MS_RDONLY
+		}
+		return wrap(unix.Mount("tmpfs", dst, "tmpfs", flags, fmt.Sprintf("mode=%04o", m.Mode)))
+	case MountProc:
+		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+			return wrap(err)
+		}
+		err := unix.Mount("proc", dst, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		if err != nil {
+			return withHint(wrap(err), "the kernel refuses a new /proc when the host's /proc is partly covered by other mounts (as inside some containers); run hutch on the host or in a container started with an unmasked /proc")
+		}
+		return nil
+	case MountSysfs:
+		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+			return wrap(err)
+		}
+		err := unix.Mount("sysfs", dst, "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, "")
+		if err != nil && m.Optional {
+			return nil // /sys is then absent, which the plan allows
+		}
+		return wrap(err)
+	case MountDevpts:
+		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+			return wrap(err)
+		}
+		// No gid=5: under a one-id map the tty group is not mapped.
+		return wrap(unix.Mount("devpts", dst, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"))
+	case MountMqueue:
+		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+			return wrap(err)
+		}
+		err := unix.Mount("mqueue", dst, "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		if err != nil && m.Optional {
+			os.Remove(dst)
+			return nil
+		}
+		return wrap(err)
+	case MountSymlink:
+		if err := mkMountpoint(b.root, filepath.Dir(m.Dst), true); err != nil {
+			return wrap(err)
+		}
+		return wrap(os.Symlink(m.Src, dst))
+	case MountHide:
+		var st unix.Stat_t
+		if err := unix.Lstat(dst, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) && m.Optional {
+				return nil
+			}
+			return wrap(err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			return wrap(unix.Mount("tmpfs", dst, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0555"))
+		case unix.S_IFLNK:
+			// A link resolves inside the sandbox's own view; there is nothing
+			// behind it to mask.
+			return nil
+		default:
+			empty, err := b.emptyFile()
+			if err != nil {
+				return wrap(err)
+			}
+			if err := unix.Mount(empty, dst, "", unix.MS_BIND, ""); err != nil {
+				return wrap(err)
+			}
+			attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+			return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr))
+		}
+	case MountRO:
+		if _, err := os.Lstat(dst); err != nil {
+			if os.IsNotExist(err) && m.Optional {
+				return nil
+			}
+			return wrap(err)
+		}
+		if err := unix.Mount(dst, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return wrap(err)
+		}
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr))
+	case MountFile:
+		return wrap(b.file(m))
+	}
+	return fmt.Errorf("unknown mount kind %q", m.Kind)
+}
+
+func bindSourceError(m Mount, err error) error {
+	e := fmt.Errorf("cannot bind %s: %w", m.Src, err)
+	if errors.Is(err, unix.ENOENT) {
+		return withHint(e, "the path does not exist on the host; create it or remove it from --rw/--ro")
+	}
+	return e
+}
+
+// stage returns the staging directory on the root tmpfs, creating it.
+func (b *rootBuilder) stage() (string, error) {
+	if b.staging == "" {
+		b.staging = filepath.Join(b.root, ".hutch-staging")
+		if err := os.Mkdir(b.staging, 0o755); err != nil {
+			return "", err
+		}
+	}
+	return b.staging, nil
+}
+
+func (b *rootBuilder) emptyFile() (string, error) {
+	dir, err := b.stage()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "empty")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return p, os.WriteFile(p, nil, 0o444)
+}
+
+// file puts a generated file at m.Dst: written in place when its directory
+// is on a writable tmpfs, bound over the existing file otherwise (as for
+// /etc inside a read-only bind). A symlink at m.Dst is followed inside the
+// new root, as the command would follow it.
+func (b *rootBuilder) file(m Mount) error {
+	target, err := resolveIn(b.root, m.Dst)
+	if err != nil {
+		if m.Optional {
+			return nil
+		}
+		return err
+	}
+	dst := b.path(target)
+	dir, err := b.stage()
+	if err != nil {
+		return err
+	}
+	b.n++
+	src := filepath.Join(dir, fmt.Sprintf("file%d", b.n))
+	if err := os.WriteFile(src, []byte(m.Data), 0o644); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(dst); os.IsNotExist(err) {
+		// Create it when its directory exists and can take it (a tmpfs).
+		if f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		} else if m.Optional {
+			return nil
+		} else {
+			return err
+		}
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	return unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr)
+}
+
+// finishFiles removes the staging directory: binds keep their inodes alive.
+func (b *rootBuilder) finishFiles() error {
+	if b.staging == "" {
+		return nil
+	}
+	return os.RemoveAll(b.staging)
+}
+
+// resolveIn follows symlinks in p (absolute, inside root) as a process with
+// root as its / would, and returns the path inside root.
+func resolveIn(root, p string) (string, error) {
+	for hops := 0; hops < 40; hops++ {
+		cur := "/"
+		parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+		followed := false
+		for i, part := range parts {
+			next := filepath.Join(cur, part)
+			fi, err := os.Lstat(filepath.Join(root, next))
+			if err != nil {
+				if os.IsNotExist(err) {
+					return filepath.Join(append([]string{next}, parts[i+1:]...)...), nil
+				}
+				return "", err
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				link, err := os.Readlink(filepath.Join(root, next))
+				if err != nil {
+					return "", err
+				}
+				if !filepath.IsAbs(link) {
+					link = filepath.Join(cur, link)
+				}
+				p = filepath.Join(append([]string{link}, parts[i+1:]...)...)
+				followed = true
+				break
+			}
+			cur = next
+		}
+		if !followed {
+			return cur, nil
+		}
+	}
+	return "", fmt.Errorf("too many levels of symbolic links in %s", p)
+}
+
+// mkMountpoint creates rel (absolute, inside root) as a directory or an
+// empty file, refusing to pass through a symlink: a bound tree may hold
+// links planted by its owner, and a mount must not land outside its place.
+func mkMountpoint(root, rel string, dir bool) error {
+	parts := strings.Split(strings.Trim(rel, "/"), "/")
+	if rel == "/" {
+		return nil
+	}
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer func() { unix.Close(fd) }()
+	for i, part := range parts {
+		last := i == len(parts)-1
+		if last && !dir {
+			nfd, err := unix.Openat(fd, part, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				var st unix.Stat_t
+				if unix.Fstatat(fd, part, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+					return nil // exists (say, a device node or a read-only file)
+				}
+				return fmt.Errorf("creating mount point %s: %w", rel, err)
+			}
+			unix.Close(nfd)
+			return nil
+		}
+		err := unix.Mkdirat(fd, part, 0o755)
+		if err != nil && err != unix.EEXIST {
+			// On a read-only bind the directory must already exist.
+			var st unix.Stat_t
+			if unix.Fstatat(fd, part, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+				return fmt.Errorf("creating mount point %s: %w", rel, err)
+			}
+		}
+		nfd, err := unix.Openat(fd, part, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if err == unix.ELOOP || err == unix.ENOTDIR {
+				return fmt.Errorf("mount point %s passes through a symlink or non-directory at %s", rel, part)
+			}
+			return fmt.Errorf("creating mount point %s: %w", rel, err)
+		}
+		unix.Close(fd)
+		fd = nfd
+	}
+	return nil
+}
+
+// pivot makes root the new / and detaches the old one entirely.
+func pivot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one at /;
+	// unmounting "." then drops the old root without needing a directory
+	// for it (runc does the same).
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
+		return fmt.Errorf("making / read-only: %w", err)
+	}
+	return nil
+}
+
+func readSmallFile(p string) ([]byte, error) { return os.ReadFile(p) }
