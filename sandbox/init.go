@@ -32,7 +32,7 @@ func InitMain() int {
 		return 125
 	}
 	// Never let the command inherit anything of ours it was not given.
-	markCloexecFrom(initFirstFD)
+	markCloexecFrom(initConfigFD)
 	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
 	// have our /proc files opened by it: this process holds capabilities
 	// in the sandbox's namespaces and the mounts' keys.

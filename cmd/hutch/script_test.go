@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -41,6 +44,11 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Condition: condition,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"status":    cmdStatus,
+			"idself":    cmdIDSelf,
+			"ownedbyme": cmdOwnedByMe,
+		},
 	})
 }
 
@@ -74,4 +82,46 @@ func cutPrefix(s, p string) (string, bool) {
 		return s[len(p):], true
 	}
 	return "", false
+}
+
+// status N PROG [ARGS...] runs PROG and fails unless it exits with N.
+func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: status N PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("status: %v", err)
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("status: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+// idself sets UID_SELF and GID_SELF to the test's own ids.
+func cmdIDSelf(ts *testscript.TestScript, neg bool, args []string) {
+	ts.Setenv("UID_SELF", strconv.Itoa(os.Getuid()))
+	ts.Setenv("GID_SELF", strconv.Itoa(os.Getgid()))
+}
+
+// ownedbyme FILE fails unless FILE is owned by the test's uid.
+func cmdOwnedByMe(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: ownedbyme FILE")
+	}
+	fi, err := os.Lstat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	uid := int(fi.Sys().(*syscall.Stat_t).Uid)
+	if (uid == os.Getuid()) == neg {
+		ts.Fatalf("%s is owned by uid %d; test runs as %d", args[0], uid, os.Getuid())
+	}
 }
