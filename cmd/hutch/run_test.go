@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/hutch-sandbox/hutch/internal/testenv"
+)
+
+// hutchCmd returns a command that runs this test binary as hutch (TestMain
+// dispatches on argv[0]), in a fresh home and project.
+func hutchCmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	proj := filepath.Join(home, "proj")
+	if err := os.Mkdir(proj, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := &exec.Cmd{Path: exe, Args: append([]string{"hutch"}, args...), Dir: proj}
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	return cmd
+}
+
+// TestRunPTY: under a terminal the command gets a pty of the sandbox's own
+// devpts, never the caller's terminal, and its window size.
+func TestRunPTY(t *testing.T) {
+	testenv.RequireUserNS(t)
+	cmd := hutchCmd(t, "run", "--", "sh", "-c",
+		`tty; readlink /proc/self/fd/0; ls /dev/pts | tr '\n' ' '; echo; stty size; echo done`)
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 33, Cols: 101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var out bytes.Buffer
+	io.Copy(&out, ptmx) // ends with EIO when hutch exits
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("hutch: %v\n%s", err, out.String())
+	}
+	got := strings.ReplaceAll(out.String(), "\r\n", "\n")
+	callerTTY, _ := os.Readlink("/proc/self/fd/0")
+	for _, want := range []string{"/dev/pts/0\n/dev/pts/0\n", "0 ptmx \n", "33 101\n", "done\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if callerTTY != "" && strings.Contains(got, callerTTY+"\n") && callerTTY != "/dev/pts/0" {
+		t.Errorf("the command sees the caller's terminal %s:\n%s", callerTTY, got)
+	}
+}
+
+// TestRunNoTTYSetsid: without a terminal the command is in a new session
+// with no controlling terminal, so TIOCSTI on an inherited tty fails.
+func TestRunNoTTYSetsid(t *testing.T) {
+	testenv.RequireUserNS(t)
+	cmd := hutchCmd(t, "run", "--", "sh", "-c", `cat /proc/self/stat | cut -d' ' -f6,7`)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Field 6 is the session id, field 7 the controlling tty (0: none).
+	f := strings.Fields(string(out))
+	if len(f) != 2 || f[1] != "0" {
+		t.Fatalf("want no controlling tty, got %q", out)
+	}
+}
+
+// TestRunKill9LeavesNothing: kill -9 of the supervisor at a moment when the
+// sandbox is running takes the whole sandbox with it, and the next run
+// collects the dead run's state directory.
+func TestRunKill9LeavesNothing(t *testing.T) {
+	testenv.RequireUserNS(t)
+	marker := fmt.Sprintf("hutch-kill9-%d-%d", os.Getpid(), time.Now().UnixNano())
+	runtimeDir := t.TempDir()
+	os.Chmod(runtimeDir, 0o700)
+	cmd := hutchCmd(t, "run", "--", "sh", "-c", "echo ready; sleep 1000; : "+marker)
+	cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtimeDir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("sandbox did not start: %q", line)
+	}
+	// The sandboxed shell: the one with the marker in another pid namespace.
+	ourPidNS, _ := os.Readlink("/proc/self/ns/pid")
+	var mntns string
+	for _, pid := range pgrep(t, marker) {
+		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); ns != ourPidNS {
+			mntns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		}
+	}
+	if mntns == "" {
+		t.Fatal("the sandboxed shell is not visible from the host")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	// The kernel tears the pid namespace down asynchronously; wait for it
+	// (this bounds the wait, it does not time anything).
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pgrep(t, marker)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sandboxed processes outlived kill -9 of hutch: %v", pgrep(t, marker))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// No process is left in the sandbox's mount namespace, so its mounts
+	// are gone with it.
+	for _, pid := range allPids() {
+		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); ns == mntns {
+			t.Errorf("pid %d still holds the sandbox's mount namespace %s", pid, mntns)
+		}
+	}
+	// The dead run's state directory is collected by the next run.
+	runs, _ := filepath.Glob(filepath.Join(runtimeDir, "hutch", "run-*"))
+	if len(runs) != 1 {
+		t.Fatalf("want the killed run's state dir left behind, have %v", runs)
+	}
+	next := hutchCmd(t, "run", "--", "true")
+	next.Env = append(next.Env, "XDG_RUNTIME_DIR="+runtimeDir)
+	if out, err := next.CombinedOutput(); err != nil {
+		t.Fatalf("next run: %v\n%s", err, out)
+	}
+	if runs, _ := filepath.Glob(filepath.Join(runtimeDir, "hutch", "run-*")); len(runs) != 0 {
+		t.Fatalf("stale state dirs not collected: %v", runs)
+	}
+}
+
+// TestRunSecondSignalKills: a command that ignores SIGTERM is killed by a
+// second one, and hutch reports 128+9.
+func TestRunSecondSignalKills(t *testing.T) {
+	testenv.RequireUserNS(t)
+	cmd := hutchCmd(t, "run", "--", "sh", "-c", `trap "" TERM INT; echo ready; while :; do sleep 1; done`)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	bufio.NewReader(stdout).ReadString('\n')
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.ExitCode() != 137 {
+		t.Fatalf("want exit status 137, got %v", err)
+	}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+func allPids() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// pgrep returns the pids whose command line contains s.
+func pgrep(t *testing.T, s string) []int {
+	var out []int
+	for _, pid := range allPids() {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && bytes.Contains(data, []byte(s)) && pid != os.Getpid() {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestRunKill9AnyMoment: kill -9 of hutch at any point of start-up, from
+// before the namespaces exist to after the command runs, leaves no process
+// behind.
+func TestRunKill9AnyMoment(t *testing.T) {
+	testenv.RequireUserNS(t)
+	marker := fmt.Sprintf("hutch-anymoment-%d", os.Getpid())
+	runtimeDir := t.TempDir()
+	os.Chmod(runtimeDir, 0o700)
+	for i := 0; i < 24; i++ {
+		cmd := hutchCmd(t, "run", "--", "sh", "-c", "sleep 1000; : "+marker)
+		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtimeDir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Spread the kills over start-up: 0, 1, 2, ... ms after the start.
+		time.Sleep(time.Duration(i) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := pgrep(t, marker)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes outlived kill -9 of hutch: %v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
