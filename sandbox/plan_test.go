@@ -1,0 +1,182 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hutch-sandbox/hutch/userns"
+)
+
+var update = flag.Bool("update", false, "rewrite golden plans in testdata/plans")
+
+func testHost() *Host {
+	return &Host{
+		UID: 1000, GID: 1000, UserName: "dev", Home: "/home/dev", Shell: "/bin/bash",
+		Cwd: "/home/dev/src/app",
+		Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/dev", "TERM=xterm", "LANG=C.UTF-8",
+			"LC_ALL=C", "NPM_TOKEN=secret", "AWS_SECRET_ACCESS_KEY=x", "SSH_AUTH_SOCK=/run/user/1000/ssh", "MY_VAR=1"},
+		SubUIDs:   []userns.Range{{Start: 100000, Count: 65536}},
+		SubGIDs:   []userns.Range{{Start: 100000, Count: 65536}},
+		NewUIDMap: "/usr/bin/newuidmap", NewGIDMap: "/usr/bin/newgidmap",
+		Root: []RootEntry{
+			{Name: "bin", Dir: true, Link: "usr/bin"}, {Name: "boot", Dir: true}, {Name: "etc", Dir: true},
+			{Name: "home", Dir: true}, {Name: "lib", Dir: true, Link: "usr/lib"}, {Name: "lib64", Dir: true, Link: "usr/lib64"},
+			{Name: "opt", Dir: true}, {Name: "root", Dir: true}, {Name: "sbin", Dir: true, Link: "usr/sbin"},
+			{Name: "usr", Dir: true}, {Name: "var", Dir: true}, {Name: "vmlinuz", Link: "boot/vmlinuz"},
+		},
+		RuntimeDir: "/run/user/1000/hutch",
+		CgroupNS:   true,
+	}
+}
+
+// TestPlanGolden pins whole plans; refresh with go test ./sandbox -update.
+func TestPlanGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		spec Spec
+		host func(*Host)
+	}{
+		{"default", Spec{Args: []string{"npm", "install"}}, nil},
+		{"root-single", Spec{Args: []string{"id"}, User: "root", IDMap: "single"}, nil},
+		{"no-subuid", Spec{Args: []string{"id"}}, func(h *Host) { h.SubUIDs = nil }},
+		{"binds", Spec{Args: []string{"make"}, RW: []string{"~/.cache/go-build"}, RO: []string{"/srv/data"},
+			Hide: []string{"/home/dev/src/app/.env"}, Env: map[string]string{"CI": "1"}, KeepEnv: []string{"MY_*"},
+			Hostname: "box", PreserveFDs: 2}, nil},
+		{"in-home", Spec{}, func(h *Host) { h.Cwd = "/home/dev" }},
+		{"host-network", Spec{Args: []string{"curl"}, Network: "host"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := testHost()
+			if tt.host != nil {
+				tt.host(h)
+			}
+			p, err := NewPlan(tt.spec, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := json.MarshalIndent(p, "", "  ")
+			got = append(got, '\n')
+			path := filepath.Join("..", "testdata", "plans", tt.name+".json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("plan differs from %s (run with -update if intended):\n%s", path, got)
+			}
+		})
+	}
+}
+
+func TestPlanInvariants(t *testing.T) {
+	p, err := NewPlan(Spec{Args: []string{"sh"}, RW: []string{"~"}}, testHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(p.Env, "\n")
+	for _, secret := range []string{"NPM_TOKEN", "AWS_SECRET", "SSH_AUTH_SOCK", "MY_VAR"} {
+		if strings.Contains(env, secret) {
+			t.Errorf("env passes %s", secret)
+		}
+	}
+	// Binding all of home still masks the secrets beneath it, and hutch's
+	// own state.
+	hidden := map[string]bool{}
+	for _, m := range p.Mounts {
+		if m.Kind == MountHide {
+			hidden[m.Dst] = true
+		}
+	}
+	for _, s := range []string{"/home/dev/.ssh", "/home/dev/.aws", "/home/dev/.gnupg", "/home/dev/.config/hutch"} {
+		if !hidden[s] {
+			t.Errorf("%s is not masked under a bind of ~", s)
+		}
+	}
+	if !p.MapHelpers || len(p.UIDMap) != 3 {
+		t.Errorf("want a full keep-id map through helpers, got %+v", p.UIDMap)
+	}
+	if len(p.Caps) != 0 {
+		t.Errorf("user self must have no capabilities, got %v", p.Caps)
+	}
+	// Parents are mounted before children.
+	seen := map[string]int{}
+	for i, m := range p.Mounts {
+		seen[m.Dst] = i
+	}
+	if seen["/home/dev"] > seen["/home/dev/.ssh"] {
+		t.Errorf("home mounted after its masks")
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	tests := []struct {
+		spec    Spec
+		wantErr string // "" = valid
+	}{
+		{Spec{}, ""},
+		{Spec{User: "admin"}, `user "admin" is not one of self, root`},
+		{Spec{IDMap: "x"}, `idmap "x" is not one of auto, single`},
+		{Spec{Network: "slirp"}, `network "slirp" is not one of none, host`},
+		{Spec{Hostname: "-bad"}, `hostname "-bad"`},
+		{Spec{Hostname: strings.Repeat("a", 65)}, `is not a valid host name`},
+		{Spec{RW: []string{"relative/path"}}, `rw path "relative/path" must be absolute`},
+		{Spec{RO: []string{"~/ok", "/ok"}}, ""},
+		{Spec{Env: map[string]string{"A=B": "x"}}, `environment variable name "A=B" is invalid`},
+		{Spec{KeepEnv: []string{"[bad"}}, `keep-env pattern "[bad" is not a valid glob`},
+		{Spec{PreserveFDs: -1}, `preserve-fds -1 is out of range`},
+		{Spec{TTY: "sometimes"}, `tty "sometimes"`},
+	}
+	for _, tt := range tests {
+		err := tt.spec.Validate()
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%+v: unexpected error %v", tt.spec, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%+v: error %v, want it to contain %q", tt.spec, err, tt.wantErr)
+		}
+	}
+}
+
+func TestResolveIn(t *testing.T) {
+	root := t.TempDir()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	must(os.MkdirAll(filepath.Join(root, "run/systemd/resolve"), 0o755))
+	must(os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(root, "etc/resolv.conf")))
+	must(os.Symlink("/etc/loop2", filepath.Join(root, "etc/loop1")))
+	must(os.Symlink("/etc/loop1", filepath.Join(root, "etc/loop2")))
+	must(os.Symlink("/../../../../etc/passwd", filepath.Join(root, "etc/escape")))
+	tests := []struct{ in, want string }{
+		{"/etc/resolv.conf", "/run/systemd/resolve/stub-resolv.conf"},
+		{"/etc/hosts", "/etc/hosts"},
+		{"/etc/escape", "/etc/passwd"}, // stays inside root
+		{"/etc/loop1", ""},
+	}
+	for _, tt := range tests {
+		got, err := resolveIn(root, tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("%s: want an error, got %s", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: got %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
