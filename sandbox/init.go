@@ -75,17 +75,22 @@ func InitMain() int {
 		os.Exit(137)
 	}()
 
+	tm := &timing{origin: cfg.TimingOrigin, who: "init", w: os.Stderr}
+	tm.mark("config read")
 	plan := cfg.Plan
 	if err := setupNamespaces(plan); err != nil {
 		return fail(err)
 	}
-	if err := buildRoot(plan, cfg.RootDir); err != nil {
+	tm.mark("hostname, lo")
+	if err := buildRoot(plan, cfg.RootDir, tm); err != nil {
 		return fail(err)
 	}
+	tm.mark("root built")
 	pid, err := startCommand(plan, &cfg, status)
 	if err != nil {
 		return fail(err)
 	}
+	tm.mark("command forked")
 	sendStatus(status, statusMsg{Started: pid}, -1)
 	dropAllCaps()
 	ex := reap(pid, sigs)

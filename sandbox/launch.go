@@ -24,6 +24,18 @@ type Stdio struct {
 	Stdin, Stdout, Stderr *os.File
 }
 
+// LaunchOptions tune how a plan is launched, not what it does.
+type LaunchOptions struct {
+	// DebugTiming prints start-up phases to stderr.
+	DebugTiming bool
+	// Origin is when the run started (CLOCK_MONOTONIC ns) for DebugTiming;
+	// 0 means when Launch was called.
+	Origin int64
+}
+
+// MonotonicNow is the clock DebugTiming measures against.
+func MonotonicNow() int64 { return monotonicNow() }
+
 // Result is how a sandboxed command ended.
 type Result struct {
 	// ExitCode is the command's status, or 128+Signal when a signal killed it.
@@ -40,7 +52,15 @@ var cloneFlags = map[string]uintptr{
 // Launch runs plan and returns how its command ended. It is the supervisor:
 // it owns the run's state directory, writes the id maps, hands hutch-init
 // its config, relays signals and the terminal, and cleans up on every path.
-func Launch(ctx context.Context, plan *Plan, stdio Stdio) (*Result, error) {
+func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*Result, error) {
+	tm := &timing{who: "supervisor", w: stdio.Stderr}
+	if opts.DebugTiming {
+		tm.origin = opts.Origin
+		if tm.origin == 0 {
+			tm.origin = monotonicNow()
+		}
+		tm.mark("launch")
+	}
 	// Fds the caller leaked to us (not close-on-exec) must not reach the
 	// sandbox; the ones asked for are passed explicitly below.
 	markCloexecFrom(3)
@@ -51,7 +71,8 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio) (*Result, error) {
 	}
 	defer rs.close()
 
-	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir()}
+	tm.mark("state dir")
+	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin}
 	switch plan.TTY {
 	case "auto":
 		cfg.UsePTY = isTerminal(int(stdio.Stdin.Fd()))
@@ -101,7 +122,9 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio) (*Result, error) {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{InitName},
-		Env:        []string{},
+		// One P is plenty for a process that mostly waits, and spares the
+		// thread start-ups and wake-ups of an idle Go runtime.
+		Env:        []string{"GOMAXPROCS=1"},
 		Stdin:      stdio.Stdin,
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,
@@ -140,7 +163,13 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio) (*Result, error) {
 			return
 		}
 		started <- nil
-		exited <- cmd.Wait()
+		err := cmd.Wait()
+		if tm.origin != 0 && cmd.ProcessState != nil {
+			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			fmt.Fprintf(stdio.Stderr, "hutch: timing: init and command used %.2fms user, %.2fms system\n",
+				float64(ru.Utime.Nano())/1e6, float64(ru.Stime.Nano())/1e6)
+		}
+		exited <- err
 	}()
 	err = <-started
 	cfgR.Close()
@@ -148,6 +177,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio) (*Result, error) {
 	if err != nil {
 		return nil, startError(err)
 	}
+	tm.mark("init started")
 	pid := cmd.Process.Pid
 	kill := func() { unix.Kill(pid, unix.SIGKILL) }
 
@@ -158,13 +188,14 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio) (*Result, error) {
 			return nil, err
 		}
 	}
+	tm.mark("id maps written")
 	if err := writeFrame(cfgW, cfg); err != nil {
 		kill()
 		<-exited
 		return nil, fmt.Errorf("sending the plan to hutch-init: %w", err)
 	}
 
-	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg}
+	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg, tm: tm}
 	return sup.run(ctx, statusParent, exited)
 }
 
@@ -173,6 +204,7 @@ type supervisor struct {
 	stdio Stdio
 	cfg   *initConfig
 
+	tm      *timing
 	master  *os.File
 	relayWG sync.WaitGroup
 	restore func()
@@ -218,7 +250,10 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error
 					initErr = err
 					unix.Kill(s.pid, unix.SIGKILL)
 				}
+			case r.msg.Started != 0:
+				s.tm.mark("command started")
 			case r.msg.Exit != nil:
+				s.tm.mark("command exited")
 				res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal}
 			}
 		case sig := <-sigs:
@@ -240,6 +275,7 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error
 			ctx = context.Background()
 		case waitErr = <-exited:
 			initDone = true
+			s.tm.mark("init reaped")
 		}
 	}
 	// Collect what init sent before it exited.

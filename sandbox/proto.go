@@ -31,6 +31,8 @@ type initConfig struct {
 	// replaced by the pty's slave.
 	StdioTTY [3]bool `json:"stdio_tty"`
 	UsePTY   bool    `json:"use_pty"`
+	// TimingOrigin, when not 0, asks init to print its phases (--debug-timing).
+	TimingOrigin int64 `json:"timing_origin,omitempty"`
 }
 
 type winsize struct {

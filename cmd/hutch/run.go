@@ -37,6 +37,7 @@ func runCommand() *cli.Command {
 		Flags: append(sandboxFlags(),
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the resolved plan instead of running it"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
+			&cli.BoolFlag{Name: "debug-timing", Usage: "print where start-up time goes"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() == 0 {
@@ -132,6 +133,10 @@ func specFromFlags(c *cli.Context, args []string) (sandbox.Spec, error) {
 }
 
 func runSpec(c *cli.Context, spec sandbox.Spec) error {
+	opts := sandbox.LaunchOptions{DebugTiming: c.Bool("debug-timing")}
+	if opts.DebugTiming {
+		opts.Origin = sandbox.MonotonicNow()
+	}
 	host, err := sandbox.ProbeHost()
 	if err != nil {
 		return err
@@ -151,7 +156,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	for _, n := range plan.Notes {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
 	}
-	res, err := sandbox.Launch(c.Context, plan, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	res, err := sandbox.Launch(c.Context, plan, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	if err != nil {
 		return err
 	}
