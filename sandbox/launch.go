@@ -120,8 +120,8 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{InitName},
+		Path: "/proc/self/exe",
+		Args: []string{InitName},
 		// One P is plenty for a process that mostly waits, and spares the
 		// thread start-ups and wake-ups of an idle Go runtime.
 		Env:        []string{"GOMAXPROCS=1"},
