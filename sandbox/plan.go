@@ -211,10 +211,14 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, d := range []string{"sys", "irq", "bus", "fs"} {
 		add(Mount{Kind: MountRO, Dst: "/proc/" + d, Optional: true})
 	}
+	// A new sysfs needs the sandbox's own net namespace; with the host's
+	// network, the host's /sys is bound read-only instead.
 	if spec.Network != NetworkHost {
 		add(Mount{Kind: MountSysfs, Dst: "/sys", Optional: true})
-		add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
+	} else {
+		add(Mount{Kind: MountBind, Src: "/sys", Dst: "/sys", RO: true, Optional: true})
 	}
+	add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
 	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777})
 	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777})
 	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755})
@@ -287,9 +291,10 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: "# hutch: this sandbox has no network (network = none)\n", Optional: true})
 	}
 
-	// Working directory: the caller's when visible inside, else home.
-	p.Cwd = host.Home
-	if bindProject && isWithin(project, host.Cwd) {
+	// Working directory: the caller's when visible inside (home itself is,
+	// as an empty tmpfs), else /.
+	p.Cwd = "/"
+	if host.Cwd == host.Home || bindProject && isWithin(project, host.Cwd) {
 		p.Cwd = host.Cwd
 	} else {
 		for _, v := range visible {
