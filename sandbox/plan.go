@@ -109,9 +109,10 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	fs := spec.Filesystem
 	p := &Plan{
-		Hostname:    spec.Hostname,
-		Network:     spec.Network,
+		Hostname:    spec.Process.Hostname,
+		Network:     spec.Network.Mode,
 		TTY:         spec.TTY,
 		PreserveFDs: spec.PreserveFDs,
 		StateRoot:   host.RuntimeDir,
@@ -129,13 +130,13 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	// Identity and id maps.
 	uid, gid := uint32(host.UID), uint32(host.GID)
 	p.UID, p.GID = uid, gid
-	if spec.User == UserRoot {
+	if spec.Process.User == UserRoot {
 		p.UID, p.GID = 0, 0
 		p.Caps = append([]string(nil), defaultCaps...)
 	}
 	p.UIDMap = userns.Single(p.UID, uid)
 	p.GIDMap = userns.Single(p.GID, gid)
-	if spec.IDMap == IDMapAuto && host.NewUIDMap != "" && host.NewGIDMap != "" &&
+	if spec.Process.IDMap == IDMapAuto && host.NewUIDMap != "" && host.NewGIDMap != "" &&
 		len(host.SubUIDs) > 0 && len(host.SubGIDs) > 0 {
 		um, err1 := userns.Full(p.UID, uid, host.SubUIDs)
 		gm, err2 := userns.Full(p.GID, gid, host.SubGIDs)
@@ -146,7 +147,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	}
 
 	p.Namespaces = []string{"user", "mount", "pid", "ipc", "uts"}
-	if spec.Network != NetworkHost {
+	if spec.Network.Mode != NetworkHost {
 		p.Namespaces = append(p.Namespaces, "net")
 	}
 	if host.CgroupNS {
@@ -155,8 +156,8 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 
 	// Project.
 	project := host.Cwd
-	if spec.Project != "" {
-		project = expand(spec.Project)
+	if fs.Project != "" {
+		project = expand(fs.Project)
 	}
 	bindProject := true
 	if isWithin(project, host.Home) {
@@ -213,7 +214,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	}
 	// A new sysfs needs the sandbox's own net namespace; with the host's
 	// network, the host's /sys is bound read-only instead.
-	if spec.Network != NetworkHost {
+	if spec.Network.Mode != NetworkHost {
 		add(Mount{Kind: MountSysfs, Dst: "/sys", Optional: true})
 	} else {
 		add(Mount{Kind: MountBind, Src: "/sys", Dst: "/sys", RO: true, Optional: true})
@@ -222,30 +223,30 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777})
 	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777})
 	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755})
-	add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700})
+	if fs.Home == "ro" {
+		add(Mount{Kind: MountBind, Src: host.Home, Dst: host.Home, RO: true})
+	} else {
+		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700})
+	}
 
 	// User binds, sorted so that a parent is mounted before its children; on
 	// the same path the later kind wins (hide over ro over rw).
 	type bind struct {
 		path string
-		kind int // 0 rw, 1 ro, 2 hide
+		kind int // 0 rw, 1 ro, 2 tmpfs, 3 hide
 	}
 	var binds []bind
 	if bindProject {
 		k := 0
-		if spec.ProjectMode == "ro" {
+		if fs.ProjectMode == "ro" {
 			k = 1
 		}
 		binds = append(binds, bind{project, k})
 	}
-	for _, s := range spec.RW {
-		binds = append(binds, bind{expand(s), 0})
-	}
-	for _, s := range spec.RO {
-		binds = append(binds, bind{expand(s), 1})
-	}
-	for _, s := range spec.Hide {
-		binds = append(binds, bind{expand(s), 2})
+	for k, list := range [][]string{fs.RW, fs.RO, fs.Tmpfs, fs.Hide} {
+		for _, s := range list {
+			binds = append(binds, bind{expand(s), k})
+		}
 	}
 	sort.SliceStable(binds, func(i, j int) bool {
 		di, dj := depth(binds[i].path), depth(binds[j].path)
@@ -255,9 +256,14 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		return binds[i].kind < binds[j].kind
 	})
 	var visible []string // host trees made visible by binds
+	if fs.Home == "ro" {
+		visible = append(visible, host.Home)
+	}
 	for _, b := range binds {
 		switch b.kind {
 		case 2:
+			add(Mount{Kind: MountTmpfs, Dst: b.path, Mode: 0o755})
+		case 3:
 			add(Mount{Kind: MountHide, Dst: b.path, Optional: true})
 		default:
 			add(Mount{Kind: MountBind, Src: b.path, Dst: b.path, RO: b.kind == 1})
@@ -285,9 +291,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	}
 
 	// Generated files.
-	add(Mount{Kind: MountFile, Dst: "/etc/hostname", Data: spec.Hostname + "\n", Optional: true})
-	add(Mount{Kind: MountFile, Dst: "/etc/hosts", Data: hostsFile(spec.Hostname), Optional: true})
-	if spec.Network != NetworkHost {
+	add(Mount{Kind: MountFile, Dst: "/etc/hostname", Data: spec.Process.Hostname + "\n", Optional: true})
+	add(Mount{Kind: MountFile, Dst: "/etc/hosts", Data: hostsFile(spec.Process.Hostname), Optional: true})
+	if spec.Network.Mode != NetworkHost {
 		add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: "# hutch: this sandbox has no network (network = none)\n", Optional: true})
 	}
 
@@ -307,6 +313,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	p.Env = buildEnv(spec, host, p)
 	p.Args = spec.Args
 	if len(p.Args) == 0 {
+		p.Args = spec.Process.Shell
+	}
+	if len(p.Args) == 0 {
 		sh := host.Shell
 		if sh == "" {
 			sh = "/bin/sh"
@@ -323,15 +332,17 @@ func hostsFile(hostname string) string {
 // buildEnv clears the environment down to the allowlist, the spec's keep
 // patterns and its explicit settings.
 func buildEnv(spec Spec, host *Host, p *Plan) []string {
-	keep := append(append([]string(nil), defaultEnv...), spec.KeepEnv...)
+	keep := append(append([]string(nil), defaultEnv...), spec.Env.Keep...)
 	env := map[string]string{}
 	for _, kv := range host.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
 		}
+		// A secret-looking variable passes only when named exactly.
+		secret := secretEnv(k)
 		for _, pat := range keep {
-			if ok, _ := path.Match(pat, k); ok {
+			if ok, _ := path.Match(pat, k); ok && (!secret || pat == k) {
 				env[k] = v
 				break
 			}
@@ -352,7 +363,7 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 		env["SHELL"] = host.Shell
 	}
 	env["container"] = "hutch"
-	for k, v := range spec.Env {
+	for k, v := range spec.Env.Set {
 		env[k] = v
 	}
 	out := make([]string, 0, len(env))
@@ -376,4 +387,17 @@ func depth(p string) int {
 		return 0
 	}
 	return strings.Count(p, "/")
+}
+
+// secretEnvPatterns name variables that usually hold credentials; globs
+// never pass them, only an exact name in env.keep does.
+var secretEnvPatterns = []string{"*_TOKEN", "*_SECRET", "*_SECRET_*", "*_PASSWORD", "*_PASSWD", "*_KEY", "*_API_KEY", "AWS_*", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "*_CREDENTIALS", "NPM_CONFIG__AUTH*"}
+
+func secretEnv(name string) bool {
+	for _, p := range secretEnvPatterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }

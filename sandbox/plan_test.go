@@ -18,7 +18,7 @@ func testHost() *Host {
 		UID: 1000, GID: 1000, UserName: "dev", Home: "/home/dev", Shell: "/bin/bash",
 		Cwd: "/home/dev/src/app",
 		Env: []string{"PATH=/usr/bin:/bin", "HOME=/home/dev", "TERM=xterm", "LANG=C.UTF-8",
-			"LC_ALL=C", "NPM_TOKEN=secret", "AWS_SECRET_ACCESS_KEY=x", "SSH_AUTH_SOCK=/run/user/1000/ssh", "MY_VAR=1"},
+			"LC_ALL=C", "NPM_TOKEN=secret", "GITHUB_TOKEN=ghp_explicit", "AWS_SECRET_ACCESS_KEY=x", "SSH_AUTH_SOCK=/run/user/1000/ssh", "MY_VAR=1"},
 		SubUIDs:   []userns.Range{{Start: 100000, Count: 65536}},
 		SubGIDs:   []userns.Range{{Start: 100000, Count: 65536}},
 		NewUIDMap: "/usr/bin/newuidmap", NewGIDMap: "/usr/bin/newgidmap",
@@ -41,13 +41,16 @@ func TestPlanGolden(t *testing.T) {
 		host func(*Host)
 	}{
 		{"default", Spec{Args: []string{"npm", "install"}}, nil},
-		{"root-single", Spec{Args: []string{"id"}, User: "root", IDMap: "single"}, nil},
+		{"root-single", Spec{Args: []string{"id"}, Process: Process{User: "root", IDMap: "single"}}, nil},
 		{"no-subuid", Spec{Args: []string{"id"}}, func(h *Host) { h.SubUIDs = nil }},
-		{"binds", Spec{Args: []string{"make"}, RW: []string{"~/.cache/go-build"}, RO: []string{"/srv/data"},
-			Hide: []string{"/home/dev/src/app/.env"}, Env: map[string]string{"CI": "1"}, KeepEnv: []string{"MY_*"},
-			Hostname: "box", PreserveFDs: 2}, nil},
+		{"binds", Spec{Args: []string{"make"},
+			Filesystem: Filesystem{RW: []string{"~/.cache/go-build"}, RO: []string{"/srv/data"},
+				Hide: []string{"/home/dev/src/app/.env"}, Tmpfs: []string{"/home/dev/src/app/node_modules"}},
+			Env:     Env{Set: map[string]string{"CI": "1"}, Keep: []string{"MY_*", "*_TOKEN", "GITHUB_TOKEN"}},
+			Process: Process{Hostname: "box"}, PreserveFDs: 2}, nil},
+		{"home-ro", Spec{Args: []string{"ls"}, Filesystem: Filesystem{Home: "ro"}}, nil},
 		{"in-home", Spec{}, func(h *Host) { h.Cwd = "/home/dev" }},
-		{"host-network", Spec{Args: []string{"curl"}, Network: "host"}, nil},
+		{"host-network", Spec{Args: []string{"curl"}, Network: Network{Mode: "host"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,12 +83,16 @@ func TestPlanGolden(t *testing.T) {
 }
 
 func TestPlanInvariants(t *testing.T) {
-	p, err := NewPlan(Spec{Args: []string{"sh"}, RW: []string{"~"}}, testHost())
+	p, err := NewPlan(Spec{Args: []string{"sh"}, Filesystem: Filesystem{RW: []string{"~"}}, Env: Env{Keep: []string{"*"}}}, testHost())
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := strings.Join(p.Env, "\n")
-	for _, secret := range []string{"NPM_TOKEN", "AWS_SECRET", "SSH_AUTH_SOCK", "MY_VAR"} {
+	// keep = ["*"] passes MY_VAR but never a secret-named variable.
+	if !strings.Contains(env, "MY_VAR=1") {
+		t.Errorf("keep * did not pass MY_VAR")
+	}
+	for _, secret := range []string{"NPM_TOKEN", "AWS_SECRET", "SSH_AUTH_SOCK"} {
 		if strings.Contains(env, secret) {
 			t.Errorf("env passes %s", secret)
 		}
@@ -125,17 +132,20 @@ func TestSpecValidate(t *testing.T) {
 		wantErr string // "" = valid
 	}{
 		{Spec{}, ""},
-		{Spec{User: "admin"}, `user "admin" is not one of self, root`},
-		{Spec{IDMap: "x"}, `idmap "x" is not one of auto, single`},
-		{Spec{Network: "slirp"}, `network "slirp" is not one of none, host`},
-		{Spec{Hostname: "-bad"}, `hostname "-bad"`},
-		{Spec{Hostname: strings.Repeat("a", 65)}, `is not a valid host name`},
-		{Spec{RW: []string{"relative/path"}}, `rw path "relative/path" must be absolute`},
-		{Spec{RO: []string{"~/ok", "/ok"}}, ""},
-		{Spec{Env: map[string]string{"A=B": "x"}}, `environment variable name "A=B" is invalid`},
-		{Spec{KeepEnv: []string{"[bad"}}, `keep-env pattern "[bad" is not a valid glob`},
-		{Spec{PreserveFDs: -1}, `preserve-fds -1 is out of range`},
-		{Spec{TTY: "sometimes"}, `tty "sometimes"`},
+		{Spec{Process: Process{User: "admin"}}, `process.user: "admin" is not one of self, root`},
+		{Spec{Process: Process{IDMap: "x"}}, `process.idmap: "x" is not one of auto, single`},
+		{Spec{Network: Network{Mode: "slirp"}}, `network.mode: "slirp" is not one of none, host, proxy, slirp4netns, pasta`},
+		{Spec{Network: Network{Mode: "pasta"}}, `network.mode: network mode "pasta" is not supported yet`},
+		{Spec{Process: Process{Hostname: "-bad"}}, `process.hostname: "-bad"`},
+		{Spec{Process: Process{Hostname: strings.Repeat("a", 65)}}, `is not a valid host name`},
+		{Spec{Filesystem: Filesystem{RW: []string{"relative/path"}}}, `filesystem.rw: path "relative/path" must be absolute`},
+		{Spec{Filesystem: Filesystem{RW: []string{"/"}}}, `filesystem.rw: "/" would cover the whole filesystem`},
+		{Spec{Filesystem: Filesystem{RO: []string{"~/ok", "/ok"}}}, ""},
+		{Spec{Filesystem: Filesystem{ProjectMode: "overlay"}}, `not supported yet`},
+		{Spec{Env: Env{Set: map[string]string{"A=B": "x"}}}, `env.set: variable name "A=B" is invalid`},
+		{Spec{Env: Env{Keep: []string{"[bad"}}}, `env.keep: pattern "[bad" is not a valid glob`},
+		{Spec{PreserveFDs: -1}, `preserve-fds: -1 is out of range`},
+		{Spec{TTY: "sometimes"}, `tty: "sometimes" is not one of`},
 	}
 	for _, tt := range tests {
 		err := tt.spec.Validate()

@@ -5,51 +5,127 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Spec is the validated intent of a sandbox: what the user asked for, before
-// it is resolved against the host. Profiles and CLI flags produce it; every
-// path in it is absolute or starts with "~/" (the caller's home).
+// it is resolved against the host. Profiles and CLI flags produce it. Its
+// sections mirror the profile's tables ([filesystem], [network], …), and
+// every field's `key` tag names its profile key; docs/profiles.md lists them.
+//
+// Paths are absolute or start with "~/" (the caller's home).
 type Spec struct {
 	// Args is the command and its arguments. Empty means the user's shell.
 	Args []string `json:"args"`
 
-	// User is "self" (default: the caller's own uid and gid inside) or
-	// "root" (uid and gid 0 inside, mapped to the caller outside).
-	User string `json:"user"`
-	// IDMap is "auto" (default: the caller's whole /etc/subuid range through
-	// newuidmap when available, else one id) or "single" (one id only).
-	IDMap string `json:"idmap"`
-	// Hostname inside the sandbox; default "hutch".
-	Hostname string `json:"hostname"`
-	// Network is "none" (default: only lo) or "host".
-	Network string `json:"network"`
-
-	// Project is the directory bound read-write at its own path; default
-	// the working directory. ProjectMode is "rw" (default) or "ro".
-	Project     string `json:"project"`
-	ProjectMode string `json:"project_mode"`
-	// RW and RO are extra host paths bound writable or read-only at their
-	// own paths. Hide paths are masked (an empty directory or file).
-	RW   []string `json:"rw"`
-	RO   []string `json:"ro"`
-	Hide []string `json:"hide"`
-
-	// Env sets variables (after the allowlist and KeepEnv are applied).
-	Env map[string]string `json:"env"`
-	// KeepEnv lists names or glob patterns of host variables passed through
-	// on top of the built-in allowlist.
-	KeepEnv []string `json:"keep_env"`
+	Filesystem Filesystem `json:"filesystem"`
+	Network    Network    `json:"network"`
+	Env        Env        `json:"env"`
+	Process    Process    `json:"process"`
+	Limits     Limits     `json:"limits"`
+	Security   Security   `json:"security"`
 
 	// PreserveFDs passes the caller's fds 3 .. 3+N-1 to the command, as
-	// podman run --preserve-fds does.
+	// podman run --preserve-fds does. An invocation setting, not a profile key.
 	PreserveFDs int `json:"preserve_fds"`
 	// TTY is "auto" (default: a pty when stdin is a terminal), "always" or
-	// "never".
+	// "never". An invocation setting, not a profile key.
 	TTY string `json:"tty"`
 }
 
-// Defaults for empty Spec fields.
+// Filesystem is what the command sees.
+type Filesystem struct {
+	// Root is "host" (default: the host's system directories, read-only) or
+	// "image:REF" (not supported yet).
+	Root string `json:"root" key:"filesystem.root"`
+	// Project is the directory bound at its own path; default the working
+	// directory.
+	Project string `json:"project_dir" key:"filesystem.project_dir"`
+	// ProjectMode is "rw" (default), "ro", or "overlay" (not supported yet).
+	ProjectMode string `json:"project" key:"filesystem.project"`
+	// Overlay is the overlay driver: "auto" (default), "kernel" or "fuse".
+	Overlay string `json:"overlay" key:"filesystem.overlay"`
+	// RW and RO are host paths bound writable or read-only at their own
+	// paths. Hide paths are masked (an empty directory or file).
+	RW   []string `json:"rw" key:"filesystem.rw"`
+	RO   []string `json:"ro" key:"filesystem.ro"`
+	Hide []string `json:"hide" key:"filesystem.hide"`
+	// Tmpfs paths get an empty, writable tmpfs.
+	Tmpfs []string `json:"tmpfs" key:"filesystem.tmpfs"`
+	// Home is "tmpfs" (default: an empty home), "ro" (the real home,
+	// read-only, secrets still masked) or "overlay" (not supported yet).
+	Home string `json:"home" key:"filesystem.home"`
+	// Session names a kept upper layer (not supported yet).
+	Session string `json:"session" key:"filesystem.session"`
+}
+
+// Network is what the command can reach.
+type Network struct {
+	// Mode is "none" (default: only lo), "host", or (not supported yet)
+	// "proxy", "slirp4netns", "pasta".
+	Mode string `json:"mode" key:"network.mode"`
+	// Allow lists hostnames for mode "proxy".
+	Allow []string `json:"allow" key:"network.allow"`
+	// Ports are published ports, "[HOSTIP:]HOSTPORT:PORT[/tcp|udp]".
+	Ports []string `json:"ports" key:"network.ports"`
+	// HostLoopback lets the sandbox reach the host's 127.0.0.1.
+	HostLoopback bool `json:"host_loopback" key:"network.host_loopback"`
+}
+
+// Env is the command's environment: cleared down to an allowlist.
+type Env struct {
+	// Keep lists names or glob patterns of host variables passed through on
+	// top of the built-in allowlist.
+	Keep []string `json:"keep" key:"env.keep"`
+	// Set sets variables, after Keep.
+	Set map[string]string `json:"set" key:"env.set"`
+}
+
+// Process is who and how the command runs.
+type Process struct {
+	// User is "self" (default: the caller's own uid and gid inside) or
+	// "root" (uid and gid 0 inside, mapped to the caller outside).
+	User string `json:"user" key:"process.user"`
+	// IDMap is "auto" (default: the caller's whole /etc/subuid range through
+	// newuidmap when available, else one id) or "single" (one id only).
+	IDMap string `json:"idmap" key:"process.idmap"`
+	// Hostname inside the sandbox; default "hutch".
+	Hostname string `json:"hostname" key:"process.hostname"`
+	// Timeout kills the whole sandbox after this long (exit status 124);
+	// 0 means none.
+	Timeout time.Duration `json:"timeout" key:"process.timeout"`
+	// Shell is the command hutch shell runs; default the user's login shell.
+	Shell []string `json:"shell" key:"process.shell"`
+}
+
+// Limits bound what the command may consume. Zero means no limit.
+type Limits struct {
+	// Memory in bytes (cgroup memory.max).
+	Memory int64 `json:"memory" key:"limits.memory"`
+	// Pids is the most processes and threads at once (cgroup pids.max).
+	Pids int64 `json:"pids" key:"limits.pids"`
+	// CPU is the share of CPUs, in CPUs (cgroup cpu.max): 1.5 = one and a half.
+	CPU float64 `json:"cpu" key:"limits.cpu"`
+	// NoFile, NProc and FSize (bytes) are rlimits.
+	NoFile int64 `json:"nofile" key:"limits.nofile"`
+	NProc  int64 `json:"nproc" key:"limits.nproc"`
+	FSize  int64 `json:"fsize" key:"limits.fsize"`
+	// Required makes a limit that cannot be enforced (no delegated cgroup)
+	// an error instead of a warning.
+	Required bool `json:"required" key:"limits.required"`
+}
+
+// Security holds the kernel-facing defences.
+type Security struct {
+	// Seccomp is "default", "off", or the path of an OCI/Docker seccomp
+	// JSON profile.
+	Seccomp string `json:"seccomp" key:"security.seccomp"`
+	// Nested allows user namespaces inside (running hutch, bwrap or podman
+	// within the sandbox).
+	Nested bool `json:"nested" key:"security.nested"`
+}
+
+// Defaults and values for Spec fields.
 const (
 	DefaultHostname = "hutch"
 	UserSelf        = "self"
@@ -60,63 +136,149 @@ const (
 	NetworkHost     = "host"
 )
 
-// Validate checks s for values no plan can satisfy and fills defaults.
+// FieldError is a Spec value no plan can satisfy. Key is the profile key
+// (filesystem.rw, network.mode, …) so that profiles can point at the line
+// that set it and the CLI at the flag.
+type FieldError struct {
+	Key string
+	Msg string
+	// Unsupported marks a valid value whose feature has not landed yet.
+	Unsupported bool
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// Validate checks s and fills defaults. The error joins one *FieldError per
+// problem.
 func (s *Spec) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	later := func(key, what string) {
+		errs = append(errs, &FieldError{Key: key, Unsupported: true,
+			Msg: what + " is not supported yet"})
+	}
 	def := func(p *string, v string) {
 		if *p == "" {
 			*p = v
 		}
 	}
-	def(&s.User, UserSelf)
-	def(&s.IDMap, IDMapAuto)
-	def(&s.Hostname, DefaultHostname)
-	def(&s.Network, NetworkNone)
-	def(&s.ProjectMode, "rw")
+	fs, nw, pr := &s.Filesystem, &s.Network, &s.Process
+	def(&fs.Root, "host")
+	def(&fs.ProjectMode, "rw")
+	def(&fs.Overlay, "auto")
+	def(&fs.Home, "tmpfs")
+	def(&nw.Mode, NetworkNone)
+	def(&pr.User, UserSelf)
+	def(&pr.IDMap, IDMapAuto)
+	def(&pr.Hostname, DefaultHostname)
+	def(&s.Security.Seccomp, "default")
 	def(&s.TTY, "auto")
-	oneOf := func(name, v string, ok ...string) {
+	oneOf := func(key, v string, ok ...string) bool {
 		for _, o := range ok {
 			if v == o {
-				return
+				return true
 			}
 		}
-		bad("%s %q is not one of %s", name, v, strings.Join(ok, ", "))
+		bad(key, "%q is not one of %s", v, strings.Join(ok, ", "))
+		return false
 	}
-	oneOf("user", s.User, UserSelf, UserRoot)
-	oneOf("idmap", s.IDMap, IDMapAuto, IDMapSingle)
-	oneOf("network", s.Network, NetworkNone, NetworkHost)
-	oneOf("project mode", s.ProjectMode, "rw", "ro")
-	oneOf("tty", s.TTY, "auto", "always", "never")
-	if !validHostname(s.Hostname) {
-		bad("hostname %q is not a valid host name (letters, digits, '-' and '.', at most 64)", s.Hostname)
+
+	if strings.HasPrefix(fs.Root, "image:") {
+		later("filesystem.root", "an image root ("+fs.Root+")")
+	} else {
+		oneOf("filesystem.root", fs.Root, "host", "image:REF")
 	}
-	if s.PreserveFDs < 0 || s.PreserveFDs > 1000 {
-		bad("preserve-fds %d is out of range 0..1000", s.PreserveFDs)
+	if oneOf("filesystem.project", fs.ProjectMode, "rw", "ro", "overlay") && fs.ProjectMode == "overlay" {
+		later("filesystem.project", `project = "overlay"`)
 	}
-	for _, set := range []struct {
-		name  string
-		paths []string
-	}{{"rw", s.RW}, {"ro", s.RO}, {"hide", s.Hide}, {"project", []string{s.Project}}} {
-		for _, p := range set.paths {
-			if p == "" && set.name == "project" {
-				continue
-			}
+	oneOf("filesystem.overlay", fs.Overlay, "auto", "kernel", "fuse")
+	if oneOf("filesystem.home", fs.Home, "tmpfs", "ro", "overlay") && fs.Home == "overlay" {
+		later("filesystem.home", `home = "overlay"`)
+	}
+	if fs.Session != "" {
+		later("filesystem.session", "a kept session")
+	}
+	paths := func(key string, ps []string) {
+		for _, p := range ps {
 			if !filepath.IsAbs(p) && p != "~" && !strings.HasPrefix(p, "~/") {
-				bad("%s path %q must be absolute (or start with ~/)", set.name, p)
+				bad(key, "path %q must be absolute (or start with ~/)", p)
+			} else if filepath.Clean(p) == "/" && key != "filesystem.ro" {
+				bad(key, "%q would cover the whole filesystem", p)
 			}
 		}
 	}
-	for k := range s.Env {
+	paths("filesystem.rw", fs.RW)
+	paths("filesystem.ro", fs.RO)
+	paths("filesystem.hide", fs.Hide)
+	paths("filesystem.tmpfs", fs.Tmpfs)
+	if fs.Project != "" {
+		paths("filesystem.project_dir", []string{fs.Project})
+	}
+
+	if oneOf("network.mode", nw.Mode, NetworkNone, NetworkHost, "proxy", "slirp4netns", "pasta") &&
+		nw.Mode != NetworkNone && nw.Mode != NetworkHost {
+		later("network.mode", fmt.Sprintf("network mode %q", nw.Mode))
+	}
+	if len(nw.Allow) > 0 {
+		later("network.allow", "an allowlist (network.mode = \"proxy\")")
+	}
+	if len(nw.Ports) > 0 {
+		later("network.ports", "publishing ports")
+	}
+	if nw.HostLoopback {
+		later("network.host_loopback", "host loopback access")
+	}
+
+	for k := range s.Env.Set {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			bad("environment variable name %q is invalid", k)
+			bad("env.set", "variable name %q is invalid", k)
 		}
 	}
-	for _, pat := range s.KeepEnv {
+	for _, pat := range s.Env.Keep {
 		if _, err := filepath.Match(pat, ""); err != nil || pat == "" {
-			bad("keep-env pattern %q is not a valid glob", pat)
+			bad("env.keep", "pattern %q is not a valid glob", pat)
 		}
 	}
+
+	oneOf("process.user", pr.User, UserSelf, UserRoot)
+	oneOf("process.idmap", pr.IDMap, IDMapAuto, IDMapSingle)
+	if !validHostname(pr.Hostname) {
+		bad("process.hostname", "%q is not a valid host name (letters, digits, '-' and '.', at most 64)", pr.Hostname)
+	}
+	if pr.Timeout < 0 {
+		bad("process.timeout", "%v is negative", pr.Timeout)
+	} else if pr.Timeout > 0 {
+		later("process.timeout", "a timeout")
+	}
+
+	l := s.Limits
+	for _, v := range []struct {
+		key string
+		n   int64
+	}{{"limits.memory", l.Memory}, {"limits.pids", l.Pids}, {"limits.nofile", l.NoFile}, {"limits.nproc", l.NProc}, {"limits.fsize", l.FSize}} {
+		if v.n < 0 {
+			bad(v.key, "%d is negative", v.n)
+		}
+	}
+	if l.CPU < 0 {
+		bad("limits.cpu", "%v is negative", l.CPU)
+	}
+	if l != (Limits{}) {
+		later("limits", "[limits]")
+	}
+	if s.Security.Seccomp != "default" {
+		later("security.seccomp", "a seccomp setting other than \"default\"")
+	}
+	if s.Security.Nested {
+		later("security.nested", "nested user namespaces")
+	}
+
+	if s.PreserveFDs < 0 || s.PreserveFDs > 1000 {
+		bad("preserve-fds", "%d is out of range 0..1000", s.PreserveFDs)
+	}
+	oneOf("tty", s.TTY, "auto", "always", "never")
 	return errors.Join(errs...)
 }
 

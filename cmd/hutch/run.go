@@ -17,6 +17,7 @@ func sandboxFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "rw", Usage: "bind host `PATH` writable at the same path (repeatable)"},
 		&cli.StringSliceFlag{Name: "ro", Usage: "bind host `PATH` read-only at the same path (repeatable)"},
 		&cli.StringSliceFlag{Name: "hide", Usage: "mask `PATH` with an empty directory or file (repeatable)"},
+		&cli.StringSliceFlag{Name: "tmpfs", Usage: "mount an empty writable tmpfs at `PATH` (repeatable)"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `KEY=VALUE` inside (repeatable)"},
 		&cli.StringSliceFlag{Name: "keep-env", Usage: "pass host variables matching `PATTERN` (glob, repeatable)"},
 		&cli.StringFlag{Name: "user", Value: "self", Usage: "`self` (your own uid inside) or root (uid 0 inside)"},
@@ -76,15 +77,19 @@ func shellCommand() *cli.Command {
 
 func specFromFlags(c *cli.Context, args []string) (sandbox.Spec, error) {
 	s := sandbox.Spec{
-		Args:        args,
-		User:        c.String("user"),
-		IDMap:       c.String("idmap"),
-		Hostname:    c.String("hostname"),
-		Network:     c.String("network"),
-		Project:     c.String("project"),
+		Args: args,
+		Filesystem: sandbox.Filesystem{
+			Project: c.String("project"),
+		},
+		Network: sandbox.Network{Mode: c.String("network")},
+		Env:     sandbox.Env{Keep: c.StringSlice("keep-env")},
+		Process: sandbox.Process{
+			User:     c.String("user"),
+			IDMap:    c.String("idmap"),
+			Hostname: c.String("hostname"),
+		},
 		TTY:         c.String("tty"),
 		PreserveFDs: c.Int("preserve-fds"),
-		KeepEnv:     c.StringSlice("keep-env"),
 	}
 	abs := func(ps []string) ([]string, error) {
 		var out []string
@@ -97,18 +102,19 @@ func specFromFlags(c *cli.Context, args []string) (sandbox.Spec, error) {
 		}
 		return out, nil
 	}
-	var err error
-	if s.RW, err = abs(c.StringSlice("rw")); err != nil {
-		return s, err
+	fs := &s.Filesystem
+	for _, f := range []struct {
+		flag string
+		dst  *[]string
+	}{{"rw", &fs.RW}, {"ro", &fs.RO}, {"hide", &fs.Hide}, {"tmpfs", &fs.Tmpfs}} {
+		var err error
+		if *f.dst, err = abs(c.StringSlice(f.flag)); err != nil {
+			return s, err
+		}
 	}
-	if s.RO, err = abs(c.StringSlice("ro")); err != nil {
-		return s, err
-	}
-	if s.Hide, err = abs(c.StringSlice("hide")); err != nil {
-		return s, err
-	}
-	if s.Project != "" {
-		if s.Project, err = absPath(s.Project); err != nil {
+	if fs.Project != "" {
+		var err error
+		if fs.Project, err = absPath(fs.Project); err != nil {
 			return s, err
 		}
 	}
@@ -121,10 +127,10 @@ func specFromFlags(c *cli.Context, args []string) (sandbox.Spec, error) {
 				return s, usagef("--env %s: not set in your environment; use --env %s=VALUE", k, k)
 			}
 		}
-		if s.Env == nil {
-			s.Env = map[string]string{}
+		if s.Env.Set == nil {
+			s.Env.Set = map[string]string{}
 		}
-		s.Env[k] = v
+		s.Env.Set[k] = v
 	}
 	if err := s.Validate(); err != nil {
 		return s, usagef("%v", err)
