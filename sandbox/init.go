@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 )
 
 // InitName is the fixed argv[0] of the hidden child entry. A fixed name
@@ -200,9 +202,17 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 		err error
 	}
 	done := make(chan result)
+	if err := applyRlimits(plan.Rlimits); err != nil {
+		return 0, err
+	}
 	go func() {
 		runtime.LockOSThread()
 		if err := restrictThread(keep); err != nil {
+			done <- result{err: err}
+			return
+		}
+		// Last: the filter may forbid what the steps above needed.
+		if err := seccomp.Install(cfg.Seccomp); err != nil {
 			done <- result{err: err}
 			return
 		}

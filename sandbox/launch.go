@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"syscall"
@@ -31,6 +32,9 @@ type LaunchOptions struct {
 	// Origin is when the run started (CLOCK_MONOTONIC ns) for DebugTiming;
 	// 0 means when Launch was called.
 	Origin int64
+	// Warn receives things the user should know that do not stop the run
+	// (a limit that cannot be enforced, a timeout). Nil drops them.
+	Warn func(string)
 }
 
 // MonotonicNow is the clock DebugTiming measures against.
@@ -38,10 +42,16 @@ func MonotonicNow() int64 { return monotonicNow() }
 
 // Result is how a sandboxed command ended.
 type Result struct {
-	// ExitCode is the command's status, or 128+Signal when a signal killed it.
+	// ExitCode is the command's status, or 128+Signal when a signal killed
+	// it, or 124 when it ran out of time.
 	ExitCode int
 	Signal   int
+	TimedOut bool
 }
+
+// timeoutGrace is how long a timed-out command has between SIGTERM and
+// SIGKILL.
+const timeoutGrace = 3 * time.Second
 
 var cloneFlags = map[string]uintptr{
 	"user": unix.CLONE_NEWUSER, "mount": unix.CLONE_NEWNS, "pid": unix.CLONE_NEWPID,
@@ -65,14 +75,34 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	// sandbox; the ones asked for are passed explicitly below.
 	markCloexecFrom(3)
 
+	filter, err := compileSeccomp(plan)
+	if err != nil {
+		return nil, err
+	}
 	rs, err := newRunState(plan.StateRoot)
 	if err != nil {
 		return nil, err
 	}
 	defer rs.close()
 
+	var cg *cgroupRun
+	if plan.Cgroup.any() {
+		cg, err = newCgroupRun("hutch-"+filepath.Base(rs.dir), plan.Cgroup)
+		if err != nil {
+			if plan.LimitsRequired {
+				return nil, err
+			}
+			if opts.Warn != nil {
+				opts.Warn(err.Error() + "; memory, pids and cpu limits are NOT enforced (set limits.required = true to refuse to run instead)")
+			}
+		} else {
+			rs.setCgroup(cg.dir)
+			defer cg.remove()
+		}
+	}
+
 	tm.mark("state dir")
-	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin}
+	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin, Seccomp: filter}
 	switch plan.TTY {
 	case "auto":
 		cfg.UsePTY = isTerminal(int(stdio.Stdin.Fd()))
@@ -180,6 +210,15 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	tm.mark("init started")
 	pid := cmd.Process.Pid
 	kill := func() { unix.Kill(pid, unix.SIGKILL) }
+	if cg != nil {
+		// init waits for its config before it forks anything, so the
+		// command and all its descendants start inside the cgroup.
+		if err := cg.add(pid); err != nil {
+			kill()
+			<-exited
+			return nil, fmt.Errorf("moving the sandbox into its cgroup: %w", err)
+		}
+	}
 
 	if plan.MapHelpers {
 		if err := writeMaps(ctx, plan, pid); err != nil {
@@ -195,7 +234,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		return nil, fmt.Errorf("sending the plan to hutch-init: %w", err)
 	}
 
-	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg, tm: tm}
+	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn}
 	return sup.run(ctx, statusParent, exited)
 }
 
@@ -205,6 +244,7 @@ type supervisor struct {
 	cfg   *initConfig
 
 	tm      *timing
+	warn    func(string)
 	master  *os.File
 	relayWG sync.WaitGroup
 	restore func()
@@ -224,6 +264,16 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
 	defer signal.Stop(sigs)
 	defer s.closeTTY()
+
+	// process.timeout: SIGTERM to the command's group, SIGKILL to the whole
+	// sandbox after a grace period, and status 124 as timeout(1) gives.
+	var timeout, grace <-chan time.Time
+	timedOut := false
+	if t := s.cfg.Plan.Timeout; t > 0 {
+		tm := time.NewTimer(t)
+		defer tm.Stop()
+		timeout = tm.C
+	}
 
 	var (
 		res      *Result
@@ -273,6 +323,12 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error
 		case <-ctx.Done():
 			unix.Kill(s.pid, unix.SIGKILL)
 			ctx = context.Background()
+		case <-timeout:
+			timedOut = true
+			unix.Kill(s.pid, unix.SIGTERM)
+			grace = time.After(timeoutGrace)
+		case <-grace:
+			unix.Kill(s.pid, unix.SIGKILL)
 		case waitErr = <-exited:
 			initDone = true
 			s.tm.mark("init reaped")
@@ -290,6 +346,12 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error
 	s.finishTTY()
 	if initErr != nil {
 		return nil, initErr
+	}
+	if timedOut {
+		if s.warn != nil {
+			s.warn(fmt.Sprintf("the command ran longer than its timeout (%v) and was stopped", s.cfg.Plan.Timeout))
+		}
+		return &Result{ExitCode: 124, TimedOut: true}, nil
 	}
 	if res == nil {
 		var ee *exec.ExitError

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -42,9 +43,46 @@ type Plan struct {
 	PreserveFDs int    `json:"preserve_fds"`
 	// StateRoot is the directory holding per-run state directories.
 	StateRoot string `json:"state_root"`
+
+	// Seccomp is the filter installed right before the command's exec.
+	Seccomp SeccompPlan `json:"seccomp"`
+	// Rlimits are set on the command (core is always 0 unless asked).
+	Rlimits []Rlimit `json:"rlimits"`
+	// Cgroup limits need a delegated cgroup v2; LimitsRequired makes their
+	// absence an error rather than a warning.
+	Cgroup         CgroupLimits `json:"cgroup"`
+	LimitsRequired bool         `json:"limits_required,omitempty"`
+	// Timeout kills the sandbox after this long (exit status 124).
+	Timeout time.Duration `json:"timeout,omitempty"`
 	// Notes are things the user should know about how the plan differs
 	// from what was asked (printed by the CLI).
 	Notes []string `json:"notes,omitempty"`
+}
+
+// SeccompPlan says which filter the command gets.
+type SeccompPlan struct {
+	// Mode is "default" (hutch's policy), "off", or "profile" (Profile is
+	// the path of an OCI/Docker seccomp JSON file).
+	Mode    string `json:"mode"`
+	Profile string `json:"profile,omitempty"`
+	// Nested allows new user namespaces and mounts inside.
+	Nested bool `json:"nested,omitempty"`
+}
+
+// Rlimit is one resource limit, by its name in prlimit(1): NOFILE, NPROC,
+// FSIZE, CORE.
+type Rlimit struct {
+	Resource string `json:"resource"`
+	Soft     uint64 `json:"soft"`
+	Hard     uint64 `json:"hard"`
+}
+
+// CgroupLimits are enforced through a cgroup v2 child of the caller's own,
+// delegated cgroup. Zero means unlimited.
+type CgroupLimits struct {
+	Memory int64   `json:"memory,omitempty"` // bytes: memory.max (and memory.swap.max = 0)
+	Pids   int64   `json:"pids,omitempty"`   // pids.max
+	CPU    float64 `json:"cpu,omitempty"`    // CPUs: cpu.max
 }
 
 // Mount kinds.
@@ -309,6 +347,25 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 			}
 		}
 	}
+
+	// Defences and limits.
+	p.Seccomp = SeccompPlan{Mode: spec.Security.Seccomp, Nested: spec.Security.Nested}
+	if p.Seccomp.Mode != "default" && p.Seccomp.Mode != "off" {
+		p.Seccomp.Mode, p.Seccomp.Profile = "profile", expand(spec.Security.Seccomp)
+	}
+	l := spec.Limits
+	p.Rlimits = []Rlimit{{Resource: "CORE"}}
+	for _, r := range []struct {
+		name string
+		v    int64
+	}{{"NOFILE", l.NoFile}, {"NPROC", l.NProc}, {"FSIZE", l.FSize}} {
+		if r.v > 0 {
+			p.Rlimits = append(p.Rlimits, Rlimit{Resource: r.name, Soft: uint64(r.v), Hard: uint64(r.v)})
+		}
+	}
+	p.Cgroup = CgroupLimits{Memory: l.Memory, Pids: l.Pids, CPU: l.CPU}
+	p.LimitsRequired = l.Required
+	p.Timeout = spec.Process.Timeout
 
 	p.Env = buildEnv(spec, host, p)
 	p.Args = spec.Args

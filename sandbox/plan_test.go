@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -48,6 +49,10 @@ func TestPlanGolden(t *testing.T) {
 				Hide: []string{"/home/dev/src/app/.env"}, Tmpfs: []string{"/home/dev/src/app/node_modules"}},
 			Env:     Env{Set: map[string]string{"CI": "1"}, Keep: []string{"MY_*", "*_TOKEN", "GITHUB_TOKEN"}},
 			Process: Process{Hostname: "box"}, PreserveFDs: 2}, nil},
+		{"limits", Spec{Args: []string{"make"},
+			Limits:   Limits{Memory: 1 << 30, Pids: 512, CPU: 1.5, NoFile: 1024, NProc: 256, FSize: 1 << 30, Required: true},
+			Process:  Process{Timeout: 30 * time.Minute},
+			Security: Security{Seccomp: "~/seccomp.json", Nested: true}}, nil},
 		{"home-ro", Spec{Args: []string{"ls"}, Filesystem: Filesystem{Home: "ro"}}, nil},
 		{"in-home", Spec{}, func(h *Host) { h.Cwd = "/home/dev" }},
 		{"host-network", Spec{Args: []string{"curl"}, Network: Network{Mode: "host"}}, nil},

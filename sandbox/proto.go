@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"golang.org/x/sys/unix"
 )
 
 // The supervisor and hutch-init talk over two channels (docs/internals.md):
@@ -31,6 +33,8 @@ type initConfig struct {
 	// replaced by the pty's slave.
 	StdioTTY [3]bool `json:"stdio_tty"`
 	UsePTY   bool    `json:"use_pty"`
+	// Seccomp is the compiled filter for the command; empty for none.
+	Seccomp []unix.SockFilter `json:"seccomp,omitempty"`
 	// TimingOrigin, when not 0, asks init to print its phases (--debug-timing).
 	TimingOrigin int64 `json:"timing_origin,omitempty"`
 }

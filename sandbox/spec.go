@@ -249,8 +249,6 @@ func (s *Spec) Validate() error {
 	}
 	if pr.Timeout < 0 {
 		bad("process.timeout", "%v is negative", pr.Timeout)
-	} else if pr.Timeout > 0 {
-		later("process.timeout", "a timeout")
 	}
 
 	l := s.Limits
@@ -265,14 +263,8 @@ func (s *Spec) Validate() error {
 	if l.CPU < 0 {
 		bad("limits.cpu", "%v is negative", l.CPU)
 	}
-	if l != (Limits{}) {
-		later("limits", "[limits]")
-	}
-	if s.Security.Seccomp != "default" {
-		later("security.seccomp", "a seccomp setting other than \"default\"")
-	}
-	if s.Security.Nested {
-		later("security.nested", "nested user namespaces")
+	if sc := s.Security.Seccomp; sc != "default" && sc != "off" && !filepath.IsAbs(sc) && !strings.HasPrefix(sc, "~/") {
+		bad("security.seccomp", "%q is not \"default\", \"off\" or the absolute path of an OCI seccomp profile", sc)
 	}
 
 	if s.PreserveFDs < 0 || s.PreserveFDs > 1000 {

@@ -18,6 +18,12 @@ type runState struct {
 	lock *os.File
 }
 
+// setCgroup records the run's cgroup so that a later run can remove it if
+// this one is killed.
+func (s *runState) setCgroup(dir string) {
+	os.WriteFile(filepath.Join(s.dir, "cgroup"), []byte(dir), 0o600)
+}
+
 // ensureStateRoot creates root 0700 if needed and refuses one that another
 // user owns or others can write: it will hold sockets and upper layers.
 func ensureStateRoot(root string) error {
@@ -96,6 +102,9 @@ func collectStale(root string) {
 			continue
 		}
 		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+				(&cgroupRun{dir: string(cg)}).remove()
+			}
 			os.RemoveAll(dir)
 		}
 		f.Close()

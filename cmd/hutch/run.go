@@ -139,7 +139,10 @@ func specFromFlags(c *cli.Context, args []string) (sandbox.Spec, error) {
 }
 
 func runSpec(c *cli.Context, spec sandbox.Spec) error {
-	opts := sandbox.LaunchOptions{DebugTiming: c.Bool("debug-timing")}
+	opts := sandbox.LaunchOptions{
+		DebugTiming: c.Bool("debug-timing"),
+		Warn:        func(msg string) { fmt.Fprintf(c.App.ErrWriter, "hutch: warning: %s\n", msg) },
+	}
 	if opts.DebugTiming {
 		opts.Origin = sandbox.MonotonicNow()
 	}
