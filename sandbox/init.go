@@ -159,13 +159,13 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 		return 0, err
 	}
 	env := plan.Env
-	argv0, err := lookPath(plan.Args[0], envValue(env, "PATH"))
-	if err != nil {
-		return 0, err
-	}
 	cwd := plan.Cwd
 	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
 		cwd = "/"
+	}
+	argv0, err := lookPath(plan.Args[0], envValue(env, "PATH"), cwd)
+	if err != nil {
+		return 0, err
 	}
 
 	files := []uintptr{0, 1, 2}
@@ -248,13 +248,20 @@ func execError(name string, err error) error {
 	return fmt.Errorf("starting %q: %w", name, err)
 }
 
-// lookPath finds name on path inside the new root, as a shell would.
-func lookPath(name, path string) (string, error) {
+// lookPath finds name on path inside the new root, as a shell would;
+// relative names resolve against cwd, where the command will start.
+func lookPath(name, path, cwd string) (string, error) {
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(cwd, p)
+	}
 	if strings.Contains(name, "/") {
-		if err := checkExec(name); err != nil {
+		if err := checkExec(abs(name)); err != nil {
 			return "", err
 		}
-		return name, nil
+		return abs(name), nil
 	}
 	if path == "" {
 		path = DefaultPath
@@ -264,7 +271,7 @@ func lookPath(name, path string) (string, error) {
 		if dir == "" {
 			dir = "."
 		}
-		p := filepath.Join(dir, name)
+		p := abs(filepath.Join(dir, name))
 		err := checkExec(p)
 		if err == nil {
 			return p, nil

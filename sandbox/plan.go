@@ -96,7 +96,8 @@ const (
 	MountSymlink = "symlink"    // a symlink at Dst pointing to Src
 	MountFile    = "file"       // a generated file with Data at Dst
 	MountHide    = "hide"       // Dst masked: an empty read-only dir or file
-	MountRO      = "remount-ro" // Dst (already visible) made read-only
+	MountRO      = "remount-ro" // Dst (already visible) made read-only, with its submounts
+	MountSeal    = "seal"       // the mount at Dst (one of ours) made read-only, not its submounts
 )
 
 // Mount is one step in building the sandbox's root. Steps run in order;
@@ -108,6 +109,7 @@ type Mount struct {
 	RO       bool   `json:"ro,omitempty"`
 	Dev      bool   `json:"dev,omitempty"`      // keep device nodes usable (binds of /dev files)
 	Mode     uint32 `json:"mode,omitempty"`     // tmpfs root mode
+	Size     int64  `json:"size,omitempty"`     // tmpfs size in bytes; 0 is the kernel's default, half of RAM
 	Data     string `json:"data,omitempty"`     // file contents, for MountFile
 	Optional bool   `json:"optional,omitempty"` // skip when Src (or Dst, for hide) is missing
 }
@@ -137,6 +139,13 @@ var defaultCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
 	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_SETFCAP",
 }
+
+// Sizes of the small tmpfs mounts: /dev/shm as podman and docker size it,
+// /run for pid files and sockets.
+const (
+	shmSize = 64 << 20
+	runSize = 16 << 20
+)
 
 // DefaultPath is PATH inside when the host has none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -232,12 +241,15 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	}
 	add(Mount{Kind: MountDevpts, Dst: "/dev/pts"})
 	add(Mount{Kind: MountSymlink, Src: "pts/ptmx", Dst: "/dev/ptmx"})
-	add(Mount{Kind: MountTmpfs, Dst: "/dev/shm", Mode: 0o1777})
+	add(Mount{Kind: MountTmpfs, Dst: "/dev/shm", Mode: 0o1777, Size: shmSize})
 	add(Mount{Kind: MountMqueue, Dst: "/dev/mqueue", Optional: true})
 	add(Mount{Kind: MountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"})
 	for i, n := range []string{"stdin", "stdout", "stderr"} {
 		add(Mount{Kind: MountSymlink, Src: fmt.Sprintf("/proc/self/fd/%d", i), Dst: "/dev/" + n})
 	}
+	// Populated: nothing more may be created in /dev (its submounts, such as
+	// /dev/shm, stay writable).
+	add(Mount{Kind: MountSeal, Dst: "/dev"})
 	add(Mount{Kind: MountProc, Dst: "/proc"})
 	// What container runtimes mask in /proc: kernel memory, keys, timers and
 	// knobs that reach the host kernel.
@@ -258,13 +270,16 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		add(Mount{Kind: MountBind, Src: "/sys", Dst: "/sys", RO: true, Optional: true})
 	}
 	add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
-	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777})
-	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777})
-	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755})
+	// Scratch space is memory: with a memory limit, no tmpfs may hold more
+	// than the limit (the kernel's default is half of RAM each).
+	scratch := spec.Limits.Memory
+	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777, Size: scratch})
+	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777, Size: scratch})
+	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755, Size: runSize})
 	if fs.Home == "ro" {
 		add(Mount{Kind: MountBind, Src: host.Home, Dst: host.Home, RO: true})
 	} else {
-		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700})
+		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Size: scratch})
 	}
 
 	// User binds, sorted so that a parent is mounted before its children; on
@@ -300,7 +315,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, b := range binds {
 		switch b.kind {
 		case 2:
-			add(Mount{Kind: MountTmpfs, Dst: b.path, Mode: 0o755})
+			add(Mount{Kind: MountTmpfs, Dst: b.path, Mode: 0o755, Size: scratch})
 		case 3:
 			add(Mount{Kind: MountHide, Dst: b.path, Optional: true})
 		default:

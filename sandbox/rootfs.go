@@ -85,7 +85,11 @@ func (b *rootBuilder) apply(m Mount) error {
 		if m.RO {
 			flags |= unix.MS_RDONLY
 		}
-		return wrap(unix.Mount("tmpfs", dst, "tmpfs", flags, fmt.Sprintf("mode=%04o", m.Mode)))
+		opts := fmt.Sprintf("mode=%04o", m.Mode)
+		if m.Size > 0 {
+			opts += fmt.Sprintf(",size=%d", m.Size)
+		}
+		return wrap(unix.Mount("tmpfs", dst, "tmpfs", flags, opts))
 	case MountProc:
 		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
 			return wrap(err)
@@ -163,6 +167,9 @@ func (b *rootBuilder) apply(m Mount) error {
 		}
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr))
+	case MountSeal:
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr))
 	case MountFile:
 		return wrap(b.file(m))
 	}

@@ -44,6 +44,21 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			versionCommand(),
 		},
 	}
+	// Subcommands print usage errors through report too, not with a
+	// screenful of help.
+	var quiet func(cmds []*cli.Command)
+	quiet = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			if cmd.OnUsageError == nil {
+				name := cmd.Name
+				cmd.OnUsageError = func(c *cli.Context, err error, isSub bool) error {
+					return usagef("%v (see 'hutch %s --help')", err, name)
+				}
+			}
+			quiet(cmd.Subcommands)
+		}
+	}
+	quiet(app.Commands)
 	app.Action = func(c *cli.Context) error {
 		if c.Args().Len() > 0 {
 			return usagef("unknown command %q (see 'hutch --help')", c.Args().First())

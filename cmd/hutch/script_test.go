@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -48,6 +50,7 @@ func TestScripts(t *testing.T) {
 			"status":    cmdStatus,
 			"idself":    cmdIDSelf,
 			"ownedbyme": cmdOwnedByMe,
+			"probe":     cmdProbe,
 		},
 	})
 }
@@ -124,4 +127,48 @@ func cmdOwnedByMe(ts *testscript.TestScript, neg bool, args []string) {
 	if (uid == os.Getuid()) == neg {
 		ts.Fatalf("%s is owned by uid %d; test runs as %d", args[0], uid, os.Getuid())
 	}
+}
+
+var (
+	probeOnce sync.Once
+	probePath string
+	probeErr  error
+)
+
+// buildProbe compiles testdata/probe, the escape-attempt program, once.
+func buildProbe() (string, error) {
+	probeOnce.Do(func() {
+		if p := os.Getenv("HUTCH_PROBE"); p != "" {
+			// A prebuilt probe, for running the test binary outside the module.
+			probePath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "hutch-probe-")
+		if err != nil {
+			probeErr = err
+			return
+		}
+		probePath = filepath.Join(dir, "probe")
+		cmd := exec.Command("go", "build", "-o", probePath, "./testdata/probe")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			probeErr = fmt.Errorf("building the probe: %v\n%s", err, out)
+		}
+		os.Chmod(dir, 0o755)
+	})
+	return probePath, probeErr
+}
+
+// probe DIR installs the escape-attempt program as DIR/probe.
+func cmdProbe(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: probe DIR")
+	}
+	src, err := buildProbe()
+	ts.Check(err)
+	data, err := os.ReadFile(src)
+	ts.Check(err)
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, "probe"), data, 0o755))
 }
