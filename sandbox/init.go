@@ -70,11 +70,21 @@ func InitMain() int {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fail(err)
 	}
+	netReady := make(chan netFrame, 1)
 	go func() {
-		var b [1]byte
-		cfgFile.Read(b[:])
-		unix.Kill(-1, unix.SIGKILL)
-		os.Exit(137)
+		// Later frames (the network's readiness) arrive here; EOF means
+		// the supervisor is gone.
+		for {
+			var f netFrame
+			if err := readFrame(cfgFile, &f); err != nil {
+				unix.Kill(-1, unix.SIGKILL)
+				os.Exit(137)
+			}
+			select {
+			case netReady <- f:
+			default:
+			}
+		}
 	}()
 
 	tm := &timing{origin: cfg.TimingOrigin, who: "init", w: os.Stderr}
@@ -84,10 +94,24 @@ func InitMain() int {
 		return fail(err)
 	}
 	tm.mark("hostname, lo")
-	if err := buildRoot(plan, cfg.RootDir, tm); err != nil {
+	if plan.Network == NetworkProxy {
+		if err := sendProxyListener(status); err != nil {
+			return fail(err)
+		}
+	}
+	if len(plan.Ports) > 0 {
+		go serveConnects(status)
+	}
+	if err := buildRoot(plan, cfg.RootDir); err != nil {
 		return fail(err)
 	}
 	tm.mark("root built")
+	if cfg.NeedNet {
+		if f := <-netReady; !f.Ready {
+			return fail(errors.New(f.Error))
+		}
+		tm.mark("network ready")
+	}
 	pid, err := startCommand(plan, &cfg, status)
 	if err != nil {
 		return fail(err)

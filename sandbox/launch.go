@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/slirp/proxy"
 	"github.com/hutch-sandbox/hutch/userns"
 )
 
@@ -47,6 +48,8 @@ type Result struct {
 	ExitCode int
 	Signal   int
 	TimedOut bool
+	// Denials are the requests the allowlist proxy refused.
+	Denials []proxy.Denial
 }
 
 // timeoutGrace is how long a timed-out command has between SIGTERM and
@@ -79,6 +82,11 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	netsup, err := prepareNet(plan)
+	if err != nil {
+		return nil, err
+	}
+	defer netsup.close()
 	rs, err := newRunState(plan.StateRoot)
 	if err != nil {
 		return nil, err
@@ -102,7 +110,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 
 	tm.mark("state dir")
-	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin, Seccomp: filter}
+	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin, Seccomp: filter, NeedNet: netsup.needsHelper()}
 	switch plan.TTY {
 	case "auto":
 		cfg.UsePTY = isTerminal(int(stdio.Stdin.Fd()))
@@ -233,9 +241,25 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		<-exited
 		return nil, fmt.Errorf("sending the plan to hutch-init: %w", err)
 	}
+	if netsup.needsHelper() {
+		// init builds the root meanwhile; it waits for this before the
+		// command starts.
+		if err := netsup.startHelper(pid, rs.dir); err != nil {
+			kill()
+			<-exited
+			return nil, err
+		}
+		tm.mark("network helper ready")
+		writeFrame(cfgW, netFrame{Ready: true})
+	}
+	netsup.forward(statusParent)
 
-	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn}
-	return sup.run(ctx, statusParent, exited)
+	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
+	res, err := sup.run(ctx, statusParent, exited)
+	if res != nil {
+		res.Denials = netsup.denials()
+	}
+	return res, err
 }
 
 type supervisor struct {
@@ -245,6 +269,7 @@ type supervisor struct {
 
 	tm      *timing
 	warn    func(string)
+	net     *netSupervisor
 	master  *os.File
 	relayWG sync.WaitGroup
 	restore func()
@@ -299,6 +324,18 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error
 				if err := s.startTTY(os.NewFile(uintptr(r.fd), "ptmx")); err != nil {
 					initErr = err
 					unix.Kill(s.pid, unix.SIGKILL)
+				}
+			case r.msg.ProxyListener:
+				if r.fd < 0 || s.net == nil || s.net.proxy == nil {
+					break
+				}
+				if err := s.net.serveProxy(r.fd); err != nil {
+					initErr = err
+					unix.Kill(s.pid, unix.SIGKILL)
+				}
+			case r.msg.Conn != nil:
+				if s.net != nil {
+					s.net.connected(r.msg.Conn, r.fd)
 				}
 			case r.msg.Started != 0:
 				s.tm.mark("command started")

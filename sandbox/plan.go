@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
 )
 
@@ -38,7 +39,15 @@ type Plan struct {
 	// inheritable and bounding); empty for user "self".
 	Caps []string `json:"caps"`
 
-	Network     string `json:"network"`
+	Network string `json:"network"`
+	// HostLoopback lets the sandbox reach the host's 127.0.0.1 (slirp4netns:
+	// at 10.0.2.2; pasta: at the gateway address; proxy: allowed names may
+	// resolve to it).
+	HostLoopback bool `json:"host_loopback,omitempty"`
+	// Allow is the proxy's allowlist (mode "proxy").
+	Allow []string `json:"allow,omitempty"`
+	// Ports are published from the host into the sandbox's loopback.
+	Ports       []Port `json:"ports,omitempty"`
 	TTY         string `json:"tty"`
 	PreserveFDs int    `json:"preserve_fds"`
 	// StateRoot is the directory holding per-run state directories.
@@ -346,8 +355,8 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	// Generated files.
 	add(Mount{Kind: MountFile, Dst: "/etc/hostname", Data: spec.Process.Hostname + "\n", Optional: true})
 	add(Mount{Kind: MountFile, Dst: "/etc/hosts", Data: hostsFile(spec.Process.Hostname), Optional: true})
-	if spec.Network.Mode != NetworkHost {
-		add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: "# hutch: this sandbox has no network (network = none)\n", Optional: true})
+	if rc := resolvConf(spec.Network.Mode); rc != "" {
+		add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: rc, Optional: true})
 	}
 
 	// Working directory: the caller's when visible inside (home itself is,
@@ -382,6 +391,16 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	p.LimitsRequired = l.Required
 	p.Timeout = spec.Process.Timeout
 
+	p.HostLoopback = spec.Network.HostLoopback
+	p.Allow = spec.Network.Allow
+	for _, ps := range spec.Network.Ports {
+		pm, err := ParsePort(ps)
+		if err != nil {
+			return nil, err
+		}
+		p.Ports = append(p.Ports, pm)
+	}
+
 	p.Env = buildEnv(spec, host, p)
 	p.Args = spec.Args
 	if len(p.Args) == 0 {
@@ -395,6 +414,26 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		p.Args = []string{sh}
 	}
 	return p, nil
+}
+
+// ProxyPort is where the allowlist proxy listens on the sandbox's loopback.
+const ProxyPort = 3128
+
+// resolvConf is the generated /etc/resolv.conf for a network mode; "" keeps
+// the host's.
+func resolvConf(mode string) string {
+	switch mode {
+	case NetworkHost:
+		return ""
+	case NetworkSlirp:
+		return "nameserver " + slirp.SlirpDNS + "\n"
+	case NetworkPasta:
+		return "nameserver " + slirp.PastaDNS + "\n"
+	case NetworkProxy:
+		return "# hutch: no DNS here (network = proxy); names are resolved by the proxy at\n" +
+			fmt.Sprintf("# http://127.0.0.1:%d, which HTTP_PROXY and HTTPS_PROXY point to.\n", ProxyPort)
+	}
+	return "# hutch: this sandbox has no network (network = none)\n"
 }
 
 func hostsFile(hostname string) string {
@@ -435,6 +474,14 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 		env["SHELL"] = host.Shell
 	}
 	env["container"] = "hutch"
+	if spec.Network.Mode == NetworkProxy {
+		// Both spellings: curl reads only the lower-case http_proxy.
+		proxyURL := fmt.Sprintf("http://127.0.0.1:%d", ProxyPort)
+		for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
+			env[k] = proxyURL
+		}
+		env["NO_PROXY"], env["no_proxy"] = "localhost,127.0.0.1,::1", "localhost,127.0.0.1,::1"
+	}
 	for k, v := range spec.Env.Set {
 		env[k] = v
 	}

@@ -55,6 +55,8 @@ func TestPlanGolden(t *testing.T) {
 			Security: Security{Seccomp: "~/seccomp.json", Nested: true}}, nil},
 		{"home-ro", Spec{Args: []string{"ls"}, Filesystem: Filesystem{Home: "ro"}}, nil},
 		{"in-home", Spec{}, func(h *Host) { h.Cwd = "/home/dev" }},
+		{"proxy", Spec{Args: []string{"npm", "ci"}, Network: Network{Mode: "proxy", Allow: []string{"registry.npmjs.org"}, Ports: []string{"3000:3000"}}}, nil},
+		{"slirp", Spec{Args: []string{"curl"}, Network: Network{Mode: "slirp4netns", HostLoopback: true, Ports: []string{"0.0.0.0:8080:80/tcp", "[::1]:8443:443"}}}, nil},
 		{"host-network", Spec{Args: []string{"curl"}, Network: Network{Mode: "host"}}, nil},
 	}
 	for _, tt := range tests {
@@ -140,7 +142,17 @@ func TestSpecValidate(t *testing.T) {
 		{Spec{Process: Process{User: "admin"}}, `process.user: "admin" is not one of self, root`},
 		{Spec{Process: Process{IDMap: "x"}}, `process.idmap: "x" is not one of auto, single`},
 		{Spec{Network: Network{Mode: "slirp"}}, `network.mode: "slirp" is not one of none, host, proxy, slirp4netns, pasta`},
-		{Spec{Network: Network{Mode: "pasta"}}, `network.mode: network mode "pasta" is not supported yet`},
+		{Spec{Network: Network{Mode: "pasta"}}, ""},
+		{Spec{Network: Network{Mode: "none", Allow: []string{"x.org"}}}, `network.allow: only applies to mode = "proxy"`},
+		{Spec{Network: Network{Mode: "proxy", Allow: []string{"http://x.org"}}}, `network.allow: allow entry "http://x.org" is a URL: give the host name alone, as in "x.org"`},
+		{Spec{Network: Network{Mode: "none", HostLoopback: true}}, `network.host_loopback: only applies to modes proxy, slirp4netns and pasta`},
+		{Spec{Network: Network{Mode: "host", Ports: []string{"8080:80"}}}, `network.ports: publishing ports makes no sense with the host's network`},
+		{Spec{Network: Network{Ports: []string{"8080:80", "127.0.0.1:8080:81"}}}, `host port 127.0.0.1:8080/tcp is published twice`},
+		{Spec{Network: Network{Ports: []string{"80"}}}, `is not [HOSTIP:]HOSTPORT:PORT[/tcp]`},
+		{Spec{Network: Network{Ports: []string{"8080:80/udp"}}}, `publishing UDP ports is not supported yet`},
+		{Spec{Network: Network{Ports: []string{"8080:80/sctp"}}}, `protocol "sctp" is not tcp or udp`},
+		{Spec{Network: Network{Ports: []string{"host:8080:80"}}}, `"host" is not an IP address`},
+		{Spec{Network: Network{Ports: []string{"70000:80"}}}, `host port: "70000" is not a port number`},
 		{Spec{Process: Process{Hostname: "-bad"}}, `process.hostname: "-bad"`},
 		{Spec{Process: Process{Hostname: strings.Repeat("a", 65)}}, `is not a valid host name`},
 		{Spec{Filesystem: Filesystem{RW: []string{"relative/path"}}}, `filesystem.rw: path "relative/path" must be absolute`},
@@ -192,6 +204,36 @@ func TestResolveIn(t *testing.T) {
 		}
 		if err != nil || got != tt.want {
 			t.Errorf("%s: got %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParsePort(t *testing.T) {
+	tests := []struct {
+		in   string
+		want *Port // nil: invalid
+	}{
+		{"8080:80", &Port{"127.0.0.1", 8080, 80, "tcp"}},
+		{"0.0.0.0:8080:80/tcp", &Port{"0.0.0.0", 8080, 80, "tcp"}},
+		{"[::1]:8443:443", &Port{"::1", 8443, 443, "tcp"}},
+		{"8080:80/TCP", &Port{"127.0.0.1", 8080, 80, "tcp"}},
+		{"8080", nil},
+		{"a:80", nil},
+		{"8080:0", nil},
+		{"1.2.3:8080:80", nil},
+		{"[::1:8080:80", nil},
+		{"8080:80/udp", nil},
+	}
+	for _, tt := range tests {
+		got, err := ParsePort(tt.in)
+		if tt.want == nil {
+			if err == nil {
+				t.Errorf("ParsePort(%q) = %+v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != *tt.want {
+			t.Errorf("ParsePort(%q) = %+v, %v; want %+v", tt.in, got, err, *tt.want)
 		}
 	}
 }

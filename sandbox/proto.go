@@ -33,10 +33,39 @@ type initConfig struct {
 	// replaced by the pty's slave.
 	StdioTTY [3]bool `json:"stdio_tty"`
 	UsePTY   bool    `json:"use_pty"`
+	// NeedNet says a netFrame follows on fd 3 once the user-mode network
+	// helper has configured the namespace; init waits for it before it
+	// starts the command.
+	NeedNet bool `json:"need_net,omitempty"`
 	// Seccomp is the compiled filter for the command; empty for none.
 	Seccomp []unix.SockFilter `json:"seccomp,omitempty"`
 	// TimingOrigin, when not 0, asks init to print its phases (--debug-timing).
 	TimingOrigin int64 `json:"timing_origin,omitempty"`
+}
+
+// netFrame follows initConfig on fd 3 when NeedNet is set.
+type netFrame struct {
+	Ready bool   `json:"ready,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// request is a message from the supervisor to init on fd 4.
+type request struct {
+	// Connect asks init to connect to a port on the sandbox's loopback and
+	// send back the connected socket: how published ports get in without
+	// any route from the host into the namespace.
+	Connect *connRequest `json:"connect,omitempty"`
+}
+
+type connRequest struct {
+	ID   uint64 `json:"id"`
+	Port int    `json:"port"`
+}
+
+// connReply answers a connRequest; on success the socket is attached.
+type connReply struct {
+	ID  uint64 `json:"id"`
+	Err string `json:"err,omitempty"`
 }
 
 type winsize struct {
@@ -50,6 +79,10 @@ type statusMsg struct {
 	PTY     bool       `json:"pty,omitempty"`     // the pty master is attached
 	Started int        `json:"started,omitempty"` // the command runs (its pid inside)
 	Exit    *exitInfo  `json:"exit,omitempty"`    // the command ended
+	// ProxyListener: the allowlist proxy's listening socket, opened inside
+	// the sandbox's net namespace, is attached.
+	ProxyListener bool       `json:"proxy_listener,omitempty"`
+	Conn          *connReply `json:"conn,omitempty"`
 }
 
 type initError struct {

@@ -13,7 +13,7 @@ import (
 // buildRoot lays out plan's mounts on a tmpfs at root and pivots into it.
 // It runs in hutch-init, inside the new user and mount namespaces, before
 // anything of the command's exists.
-func buildRoot(plan *Plan, root string, tm *timing) error {
+func buildRoot(plan *Plan, root string) error {
 	// Nothing we mount may propagate back to the host, and host mounts
 	// coming and going should not pin ours.
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
@@ -27,7 +27,6 @@ func buildRoot(plan *Plan, root string, tm *timing) error {
 		if err := b.apply(m); err != nil {
 			return err
 		}
-		tm.mark(m.Kind + " " + m.Dst)
 	}
 	if err := b.finishFiles(); err != nil {
 		return err

@@ -3,9 +3,13 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
 // Spec is the validated intent of a sandbox: what the user asked for, before
@@ -134,6 +138,9 @@ const (
 	IDMapSingle     = "single"
 	NetworkNone     = "none"
 	NetworkHost     = "host"
+	NetworkProxy    = "proxy"
+	NetworkSlirp    = "slirp4netns"
+	NetworkPasta    = "pasta"
 )
 
 // FieldError is a Spec value no plan can satisfy. Key is the profile key
@@ -217,18 +224,33 @@ func (s *Spec) Validate() error {
 		paths("filesystem.project_dir", []string{fs.Project})
 	}
 
-	if oneOf("network.mode", nw.Mode, NetworkNone, NetworkHost, "proxy", "slirp4netns", "pasta") &&
-		nw.Mode != NetworkNone && nw.Mode != NetworkHost {
-		later("network.mode", fmt.Sprintf("network mode %q", nw.Mode))
+	oneOf("network.mode", nw.Mode, NetworkNone, NetworkHost, NetworkProxy, NetworkSlirp, NetworkPasta)
+	if len(nw.Allow) > 0 && nw.Mode != NetworkProxy {
+		bad("network.allow", "only applies to mode = \"proxy\" (mode is %q)", nw.Mode)
 	}
 	if len(nw.Allow) > 0 {
-		later("network.allow", "an allowlist (network.mode = \"proxy\")")
+		if _, err := proxy.ParseAllow(nw.Allow); err != nil {
+			bad("network.allow", "%v", err)
+		}
 	}
-	if len(nw.Ports) > 0 {
-		later("network.ports", "publishing ports")
+	if nw.HostLoopback && nw.Mode != NetworkProxy && nw.Mode != NetworkSlirp && nw.Mode != NetworkPasta {
+		bad("network.host_loopback", "only applies to modes proxy, slirp4netns and pasta (mode is %q)", nw.Mode)
 	}
-	if nw.HostLoopback {
-		later("network.host_loopback", "host loopback access")
+	if len(nw.Ports) > 0 && nw.Mode == NetworkHost {
+		bad("network.ports", "publishing ports makes no sense with the host's network: the command binds host ports itself")
+	}
+	seen := map[string]bool{}
+	for _, ps := range nw.Ports {
+		pm, err := ParsePort(ps)
+		if err != nil {
+			bad("network.ports", "%v", err)
+			continue
+		}
+		key := fmt.Sprintf("%s:%d/%s", pm.HostIP, pm.HostPort, pm.Proto)
+		if seen[key] {
+			bad("network.ports", "host port %s is published twice", key)
+		}
+		seen[key] = true
 	}
 
 	for k := range s.Env.Set {
@@ -284,4 +306,63 @@ func validHostname(h string) bool {
 		}
 	}
 	return h[0] != '-' && h[0] != '.'
+}
+
+// Port is a published port: HostIP:HostPort on the host reaches Port on
+// the sandbox's loopback.
+type Port struct {
+	HostIP   string `json:"host_ip"`
+	HostPort int    `json:"host_port"`
+	Port     int    `json:"port"`
+	Proto    string `json:"proto"` // "tcp"
+}
+
+// ParsePort parses "[HOSTIP:]HOSTPORT:PORT[/tcp|udp]"; HOSTIP defaults to
+// 127.0.0.1, so a published port is not open to the network unless asked.
+func ParsePort(s string) (Port, error) {
+	p := Port{HostIP: "127.0.0.1", Proto: "tcp"}
+	spec := s
+	if i := strings.LastIndex(spec, "/"); i >= 0 {
+		p.Proto, spec = strings.ToLower(spec[i+1:]), spec[:i]
+	}
+	switch p.Proto {
+	case "tcp":
+	case "udp":
+		return p, fmt.Errorf("port %q: publishing UDP ports is not supported yet", s)
+	default:
+		return p, fmt.Errorf("port %q: protocol %q is not tcp or udp", s, p.Proto)
+	}
+	// An IPv6 host address is bracketed: [::1]:8080:80.
+	if strings.HasPrefix(spec, "[") {
+		end := strings.Index(spec, "]:")
+		if end < 0 {
+			return p, fmt.Errorf("port %q: unclosed [ in the host address", s)
+		}
+		p.HostIP, spec = spec[1:end], spec[end+2:]
+	} else if parts := strings.Split(spec, ":"); len(parts) == 3 {
+		p.HostIP, spec = parts[0], parts[1]+":"+parts[2]
+	}
+	hp, cp, ok := strings.Cut(spec, ":")
+	if !ok {
+		return p, fmt.Errorf("port %q is not [HOSTIP:]HOSTPORT:PORT[/tcp]", s)
+	}
+	var err error
+	if p.HostPort, err = portNumber(hp); err != nil {
+		return p, fmt.Errorf("port %q: host port: %v", s, err)
+	}
+	if p.Port, err = portNumber(cp); err != nil {
+		return p, fmt.Errorf("port %q: sandbox port: %v", s, err)
+	}
+	if net.ParseIP(p.HostIP) == nil {
+		return p, fmt.Errorf("port %q: %q is not an IP address", s, p.HostIP)
+	}
+	return p, nil
+}
+
+func portNumber(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port number from 1 to 65535", s)
+	}
+	return n, nil
 }

@@ -7,9 +7,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -101,6 +103,34 @@ func main() {
 	case "lo-down":
 		// Take lo down: needs CAP_NET_ADMIN in the sandbox's net namespace.
 		err = ifDown("lo")
+	case "serve":
+		// Not an attack: a server inside for published-port tests. Answers
+		// each connection with a greeting, until killed.
+		l, err := net.Listen("tcp", arg(1))
+		if err != nil {
+			fmt.Printf("serve: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Println("listening")
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			fmt.Fprintf(c, "hello from the sandbox\n")
+			c.Close()
+		}
+	case "get":
+		// Not an attack: read what a TCP server says first.
+		c, err := net.DialTimeout("tcp", arg(1), 5*time.Second)
+		if err != nil {
+			fmt.Printf("blocked: %v\n", err)
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		fmt.Printf("got: %s", b)
+		os.Exit(3)
 	case "sethostname":
 		err = unix.Sethostname([]byte("pwned"))
 	default:

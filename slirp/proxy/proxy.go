@@ -1,0 +1,338 @@
+// Package proxy is hutch's egress allowlist: an HTTP proxy (plain requests
+// and CONNECT tunnels) that lets through only hosts named in
+// network.allow, and remembers what it refused so the user can learn which
+// line to add.
+//
+// It serves listeners that hutch-init opened inside the sandbox's network
+// namespace (which has nothing but lo) and dials upstream from the host, so
+// the sandbox itself has no route anywhere: a tool that ignores the proxy
+// variables fails closed. It knows nothing of sandboxes or profiles.
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Rule is one network.allow entry: a host name or a *.domain wildcard,
+// with an optional port (without one, 80 and 443).
+type Rule struct {
+	Text     string // as written
+	Host     string // lower case; for a wildcard, the domain without "*."
+	Wildcard bool
+	Port     int // 0: 80 and 443
+}
+
+// ParseAllow parses network.allow entries: "host", "*.domain", each with
+// an optional ":port".
+func ParseAllow(entries []string) ([]Rule, error) {
+	var rules []Rule
+	for _, e := range entries {
+		r := Rule{Text: e}
+		host := strings.ToLower(strings.TrimSpace(e))
+		if i := strings.Index(host, "://"); i >= 0 {
+			return nil, fmt.Errorf("allow entry %q is a URL: give the host name alone, as in %q", e, strings.SplitN(host[i+3:], "/", 2)[0])
+		}
+		if h, p, err := net.SplitHostPort(host); err == nil {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("allow entry %q: port %q is not a number from 1 to 65535", e, p)
+			}
+			host, r.Port = h, n
+		}
+		if strings.HasPrefix(host, "*.") {
+			r.Wildcard, host = true, host[2:]
+		}
+		if !validHost(host) {
+			return nil, fmt.Errorf("allow entry %q is not a host name, *.domain or host:port", e)
+		}
+		r.Host = host
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r Rule) matches(host string, port int) bool {
+	if r.Port != 0 && r.Port != port || r.Port == 0 && port != 80 && port != 443 {
+		return false
+	}
+	if r.Wildcard {
+		return strings.HasSuffix(host, "."+r.Host)
+	}
+	return host == r.Host
+}
+
+// Denial is a refused destination, counted.
+type Denial struct {
+	Host   string    `json:"host"`
+	Port   int       `json:"port"`
+	Method string    `json:"method"`
+	Reason string    `json:"reason"`
+	Count  int       `json:"count"`
+	First  time.Time `json:"first"`
+}
+
+// Server is the allowlist proxy.
+type Server struct {
+	Rules []Rule
+	// AllowLoopback lets an allowed name resolve to the host's loopback
+	// (network.host_loopback). Otherwise such answers are refused: a DNS
+	// name pointing at 127.0.0.1 must not open the host's own services.
+	AllowLoopback bool
+	// Resolve overrides DNS for some names (a test hook: HUTCH_PROXY_RESOLVE);
+	// addresses it gives are trusted, loopback included.
+	Resolve map[string]string
+	// Dial connects upstream; nil uses a net.Dialer with a 30 s timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	mu      sync.Mutex
+	denials map[string]*Denial
+	conns   sync.WaitGroup
+}
+
+// Serve accepts connections on l until it is closed.
+func (s *Server) Serve(l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+// Denials returns what was refused, most frequent first.
+func (s *Server) Denials() []Denial {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Denial, 0, len(s.denials))
+	for _, d := range s.denials {
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Host < out[j].Host
+	})
+	return out
+}
+
+func (s *Server) deny(host string, port int, method, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.denials == nil {
+		s.denials = map[string]*Denial{}
+	}
+	key := host + ":" + strconv.Itoa(port)
+	if d, ok := s.denials[key]; ok {
+		d.Count++
+		return
+	}
+	s.denials[key] = &Denial{Host: host, Port: port, Method: method, Reason: reason, Count: 1, First: time.Now()}
+}
+
+// check returns "" when host:port is allowed, else why not.
+func (s *Server) check(host string, port int) string {
+	for _, r := range s.Rules {
+		if r.matches(host, port) {
+			return ""
+		}
+	}
+	if len(s.Rules) == 0 {
+		return "network.allow is empty"
+	}
+	return "no network.allow rule matches " + net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+func (s *Server) handle(c net.Conn) {
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	host, port, err := target(req)
+	if err != nil {
+		respond(c, http.StatusBadRequest, "hutch proxy: "+err.Error()+"\n")
+		return
+	}
+	if why := s.check(host, port); why != "" {
+		s.deny(host, port, req.Method, why)
+		respond(c, http.StatusForbidden, fmt.Sprintf("hutch: blocked %s %s: %s.\nTo allow it, add %q to network.allow in hutch.toml.\n",
+			req.Method, net.JoinHostPort(host, strconv.Itoa(port)), why, suggest(host, port)))
+		return
+	}
+	up, err := s.dial(req.Context(), host, port)
+	if err != nil {
+		var ref *refusedAddr
+		if errors.As(err, &ref) {
+			s.deny(host, port, req.Method, err.Error())
+			respond(c, http.StatusForbidden, "hutch: blocked: "+err.Error()+"\n")
+			return
+		}
+		respond(c, http.StatusBadGateway, "hutch proxy: "+err.Error()+"\n")
+		return
+	}
+	defer up.Close()
+	if req.Method == http.MethodConnect {
+		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		// Bytes the client sent after the CONNECT head belong upstream.
+		if n := br.Buffered(); n > 0 {
+			b, _ := br.Peek(n)
+			up.Write(b)
+		}
+		pipe(c, up)
+		return
+	}
+	// A plain HTTP request: one request per connection, in origin form.
+	for _, h := range []string{"Proxy-Connection", "Proxy-Authorization", "Connection", "Keep-Alive", "Upgrade"} {
+		req.Header.Del(h)
+	}
+	req.Close = true
+	req.RequestURI = ""
+	if err := req.Write(up); err != nil {
+		return
+	}
+	io.Copy(c, up)
+}
+
+func target(req *http.Request) (string, int, error) {
+	hostport := req.Host
+	if req.Method != http.MethodConnect {
+		if req.URL == nil || !req.URL.IsAbs() {
+			return "", 0, errors.New("this is a proxy: requests must name an absolute http:// URL or use CONNECT")
+		}
+		if req.URL.Scheme != "http" {
+			return "", 0, fmt.Errorf("scheme %q is not proxied: use CONNECT for https", req.URL.Scheme)
+		}
+		hostport = req.URL.Host
+	}
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		if req.Method == http.MethodConnect {
+			return "", 0, fmt.Errorf("CONNECT %q names no port", hostport)
+		}
+		host, p = hostport, "80"
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", hostport)
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	return host, port, nil
+}
+
+func suggest(host string, port int) string {
+	if port == 80 || port == 443 {
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+type refusedAddr struct{ host, ip string }
+
+func (e *refusedAddr) Error() string {
+	return fmt.Sprintf("%s resolves to %s, the host's own loopback or link-local range (set network.host_loopback = true to allow)", e.host, e.ip)
+}
+
+// dial resolves host on the host side and connects, refusing loopback and
+// link-local answers unless allowed.
+func (s *Server) dial(ctx context.Context, host string, port int) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	dial := s.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	var ips []net.IP
+	trusted := false
+	if a, ok := s.Resolve[host]; ok {
+		ips, trusted = []net.IP{net.ParseIP(a)}, true
+	} else if ip := net.ParseIP(host); ip != nil {
+		ips = []net.IP{ip}
+	} else {
+		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("resolving %s: %w", host, err)
+		}
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	}
+	var lastErr error
+	for _, ip := range ips {
+		if ip == nil {
+			continue
+		}
+		if !trusted && !s.AllowLoopback && (ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()) {
+			lastErr = &refusedAddr{host, ip.String()}
+			continue
+		}
+		c, err := dial(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no address for %s", host)
+	}
+	return nil, lastErr
+}
+
+func respond(c net.Conn, code int, body string) {
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(body), body)
+}
+
+// pipe copies both ways until either side is done.
+func pipe(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		if tc, ok := dst.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	<-done
+	<-done
+}
