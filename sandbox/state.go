@@ -43,29 +43,37 @@ func ensureStateRoot(root string) error {
 }
 
 // newRunState creates and locks a fresh run directory under root, after
-// collecting stale ones.
+// collecting stale ones. The directory is built under a temporary name and
+// renamed to run-* only once its lock is held, so that another hutch's
+// collection never sees a run-* directory whose lock is free because its
+// owner has not taken it yet.
 func newRunState(root string) (*runState, error) {
 	if err := ensureStateRoot(root); err != nil {
 		return nil, err
 	}
 	collectStale(root)
-	dir, err := os.MkdirTemp(root, "run-")
+	tmp, err := os.MkdirTemp(root, ".new-")
 	if err != nil {
 		return nil, fmt.Errorf("creating a run directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(tmp, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err == nil {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	}
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	if err == nil {
+		fmt.Fprintf(f, "%d\n", os.Getpid())
+		err = os.Mkdir(filepath.Join(tmp, "root"), 0o700)
 	}
-	fmt.Fprintf(f, "%d\n", os.Getpid())
-	if err := os.Mkdir(filepath.Join(dir, "root"), 0o700); err != nil {
-		f.Close()
-		os.RemoveAll(dir)
-		return nil, err
+	dir := filepath.Join(root, "run-"+strings.TrimPrefix(filepath.Base(tmp), ".new-"))
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("preparing the run directory: %w", err)
 	}
 	return &runState{dir: dir, lock: f}, nil
 }
@@ -85,19 +93,19 @@ func collectStale(root string) {
 		return
 	}
 	for _, e := range ents {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "run-") {
-			continue
-		}
 		dir := filepath.Join(root, e.Name())
-		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
-		if os.IsNotExist(err) {
-			// A run killed between mkdir and lock leaves no lock file; give
-			// one that is starting now a minute to take its lock.
-			if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) > time.Minute {
+		if e.IsDir() && strings.HasPrefix(e.Name(), ".new-") {
+			// A run killed while preparing its directory; give one that is
+			// preparing right now a minute.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
 				os.RemoveAll(dir)
 			}
 			continue
 		}
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "run-") {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 		if err != nil {
 			continue
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 
@@ -46,8 +48,9 @@ func TestEscapeHostSockets(t *testing.T) {
 	testenv.RequireUserNS(t)
 	runtimeDir := t.TempDir()
 	os.Chmod(runtimeDir, 0o700)
-	tmpSock := filepath.Join(os.TempDir(), "hutch-escape-"+filepath.Base(t.TempDir())+".sock")
-	paths := []string{tmpSock, filepath.Join(runtimeDir, "agent.sock"), "@hutch-escape-abstract-" + filepath.Base(t.TempDir())}
+	unique := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+	tmpSock := filepath.Join(os.TempDir(), "hutch-escape-"+unique+".sock")
+	paths := []string{tmpSock, filepath.Join(runtimeDir, "agent.sock"), "@hutch-escape-abstract-" + unique}
 	for _, p := range paths {
 		l, err := net.Listen("unix", p)
 		if err != nil {

@@ -232,3 +232,35 @@ func TestRunKill9AnyMoment(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRunConcurrent: runs sharing a state directory start side by side;
+// none may collect another's run directory as stale.
+func TestRunConcurrent(t *testing.T) {
+	testenv.RequireUserNS(t)
+	runtimeDir := t.TempDir()
+	os.Chmod(runtimeDir, 0o700)
+	const n = 12
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			cmd := hutchCmd(t, "run", "--", "sh", "-c", fmt.Sprintf("echo run %d", i))
+			cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtimeDir)
+			out, err := cmd.CombinedOutput()
+			if err == nil && string(out) != fmt.Sprintf("run %d\n", i) {
+				err = fmt.Errorf("output %q", out)
+			}
+			if err != nil {
+				err = fmt.Errorf("run %d: %v: %s", i, err, out)
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if runs, _ := filepath.Glob(filepath.Join(runtimeDir, "hutch", "*")); len(runs) != 0 {
+		t.Errorf("run directories left behind: %v", runs)
+	}
+}
