@@ -214,3 +214,20 @@ func fields(path string) map[string]bool {
 	}
 	return m
 }
+
+// CgroupDelegated reports whether this process's cgroup v2 is delegated to
+// it, so that cgroup limits can be enforced.
+func CgroupDelegated() bool {
+	mnt, err := cgroup2Mount()
+	if err != nil {
+		return false
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		return false
+	}
+	base := filepath.Join(mnt, own)
+	var st unix.Stat_t
+	return unix.Stat(base, &st) == nil && int(st.Uid) == os.Getuid() &&
+		unix.Access(filepath.Join(base, "cgroup.procs"), unix.W_OK) == nil
+}
