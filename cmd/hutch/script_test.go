@@ -65,6 +65,10 @@ func condition(cond string) (bool, error) {
 		reason = testenv.UserNSReason()
 	case "root":
 		return os.Geteuid() == 0, nil
+	case "cgroupdelegated":
+		// Whether this machine gives the test user a cgroup v2 it may
+		// create children in; this one (cgroup v1 hybrid) does not.
+		return sandbox.CgroupDelegated(), nil
 	default:
 		if prog, ok := cutPrefix(cond, "prog:"); ok {
 			if _, err := exec.LookPath(prog); err != nil {
