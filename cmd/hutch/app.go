@@ -30,6 +30,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: false,
+		// --env A=1,2 is one value: paths and values may hold commas.
+		DisableSliceFlagSeparator: true,
 		// Errors are printed once, by report; the defaults would print them
 		// and exit from inside the library.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -40,6 +42,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			runCommand(),
 			shellCommand(),
+			profileCommand(),
+			initCommand(),
+			trustCommand(),
 			doctorCommand(),
 			versionCommand(),
 		},

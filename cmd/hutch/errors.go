@@ -19,13 +19,32 @@ const (
 	exitNotFound = 127
 )
 
-// usageError marks a mistake in how hutch was called.
-type usageError struct{ msg string }
+// usageError marks a mistake in how hutch was called, or in a profile:
+// exit status 2, nothing launched. It may wrap an error that carries hints.
+type usageError struct {
+	msg string
+	err error
+}
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// usageErr marks err as a usage error, keeping its hints.
+func usageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &usageError{err: err}
 }
 
 // exitStatus carries a status to exit with when there is nothing to print,
@@ -60,14 +79,32 @@ func report(stderr io.Writer, err error) int {
 			code = exitNotExec
 		}
 	}
-	fmt.Fprintf(stderr, "hutch: error: %s\n", err)
-	var h hinter
-	if errors.As(err, &h) {
-		for _, line := range strings.Split(strings.TrimSpace(h.Hint()), "\n") {
-			if line != "" {
-				fmt.Fprintf(stderr, "hutch: hint: %s\n", line)
+	// Several errors (a profile's, or a Spec's) print one by one, each
+	// with its own hint.
+	for _, e := range leaves(err) {
+		fmt.Fprintf(stderr, "hutch: error: %s\n", e)
+		var h hinter
+		if errors.As(e, &h) {
+			for _, line := range strings.Split(strings.TrimSpace(h.Hint()), "\n") {
+				if line != "" {
+					fmt.Fprintf(stderr, "hutch: hint: %s\n", line)
+				}
 			}
 		}
 	}
 	return code
+}
+
+// leaves lists the errors joined in err (errors.Join, a profile's list),
+// or err itself.
+func leaves(err error) []error {
+	var multi interface{ Unwrap() []error }
+	if !errors.As(err, &multi) {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range multi.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
 }
