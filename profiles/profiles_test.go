@@ -499,7 +499,9 @@ func TestTrust(t *testing.T) {
 			[]string{"limits.memory raises", "process.timeout removes", "limits.required lets"}},
 		{"built-in caches", "", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""},
 			[]string{"filesystem.rw writable, outside the project", "filesystem.rw writable, outside the project",
-				"filesystem.ro visible outside the project", "filesystem.ro visible outside the project"}},
+				"filesystem.ro visible outside the project", "filesystem.ro visible outside the project",
+				"network.mode network access beyond your configuration's \"none\"",
+				"network.allow reaches a host", "network.allow reaches a host", "network.allow reaches a host"}},
 		{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
 	}
 	for _, tt := range tests {
