@@ -274,3 +274,21 @@ func childrenNamed(ppid int, name string) []int {
 	}
 	return out
 }
+
+// TestNetBuiltinProfileProxy: the npm built-in lets the registry through the
+// proxy and nothing else. The registry's name is pointed at this machine's
+// loopback, where nothing listens on 443, so an allowed CONNECT ends in 502
+// (the proxy tried) and a refused one in 403.
+func TestNetBuiltinProfileProxy(t *testing.T) {
+	testenv.RequireUserNS(t)
+	testenv.RequireProgram(t, "curl")
+	cmd := hutchCmd(t, "run", "--profile", "npm", "--", "sh", "-c",
+		"echo proxy=$HTTPS_PROXY; curl -sS -m 10 https://registry.npmjs.org/ 2>&1; curl -sS -m 10 https://evil.example.com/ 2>&1; true")
+	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=registry.npmjs.org=127.0.0.1")
+	out := runOut(t, cmd)
+	for _, want := range []string{"proxy=http://127.0.0.1:3128", "CONNECT tunnel failed, response 502", "CONNECT tunnel failed, response 403", "evil.example.com:443"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
