@@ -195,9 +195,10 @@ func (p *Profile) Spec(inv sandbox.Spec) (sandbox.Spec, error) {
 	return spec, nil
 }
 
-// dropMoot drops network settings that a later layer's network.mode made
-// moot: a project that narrows your "proxy" to "none" does not inherit an
-// error for your allowlist. Settings in the same layer as the mode, or a
+// dropMoot drops network settings that a later profile's network.mode made
+// moot: a project that narrows your "proxy" to "none", or a hutch.toml
+// that extends "npm" and sets mode = "host", does not inherit an error for
+// an allowlist it overrode. Settings in the same file as the mode, or a
 // later one, stay and are checked by Spec.Validate.
 func (p *Profile) dropMoot(spec *sandbox.Spec) {
 	m := p.settings["network.mode"]
@@ -205,7 +206,23 @@ func (p *Profile) dropMoot(spec *sandbox.Spec) {
 		return
 	}
 	mode := spec.Network.Mode
-	earlier := func(src Source) bool { return src.layer < m.src.layer }
+	// Order by the file that set a value, in the order the files were
+	// applied, so that a built-in a project extends counts as before the
+	// project's own keys; flags come after every file.
+	order := func(src Source) int {
+		if src.layer == layerFlags {
+			return len(p.files) + 1
+		}
+		if src.pos != nil {
+			for i, f := range p.files {
+				if f == src.pos.f {
+					return i
+				}
+			}
+		}
+		return -1
+	}
+	earlier := func(src Source) bool { return order(src) < order(m.src) }
 	keep := func(key string, ok bool) []string {
 		var out []string
 		if s := p.settings[key]; s != nil {

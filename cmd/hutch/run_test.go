@@ -130,10 +130,21 @@ func TestRunKill9LeavesNothing(t *testing.T) {
 	}
 	// No process is left in the sandbox's mount namespace, so its mounts
 	// are gone with it.
-	for _, pid := range allPids() {
-		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); ns == mntns {
-			t.Errorf("pid %d still holds the sandbox's mount namespace %s", pid, mntns)
+	// The kernel kills the rest of the pid namespace asynchronously too.
+	for {
+		var holders []int
+		for _, pid := range allPids() {
+			if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); ns == mntns {
+				holders = append(holders, pid)
+			}
 		}
+		if len(holders) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pids %v still hold the sandbox's mount namespace %s", holders, mntns)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// The dead run's state directory is collected by the next run.
 	runs, _ := filepath.Glob(filepath.Join(runtimeDir, "hutch", "run-*"))
