@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -14,7 +16,12 @@ var Version = "dev"
 
 // run is the whole CLI: it builds the app, runs it on args, and turns any
 // error into one printed message and an exit code.
+// started is when the CLI began, for --debug-timing: profile loading and
+// the host probe happen before the sandbox launch and count too.
+var started int64
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	started = sandbox.MonotonicNow()
 	app := newApp(stdin, stdout, stderr)
 	return report(stderr, app.RunContext(ctx, args))
 }

@@ -72,7 +72,9 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		Warn:        func(msg string) { fmt.Fprintf(c.App.ErrWriter, "hutch: warning: %s\n", msg) },
 	}
 	if opts.DebugTiming {
-		opts.Origin = sandbox.MonotonicNow()
+		opts.Origin = started
+		fmt.Fprintf(c.App.ErrWriter, "hutch: timing: cli        profiles loaded             +%6.2fms\n",
+			float64(sandbox.MonotonicNow()-started)/1e6)
 	}
 	host, err := sandbox.ProbeHost()
 	if err != nil {
