@@ -4,6 +4,7 @@ PREFIX ?= $(if $(filter 0,$(shell id -u)),/usr/local,$(HOME)/.local)
 DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+GOFMT ?= $(shell command -v gofmt || echo $(dir $(GO))gofmt)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 HUTCH_TEST_USER ?= hutchtest
 export HUTCH_TEST_USER
@@ -17,25 +18,32 @@ export CGO_ENABLED = 0
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
 
-.PHONY: all build install deps bench-deps test test-unit test-integration test-user test-as-user bench lint clean
+.PHONY: all build install deps bench-deps test test-unit test-integration test-user bench lint clean
 
 all: build
 
+# After "sudo make install", bin/ goes back to the user who owns the checkout.
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/hutch ./cmd/hutch
+	@if [ -n "$${SUDO_UID:-}" ]; then chown -R "$$SUDO_UID:$$SUDO_GID" bin; fi
 
+# install also loads an AppArmor profile for the installed binary where
+# AppArmor restricts user namespaces (Ubuntu 23.10+); not into a DESTDIR.
 install: build
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 bin/hutch $(DESTDIR)$(BINDIR)/hutch
+	@if [ -z "$(DESTDIR)" ]; then scripts/install-apparmor.sh "$$(cd $(BINDIR) && pwd)/hutch"; fi
 
 # deps installs what hutch runs with (as root). It skips apt-get when
 # everything is already there.
 deps:
-	@missing=""; for p in $(RUNTIME_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@missing=""; for p in $(RUNTIME_DEPS); do \
+		dpkg-query -W -f '$${Status}' $$p 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all installed: $(RUNTIME_DEPS)"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps: missing:$$missing; run as root: sudo make deps" >&2; exit 1; fi; \
+	echo "deps: installing:$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
 bench-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_DEPS) || \
@@ -52,8 +60,17 @@ else
 	$(GO) test -count=1 ./...
 endif
 
+# test-unit runs the packages below cmd/: mostly pure tests, with no
+# sandbox started (as root, still as the test user, like everything else).
+UNIT_PKGS = ./userns/... ./profiles/... ./slirp/... ./sandbox/...
+
 test-unit:
-	$(GO) test -count=1 ./userns/... ./profiles/... ./slirp/... ./sandbox/...
+ifeq ($(shell id -u),0)
+	$(MAKE) test-user
+	scripts/run-as-test-user.sh $(GO) test -count=1 $(UNIT_PKGS)
+else
+	$(GO) test -count=1 $(UNIT_PKGS)
+endif
 
 test-integration:
 ifeq ($(shell id -u),0)
@@ -72,7 +89,8 @@ bench: build
 	@if [ -d bench ]; then $(GO) run ./bench $(BENCH_ARGS); else echo "the benchmark lands with issue 8"; fi
 
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path './bin/*' | xargs $(GOFMT) -l); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 

@@ -11,6 +11,9 @@ if ! id "$user" >/dev/null 2>&1; then
 	useradd --create-home --shell /bin/bash "$user"
 fi
 uid=$(id -u "$user")
+home=$(getent passwd "$user" | cut -d: -f6)
+# The tests build in a copy of the tree under the home directory.
+[ -d "$home" ] || install -d -m 0755 -o "$uid" -g "$(id -g "$user")" "$home"
 # A subordinate range that overlaps no one else's.
 for f in /etc/subuid /etc/subgid; do
 	touch "$f"

@@ -1,8 +1,8 @@
 // Command hutch wraps a developer command in a rootless sandbox.
 //
-// main only dispatches: the hidden sandbox entry (argv[0] "hutch-init") runs
-// inside the new namespaces and must never see the CLI; everything else is the
-// CLI in app.go.
+// main only dispatches: the hidden sandbox entry (argv[0] "hutch-init") and
+// hutch doctor's probe (argv[0] "hutch-probe") run inside new namespaces and
+// must never see the CLI; everything else is the CLI in app.go.
 package main
 
 import (
@@ -15,6 +15,9 @@ import (
 func main() {
 	if sandbox.IsInit(os.Args[0]) {
 		os.Exit(sandbox.InitMain())
+	}
+	if sandbox.IsProbe(os.Args[0]) {
+		os.Exit(sandbox.ProbeMain())
 	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

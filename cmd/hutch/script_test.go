@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 		"hutch": func() {
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 		},
-		sandbox.InitName: func() { os.Exit(sandbox.InitMain()) },
+		sandbox.InitName:  func() { os.Exit(sandbox.InitMain()) },
+		sandbox.ProbeName: func() { os.Exit(sandbox.ProbeMain()) },
 	})
 }
 
