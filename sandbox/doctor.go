@@ -67,12 +67,14 @@ const (
 	checkTun       = "/dev/net/tun"
 	checkCgroup    = "cgroup v2"
 	checkRuntime   = "XDG_RUNTIME_DIR"
+	checkSeccomp   = "seccomp"
+	checkNetModes  = "network modes"
 )
 
 // CheckNames lists every check hutch doctor makes, in report order.
 func CheckNames() []string {
 	return []string{checkUserNS, checkUser, checkSubIDs, checkIDHelpers, checkOverlay,
-		checkFuseOvl, checkDevFuse, checkSlirp, checkPasta, checkTun, checkCgroup, checkRuntime}
+		checkFuseOvl, checkDevFuse, checkSlirp, checkPasta, checkTun, checkNetModes, checkSeccomp, checkCgroup, checkRuntime}
 }
 
 // diagnose judges the facts.
@@ -90,6 +92,8 @@ func diagnose(f *doctorFacts) *Diagnosis {
 		checkProgram(checkPasta, f.Pasta, "passt", `network mode "pasta"`),
 		checkDevice(checkTun, f.Tun, f.UID, "slirp4netns and pasta cannot create the sandbox's network device",
 			"sudo modprobe tun\nif it is still missing: sudo mkdir -p /dev/net && sudo mknod -m 0666 /dev/net/tun c 10 200"),
+		checkNetworkModes(f),
+		checkSeccompFilter(f),
 		checkCgroupV2(f),
 		checkRuntimeDir(f),
 	}}
@@ -464,4 +468,42 @@ func checkRuntimeDir(f *doctorFacts) Check {
 		c.Detail = fmt.Sprintf("%s is yours, mode 0700: hutch keeps its run state in %s", r.Env, r.Dir)
 	}
 	return c
+}
+
+// checkNetworkModes sums up which network modes work here.
+func checkNetworkModes(f *doctorFacts) Check {
+	tun := f.Tun.Exists && f.Tun.Errno == 0
+	works := []string{"none", "proxy", "host"}
+	var missing []string
+	for _, m := range []struct {
+		name string
+		p    programFact
+	}{{"slirp4netns", f.Slirp4netns}, {"pasta", f.Pasta}} {
+		switch {
+		case m.p.Path == "" || len(m.p.Lacks) > 0:
+			missing = append(missing, m.name+" (not installed or too old)")
+		case !tun:
+			missing = append(missing, m.name+" (/dev/net/tun)")
+		default:
+			works = append(works, m.name)
+		}
+	}
+	c := Check{Name: checkNetModes, Status: CheckOK, Detail: "these work here: " + strings.Join(works, ", ")}
+	if len(missing) > 0 {
+		c.Status = CheckWarn
+		c.Detail += "; not: " + strings.Join(missing, ", ")
+		c.Fix = "see the slirp4netns, pasta and /dev/net/tun lines above"
+	}
+	return c
+}
+
+// checkSeccompFilter reports whether hutch's syscall filter can be used.
+func checkSeccompFilter(f *doctorFacts) Check {
+	if f.Seccomp == "" {
+		return Check{Name: checkSeccomp, Status: CheckOK,
+			Detail: "hutch's default filter installs, and refuses keyctl as it should"}
+	}
+	return Check{Name: checkSeccomp, Status: CheckWarn,
+		Detail: "hutch's default syscall filter cannot be installed: " + f.Seccomp + "; sandboxes will refuse to start unless run with --seccomp off",
+		Fix:    "use a kernel built with CONFIG_SECCOMP_FILTER (every distribution kernel is)"}
 }

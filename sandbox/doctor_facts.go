@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -57,6 +59,10 @@ type doctorFacts struct {
 
 	Cgroup  cgroupFacts
 	Runtime runtimeFacts
+
+	// Seccomp is "" when hutch's default filter installed on a throwaway
+	// thread, else why it did not.
+	Seccomp string
 }
 
 // helperFact describes newuidmap or newgidmap.
@@ -187,6 +193,7 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 		return lacking(map[string]bool{"--config-net": pf.ConfigNet, "--pid": pf.PIDFile, "--foreground": pf.Foreground})
 	})
 	f.Tun = gatherDevice("/dev/net/tun")
+	f.Seccomp = trySeccomp()
 	return f
 }
 
@@ -408,4 +415,34 @@ func owner(uid, gid uint32) string {
 		g = gg.Name
 	}
 	return u + ":" + g
+}
+
+// trySeccomp compiles hutch's default filter and installs it on a thread
+// that exits right after, as hutch-init installs it on the thread that
+// forks the command: the real thing, at no cost to this process.
+func trySeccomp() string {
+	prog, err := seccomp.Default(seccomp.Options{}).Compile()
+	if err != nil {
+		return err.Error()
+	}
+	res := make(chan string, 1)
+	go func() {
+		// Never unlocked: the thread, with its filter, retires with the
+		// goroutine.
+		runtime.LockOSThread()
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			res <- "setting no_new_privs: " + err.Error()
+			return
+		}
+		if err := seccomp.Install(prog); err != nil {
+			res <- err.Error()
+			return
+		}
+		if _, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, false); err != unix.EPERM {
+			res <- fmt.Sprintf("the filter installed but keyctl was not refused (%v)", err)
+			return
+		}
+		res <- ""
+	}()
+	return <-res
 }
