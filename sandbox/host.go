@@ -100,21 +100,8 @@ func ProbeHost() (*Host, error) {
 // on PATH (or in /usr/bin) and can actually act: setuid root, or carrying
 // file capabilities.
 func privilegedHelper(name string) string {
-	for _, dir := range append(filepath.SplitList(os.Getenv("PATH")), "/usr/bin", "/bin", "/usr/sbin") {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		var st unix.Stat_t
-		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
-		}
-		if st.Mode&unix.S_ISUID != 0 && st.Uid == 0 {
-			return p
-		}
-		if sz, err := unix.Getxattr(p, "security.capability", nil); err == nil && sz > 0 {
-			return p
-		}
+	if h := findHelper(name); h.Setuid || h.Caps {
+		return h.Path
 	}
 	return ""
 }

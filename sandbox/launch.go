@@ -10,13 +10,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -188,28 +188,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
 
-	// PDEATHSIG fires when the thread that forked the child exits, not the
-	// process (golang/go#27505): fork from a locked thread that lives until
-	// the child is reaped.
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		err := cmd.Wait()
-		if tm.origin != 0 && cmd.ProcessState != nil {
-			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-			fmt.Fprintf(stdio.Stderr, "hutch: timing: init and command used %.2fms user, %.2fms system\n",
-				float64(ru.Utime.Nano())/1e6, float64(ru.Stime.Nano())/1e6)
-		}
-		exited <- err
-	}()
-	err = <-started
+	exited, err := lockedexec.Start(cmd)
 	cfgR.Close()
 	statusChild.Close()
 	if err != nil {
@@ -254,7 +233,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 	netsup.forward(statusParent)
 
-	sup := &supervisor{pid: pid, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
+	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
 	res, err := sup.run(ctx, statusParent, exited)
 	if res != nil {
 		res.Denials = netsup.denials()
@@ -264,6 +243,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 
 type supervisor struct {
 	pid   int
+	cmd   *exec.Cmd
 	stdio Stdio
 	cfg   *initConfig
 
@@ -281,7 +261,7 @@ type recvd struct {
 	err error
 }
 
-func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error) (*Result, error) {
+func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan error) (*Result, error) {
 	msgs := make(chan recvd, 8)
 	go readStatus(status, msgs)
 
@@ -369,6 +349,11 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited chan error
 		case waitErr = <-exited:
 			initDone = true
 			s.tm.mark("init reaped")
+			if s.tm.origin != 0 && s.cmd.ProcessState != nil {
+				ru := s.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+				fmt.Fprintf(s.stdio.Stderr, "hutch: timing: init and command used %.2fms user, %.2fms system\n",
+					float64(ru.Utime.Nano())/1e6, float64(ru.Stime.Nano())/1e6)
+			}
 		}
 	}
 	// Collect what init sent before it exited.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -193,7 +192,7 @@ func (ns *netSupervisor) join(c net.Conn, port int) {
 		return // nothing listens inside: the client sees the connection close
 	}
 	defer r.conn.Close()
-	pipeConns(c, r.conn)
+	proxy.Pipe(c, r.conn)
 }
 
 // connected delivers init's answer to a connect request.
@@ -243,19 +242,4 @@ func (ns *netSupervisor) close() {
 	if ns.helper != nil {
 		ns.helper.Close()
 	}
-}
-
-func pipeConns(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		if tc, ok := dst.(interface{ CloseWrite() error }); ok {
-			tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	<-done
-	<-done
 }

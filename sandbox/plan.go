@@ -512,6 +512,13 @@ func depth(p string) int {
 // never pass them, only an exact name in env.keep does.
 var secretEnvPatterns = []string{"*_TOKEN", "*_SECRET", "*_SECRET_*", "*_PASSWORD", "*_PASSWD", "*_KEY", "*_API_KEY", "AWS_*", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "*_CREDENTIALS", "NPM_CONFIG__AUTH*"}
 
+// SecretPaths lists, relative to home, the paths hutch always masks.
+func SecretPaths() []string { return append([]string(nil), secretPaths...) }
+
+// SecretEnv reports whether a variable's name says it holds a credential:
+// such variables pass into a sandbox only when named exactly.
+func SecretEnv(name string) bool { return secretEnv(name) }
+
 func secretEnv(name string) bool {
 	for _, p := range secretEnvPatterns {
 		if ok, _ := path.Match(p, name); ok {

@@ -10,12 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 )
 
 // ProbeName is the fixed argv[0] of the hidden entry hutch doctor runs
@@ -192,21 +193,9 @@ func runProbe(ctx context.Context, attr *syscall.SysProcAttr, between func(pid i
 		}
 	}
 
-	// PDEATHSIG follows the thread that forked (golang/go#27505): start and
-	// wait from one locked thread.
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	// PDEATHSIG follows the thread that forked: lockedexec keeps it alive.
+	exited, err := lockedexec.Start(cmd)
+	if err != nil {
 		out := probeOutcome{Tried: true, Start: true, Step: "creating the namespaces", Err: err.Error()}
 		errors.As(err, &out.Errno)
 		return out

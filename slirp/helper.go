@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 )
 
 // Handle is a running helper.
@@ -36,8 +37,7 @@ func (h *Handle) Close() {
 // Pid is the helper's process id.
 func (h *Handle) Pid() int { return h.cmd.Process.Pid }
 
-// start runs cmd from a locked thread that lives until cmd exits, so that
-// PDEATHSIG (per thread, golang/go#27505) fires only when we die.
+// start runs cmd so that PDEATHSIG ends it when we die (lockedexec).
 func start(cmd *exec.Cmd) (*Handle, error) {
 	h := &Handle{cmd: cmd, stderr: &lockedBuffer{}, waited: make(chan error, 1)}
 	cmd.Stderr = h.stderr
@@ -46,20 +46,11 @@ func start(cmd *exec.Cmd) (*Handle, error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		h.waited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	exited, err := lockedexec.Start(cmd)
+	if err != nil {
 		return nil, err
 	}
+	go func() { h.waited <- <-exited }()
 	return h, nil
 }
 

@@ -217,7 +217,7 @@ func (s *Server) handle(c net.Conn) {
 			b, _ := br.Peek(n)
 			up.Write(b)
 		}
-		pipe(c, up)
+		Pipe(c, up)
 		return
 	}
 	// A plain HTTP request: one request per connection, in origin form.
@@ -321,8 +321,9 @@ func respond(c net.Conn, code int, body string) {
 		code, http.StatusText(code), len(body), body)
 }
 
-// pipe copies both ways until either side is done.
-func pipe(a, b net.Conn) {
+// Pipe copies both ways between a and b, passing on each half-close, until
+// both directions are done.
+func Pipe(a, b net.Conn) {
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		io.Copy(dst, src)
