@@ -73,8 +73,12 @@ func ProbeHost() (*Host, error) {
 	if h.SubGIDs, err = userns.ReadSubIDs(userns.SubGIDFile, h.UserName, h.UID); err != nil {
 		return nil, err
 	}
-	h.NewUIDMap = privilegedHelper("newuidmap")
-	h.NewGIDMap = privilegedHelper("newgidmap")
+	// Under no_new_privs (inside another sandbox, say) a setuid helper gains
+	// nothing and cannot write maps: map one id instead.
+	if nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || nnp == 0 {
+		h.NewUIDMap = privilegedHelper("newuidmap")
+		h.NewGIDMap = privilegedHelper("newgidmap")
+	}
 
 	ents, err := os.ReadDir("/")
 	if err != nil {

@@ -261,15 +261,24 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	add(Mount{Kind: MountSeal, Dst: "/dev"})
 	add(Mount{Kind: MountProc, Dst: "/proc"})
 	// What container runtimes mask in /proc: kernel memory, keys, timers and
-	// knobs that reach the host kernel.
+	// knobs that reach the host kernel. With security.nested the masks go:
+	// the kernel lets a nested sandbox mount its own /proc (and sysfs) only
+	// when no part of ours is covered (mount_too_revealing).
+	nested := spec.Security.Nested
 	for _, f := range []string{"kcore", "keys", "key-users", "timer_list", "sched_debug", "latency_stats", "timer_stats", "sysrq-trigger", "kallsyms"} {
-		add(Mount{Kind: MountHide, Dst: "/proc/" + f, Optional: true})
+		if !nested {
+			add(Mount{Kind: MountHide, Dst: "/proc/" + f, Optional: true})
+		}
 	}
 	for _, d := range []string{"acpi", "scsi", "asound"} {
-		add(Mount{Kind: MountHide, Dst: "/proc/" + d, Optional: true})
+		if !nested {
+			add(Mount{Kind: MountHide, Dst: "/proc/" + d, Optional: true})
+		}
 	}
 	for _, d := range []string{"sys", "irq", "bus", "fs"} {
-		add(Mount{Kind: MountRO, Dst: "/proc/" + d, Optional: true})
+		if !nested {
+			add(Mount{Kind: MountRO, Dst: "/proc/" + d, Optional: true})
+		}
 	}
 	// A new sysfs needs the sandbox's own net namespace; with the host's
 	// network, the host's /sys is bound read-only instead.
@@ -278,7 +287,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	} else {
 		add(Mount{Kind: MountBind, Src: "/sys", Dst: "/sys", RO: true, Optional: true})
 	}
-	add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
+	if !nested {
+		add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
+	}
 	// Scratch space is memory: with a memory limit, no tmpfs may hold more
 	// than the limit (the kernel's default is half of RAM each).
 	scratch := spec.Limits.Memory

@@ -28,9 +28,6 @@ func buildRoot(plan *Plan, root string) error {
 			return err
 		}
 	}
-	if err := b.finishFiles(); err != nil {
-		return err
-	}
 	return pivot(root)
 }
 
@@ -186,7 +183,10 @@ func bindSourceError(m Mount, err error) error {
 // stage returns the staging directory on the root tmpfs, creating it.
 func (b *rootBuilder) stage() (string, error) {
 	if b.staging == "" {
-		b.staging = filepath.Join(b.root, ".hutch-staging")
+		// It stays (read-only, with the root): a file bound from an unlinked
+		// source cannot be mounted over, which a sandbox nested in this one
+		// needs to do for its own /etc/hostname.
+		b.staging = filepath.Join(b.root, ".hutch")
 		if err := os.Mkdir(b.staging, 0o755); err != nil {
 			return "", err
 		}
@@ -243,14 +243,6 @@ func (b *rootBuilder) file(m Mount) error {
 	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
 	return unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr)
-}
-
-// finishFiles removes the staging directory: binds keep their inodes alive.
-func (b *rootBuilder) finishFiles() error {
-	if b.staging == "" {
-		return nil
-	}
-	return os.RemoveAll(b.staging)
 }
 
 // resolveIn follows symlinks in p (absolute, inside root) as a process with

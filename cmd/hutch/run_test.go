@@ -275,3 +275,27 @@ func TestRunConcurrent(t *testing.T) {
 		t.Errorf("run directories left behind: %v", runs)
 	}
 }
+
+// TestRunNested: with security.nested, hutch runs inside hutch (the inner
+// one maps one id: no_new_privs makes newuidmap useless there).
+func TestRunNested(t *testing.T) {
+	testenv.RequireUserNS(t)
+	exe, _ := os.Executable()
+	cmd := hutchCmd(t, "run", "--nested", "--ro", filepath.Dir(exe), "--",
+		"./hutch", "run", "--", "sh", "-c", "echo inner $(id -u); cat /proc/1/cmdline | tr '\\0' ' '")
+	// argv[0] must be "hutch" for the test binary to act as hutch.
+	if err := os.Symlink(exe, filepath.Join(cmd.Dir, "hutch")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("inner %d", os.Getuid())) || !strings.Contains(string(out), "hutch-init") {
+		t.Fatalf("nested run: %v\n%s", err, out)
+	}
+	// Without it, the inner sandbox cannot create its namespaces.
+	cmd = hutchCmd(t, "run", "--ro", filepath.Dir(exe), "--", "./hutch", "run", "--", "true")
+	os.Symlink(exe, filepath.Join(cmd.Dir, "hutch"))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "hutch: error: creating the sandbox's namespaces") {
+		t.Fatalf("nested run without --nested: %v\n%s", err, out)
+	}
+}
