@@ -110,7 +110,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 
 	tm.mark("state dir")
-	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin, Seccomp: filter, NeedNet: netsup.needsHelper()}
+	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin, Seccomp: filterBytes(filter), NeedNet: netsup.needsHelper()}
 	switch plan.TTY {
 	case "auto":
 		cfg.UsePTY = isTerminal(int(stdio.Stdin.Fd()))

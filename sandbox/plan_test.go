@@ -237,3 +237,27 @@ func TestParsePort(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterBytesRoundTrip: the seccomp program survives its trip to init.
+func TestFilterBytesRoundTrip(t *testing.T) {
+	p, err := NewPlan(Spec{Args: []string{"true"}}, testHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := compileSeccomp(p)
+	if err != nil || len(prog) == 0 {
+		t.Fatalf("compile: %v", err)
+	}
+	got := bytesFilter(filterBytes(prog))
+	if len(got) != len(prog) {
+		t.Fatalf("got %d instructions, want %d", len(got), len(prog))
+	}
+	for i := range prog {
+		if got[i] != prog[i] {
+			t.Fatalf("instruction %d: got %+v, want %+v", i, got[i], prog[i])
+		}
+	}
+	if bytesFilter([]byte{1, 2, 3}) != nil {
+		t.Error("a truncated program was accepted")
+	}
+}

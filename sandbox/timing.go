@@ -24,11 +24,16 @@ func monotonicNow() int64 {
 	return ts.Nano()
 }
 
-func (t *timing) mark(phase string) {
+func (t *timing) mark(phase string) { t.markAt(phase, 0) }
+
+// markAt records a phase that ended at now (0: at this moment).
+func (t *timing) markAt(phase string, now int64) {
 	if t == nil || t.origin == 0 {
 		return
 	}
-	now := monotonicNow()
+	if now == 0 {
+		now = monotonicNow()
+	}
 	if t.last == 0 {
 		t.last = t.origin
 	}
