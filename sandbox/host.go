@@ -33,6 +33,11 @@ type Host struct {
 
 	RuntimeDir string // where per-run state lives ($XDG_RUNTIME_DIR/hutch or a fallback)
 	CgroupNS   bool   // the kernel has cgroup namespaces
+
+	// DataDir holds kept sessions ($XDG_DATA_HOME/hutch or ~/.local/share/hutch).
+	DataDir string
+	// FuseOverlayfs is the fuse-overlayfs binary, or "" when missing.
+	FuseOverlayfs string
 }
 
 // RootEntry is one entry of the host's root directory.
@@ -95,6 +100,8 @@ func ProbeHost() (*Host, error) {
 		h.Root = append(h.Root, re)
 	}
 	h.RuntimeDir = runtimeDir(h.UID)
+	h.DataDir = DataDir(h.Home)
+	h.FuseOverlayfs = findFuseOverlayfs()
 	_, err = os.Stat("/proc/self/ns/cgroup")
 	h.CgroupNS = err == nil
 	return h, nil

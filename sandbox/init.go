@@ -107,7 +107,8 @@ func InitMain() int {
 	if len(plan.Ports) > 0 {
 		go serveConnects(status)
 	}
-	if err := buildRoot(plan, cfg.RootDir); err != nil {
+	ovl := newOverlayInit(&cfg) // nil unless the plan overlays something
+	if err := buildRoot(plan, cfg.RootDir, ovl); err != nil {
 		return fail(err)
 	}
 	tm.mark("root built")
@@ -116,6 +117,10 @@ func InitMain() int {
 			return fail(errors.New(f.Error))
 		}
 		tm.mark("network ready")
+	}
+	if ovl.staged() {
+		// fuse-overlayfs runs here: the command goes one pid ns down.
+		return ovl.runStage2(&cfg, status, sigs, tm, fail)
 	}
 	pid, err := startCommand(plan, &cfg, status)
 	if err != nil {

@@ -36,6 +36,9 @@ type LaunchOptions struct {
 	// Warn receives things the user should know that do not stop the run
 	// (a limit that cannot be enforced, a timeout). Nil drops them.
 	Warn func(string)
+	// Info receives what --verbose shows (the overlay driver picked). Nil
+	// drops it.
+	Info func(string)
 }
 
 // MonotonicNow is the clock DebugTiming measures against.
@@ -92,6 +95,12 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		return nil, err
 	}
 	defer rs.close()
+	// Overlays: lock the session, pick the driver, prepare the layers.
+	lay, err := openRunLayers(ctx, plan, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer lay.close()
 
 	var cg *cgroupRun
 	if plan.Cgroup.any() {
@@ -111,6 +120,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 
 	tm.mark("state dir")
 	cfg := &initConfig{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.origin, Seccomp: filterBytes(filter), NeedNet: netsup.needsHelper()}
+	cfg.Layers = lay.initInfo()
 	switch plan.TTY {
 	case "auto":
 		cfg.UsePTY = isTerminal(int(stdio.Stdin.Fd()))
@@ -235,6 +245,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 
 	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
 	res, err := sup.run(ctx, statusParent, exited)
+	lay.finish(stdio.Stderr, res != nil) // the changes' summary line
 	if res != nil {
 		res.Denials = netsup.denials()
 	}

@@ -66,6 +66,8 @@ type Plan struct {
 	// Notes are things the user should know about how the plan differs
 	// from what was asked (printed by the CLI).
 	Notes []string `json:"notes,omitempty"`
+	// Layers is set when anything is overlaid (overlay.go).
+	Layers *LayersPlan `json:"layers,omitempty"`
 }
 
 // SeccompPlan says which filter the command gets.
@@ -121,6 +123,7 @@ type Mount struct {
 	Size     int64  `json:"size,omitempty"`     // tmpfs size in bytes; 0 is the kernel's default, half of RAM
 	Data     string `json:"data,omitempty"`     // file contents, for MountFile
 	Optional bool   `json:"optional,omitempty"` // skip when Src (or Dst, for hide) is missing
+	Layer    string `json:"layer,omitempty"`    // the session layer of an overlay (overlay.go)
 }
 
 // Directories of the host root bound read-only when present: the system,
@@ -240,7 +243,11 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 			add(Mount{Kind: MountSymlink, Src: e.Link, Dst: "/" + name})
 			continue
 		}
-		if e.Dir {
+		if e.Dir && layered(fs) && spec.Process.User == UserRoot {
+			// overlay: root's writes (apt, make install) land in the
+			// session's upper layer (overlay.go).
+			add(Mount{Kind: MountOverlay, Src: "/" + name, Dst: "/" + name, Layer: layerRoot + name})
+		} else if e.Dir {
 			add(Mount{Kind: MountBind, Src: "/" + name, Dst: "/" + name, RO: true})
 		}
 	}
@@ -298,6 +305,8 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755, Size: runSize})
 	if fs.Home == "ro" {
 		add(Mount{Kind: MountBind, Src: host.Home, Dst: host.Home, RO: true})
+	} else if fs.Home == "overlay" {
+		add(Mount{Kind: MountOverlay, Src: host.Home, Dst: host.Home, Layer: LayerHome})
 	} else {
 		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Size: scratch})
 	}
@@ -306,13 +315,15 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	// the same path the later kind wins (hide over ro over rw).
 	type bind struct {
 		path string
-		kind int // 0 rw, 1 ro, 2 tmpfs, 3 hide
+		kind int // -1 overlay, 0 rw, 1 ro, 2 tmpfs, 3 hide
 	}
 	var binds []bind
 	if bindProject {
 		k := 0
 		if fs.ProjectMode == "ro" {
 			k = 1
+		} else if fs.ProjectMode == "overlay" {
+			k = -1
 		}
 		binds = append(binds, bind{project, k})
 	}
@@ -329,7 +340,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		return binds[i].kind < binds[j].kind
 	})
 	var visible []string // host trees made visible by binds
-	if fs.Home == "ro" {
+	if fs.Home == "ro" || fs.Home == "overlay" {
 		visible = append(visible, host.Home)
 	}
 	for _, b := range binds {
@@ -338,6 +349,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 			add(Mount{Kind: MountTmpfs, Dst: b.path, Mode: 0o755, Size: scratch})
 		case 3:
 			add(Mount{Kind: MountHide, Dst: b.path, Optional: true})
+		case -1:
+			add(Mount{Kind: MountOverlay, Src: b.path, Dst: b.path, Layer: LayerProject})
+			visible = append(visible, b.path)
 		default:
 			add(Mount{Kind: MountBind, Src: b.path, Dst: b.path, RO: b.kind == 1})
 			visible = append(visible, b.path)
@@ -358,6 +372,16 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		for _, v := range visible {
 			if isWithin(v, host.RuntimeDir) {
 				add(Mount{Kind: MountHide, Dst: host.RuntimeDir, Optional: true})
+				break
+			}
+		}
+	}
+
+	// hutch's data (other sessions' upper layers) is never visible.
+	if host.DataDir != "" {
+		for _, v := range visible {
+			if isWithin(v, host.DataDir) {
+				add(Mount{Kind: MountHide, Dst: host.DataDir, Optional: true})
 				break
 			}
 		}
@@ -411,6 +435,12 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		}
 		p.Ports = append(p.Ports, pm)
 	}
+
+	lp, err := planLayers(p, fs, host, project)
+	if err != nil {
+		return nil, err
+	}
+	p.Layers = lp
 
 	p.Env = buildEnv(spec, host, p)
 	p.Args = spec.Args

@@ -42,6 +42,8 @@ type initConfig struct {
 	// struct sock_filter array in raw bytes (JSON of 200 small structs
 	// costs a noticeable part of a millisecond each way); empty for none.
 	Seccomp []byte `json:"seccomp,omitempty"`
+	// Layers says how to mount the plan's overlays (overlay_init.go).
+	Layers *layersInit `json:"layers,omitempty"`
 	// TimingOrigin, when not 0, asks init to print its phases (--debug-timing).
 	TimingOrigin int64 `json:"timing_origin,omitempty"`
 }

@@ -13,7 +13,9 @@ import (
 // buildRoot lays out plan's mounts on a tmpfs at root and pivots into it.
 // It runs in hutch-init, inside the new user and mount namespaces, before
 // anything of the command's exists.
-func buildRoot(plan *Plan, root string) error {
+// With the fuse driver (ovl.staged), the /proc steps and the pivot are
+// left to stage2.
+func buildRoot(plan *Plan, root string, ovl *overlayInit) error {
 	// Nothing we mount may propagate back to the host, and host mounts
 	// coming and going should not pin ours.
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
@@ -22,11 +24,17 @@ func buildRoot(plan *Plan, root string) error {
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
 		return fmt.Errorf("mounting the root tmpfs: %w", err)
 	}
-	b := &rootBuilder{root: root}
+	b := &rootBuilder{root: root, ovl: ovl}
 	for _, m := range plan.Mounts {
+		if ovl.defers(m) {
+			continue
+		}
 		if err := b.apply(m); err != nil {
 			return err
 		}
+	}
+	if ovl.staged() {
+		return nil
 	}
 	return pivot(root)
 }
@@ -35,6 +43,7 @@ type rootBuilder struct {
 	root    string
 	staging string // a directory on the root tmpfs for generated files
 	n       int
+	ovl     *overlayInit // mounts overlays (overlay_init.go)
 }
 
 // path returns dst's location in the new root. dst is absolute and clean.
@@ -168,6 +177,8 @@ func (b *rootBuilder) apply(m Mount) error {
 		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr))
 	case MountFile:
 		return wrap(b.file(m))
+	case MountOverlay:
+		return wrap(b.ovl.mount(b, m))
 	}
 	return fmt.Errorf("unknown mount kind %q", m.Kind)
 }

@@ -45,7 +45,8 @@ type Filesystem struct {
 	// Project is the directory bound at its own path; default the working
 	// directory.
 	Project string `json:"project_dir" key:"filesystem.project_dir"`
-	// ProjectMode is "rw" (default), "ro", or "overlay" (not supported yet).
+	// ProjectMode is "rw" (default), "ro", or "overlay" (writes kept in an
+	// upper layer for hutch diff and apply; docs/layers.md).
 	ProjectMode string `json:"project" key:"filesystem.project"`
 	// Overlay is the overlay driver: "auto" (default), "kernel" or "fuse".
 	Overlay string `json:"overlay" key:"filesystem.overlay"`
@@ -57,9 +58,11 @@ type Filesystem struct {
 	// Tmpfs paths get an empty, writable tmpfs.
 	Tmpfs []string `json:"tmpfs" key:"filesystem.tmpfs"`
 	// Home is "tmpfs" (default: an empty home), "ro" (the real home,
-	// read-only, secrets still masked) or "overlay" (not supported yet).
+	// read-only, secrets still masked) or "overlay" (the real home, secrets
+	// still masked, writes kept in an upper layer).
 	Home string `json:"home" key:"filesystem.home"`
-	// Session names a kept upper layer (not supported yet).
+	// Session names the kept upper layers of an overlaid run; "" throws
+	// them away when the run ends.
 	Session string `json:"session" key:"filesystem.session"`
 }
 
@@ -197,15 +200,11 @@ func (s *Spec) Validate() error {
 	} else {
 		oneOf("filesystem.root", fs.Root, "host", "image:REF")
 	}
-	if oneOf("filesystem.project", fs.ProjectMode, "rw", "ro", "overlay") && fs.ProjectMode == "overlay" {
-		later("filesystem.project", `project = "overlay"`)
-	}
-	oneOf("filesystem.overlay", fs.Overlay, "auto", "kernel", "fuse")
-	if oneOf("filesystem.home", fs.Home, "tmpfs", "ro", "overlay") && fs.Home == "overlay" {
-		later("filesystem.home", `home = "overlay"`)
-	}
-	if fs.Session != "" {
-		later("filesystem.session", "a kept session")
+	oneOf("filesystem.project", fs.ProjectMode, "rw", "ro", "overlay")
+	oneOf("filesystem.overlay", fs.Overlay, OverlayAuto, OverlayKernel, OverlayFuse)
+	oneOf("filesystem.home", fs.Home, "tmpfs", "ro", "overlay")
+	if fs.Session != "" && !validSessionName(fs.Session) {
+		bad("filesystem.session", "%q is not a valid session name (letters, digits, '.', '_' and '-', at most 64, not starting with '.' or '-')", fs.Session)
 	}
 	paths := func(key string, ps []string) {
 		for _, p := range ps {

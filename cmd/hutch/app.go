@@ -54,6 +54,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			trustCommand(),
 			doctorCommand(),
 			versionCommand(),
+			// overlay sessions
+			diffCommand(),
+			applyCommand(),
+			discardCommand(),
+			sessionsCommand(),
 		},
 	}
 	// Subcommands print usage errors through report too, not with a

@@ -26,6 +26,8 @@ var invocationOnly = map[string]string{
 	"json":               "output format of --dry-run",
 	"debug-timing":       "diagnostics of this run",
 	"report":             "where this run's proxy report goes",
+	"keep":               "overlay flags: --session NAME and --project-mode overlay in one",
+	"verbose":            "diagnostics of this run",
 }
 
 // TestFlagMapping walks sandbox.Spec's `key` tags: every key has exactly

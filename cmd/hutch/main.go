@@ -19,5 +19,11 @@ func main() {
 	if sandbox.IsProbe(os.Args[0]) {
 		os.Exit(sandbox.ProbeMain())
 	}
+	if sandbox.IsStage2(os.Args[0]) {
+		os.Exit(sandbox.Stage2Main())
+	}
+	if sandbox.IsLayersHelper(os.Args[0]) {
+		os.Exit(sandbox.LayersHelperMain())
+	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

@@ -43,8 +43,17 @@ func printPlan(w io.Writer, p *sandbox.Plan) error {
 			desc = "-> " + m.Src
 		case sandbox.MountTmpfs:
 			desc = fmt.Sprintf("mode %04o", m.Mode)
+		case sandbox.MountOverlay:
+			desc = fmt.Sprintf("%s (overlay, layer %s)", m.Src, m.Layer)
 		}
 		fmt.Fprintf(w, "  %-10s %-28s %s\n", m.Kind, m.Dst, desc)
+	}
+	if l := p.Layers; l != nil {
+		keep := "thrown away at exit"
+		if l.Session != "" {
+			keep = "kept in session " + l.Session
+		}
+		fmt.Fprintf(w, "overlays:   driver %s, changes %s\n", l.Driver, keep)
 	}
 	fmt.Fprintf(w, "env:\n")
 	for _, e := range p.Env {

@@ -148,6 +148,10 @@ func loadProfile(c *cli.Context) (*profiles.Profile, error) {
 			return nil, usageErr(err)
 		}
 	}
+	// overlay flags: --keep NAME is --session NAME --project-mode overlay.
+	if err := applyOverlayFlags(c, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -17,6 +17,7 @@ func sandboxFlags() []cli.Flag {
 	for _, f := range keyedFlags() {
 		out = append(out, f.flag)
 	}
+	out = append(out, overlayFlags()...) // overlay flags (overlayflags.go)
 	return append(out, invocationFlags()...)
 }
 
@@ -70,6 +71,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	opts := sandbox.LaunchOptions{
 		DebugTiming: c.Bool("debug-timing"),
 		Warn:        func(msg string) { fmt.Fprintf(c.App.ErrWriter, "hutch: warning: %s\n", msg) },
+		Info:        verboseFunc(c), // overlay flags: --verbose
 	}
 	if opts.DebugTiming {
 		opts.Origin = started

@@ -281,19 +281,26 @@ func TestRunConcurrent(t *testing.T) {
 func TestRunNested(t *testing.T) {
 	testenv.RequireUserNS(t)
 	exe, _ := os.Executable()
-	cmd := hutchCmd(t, "run", "--nested", "--ro", filepath.Dir(exe), "--",
-		"./hutch", "run", "--", "sh", "-c", "echo inner $(id -u); cat /proc/1/cmdline | tr '\\0' ' '")
-	// argv[0] must be "hutch" for the test binary to act as hutch.
-	if err := os.Symlink(exe, filepath.Join(cmd.Dir, "hutch")); err != nil {
+	data, err := os.ReadFile(exe)
+	if err != nil {
 		t.Fatal(err)
 	}
+	// The test binary, copied into the project as "hutch": argv[0] must be
+	// "hutch" for it to act as hutch, and the project is visible inside.
+	install := func(cmd *exec.Cmd) {
+		if err := os.WriteFile(filepath.Join(cmd.Dir, "hutch"), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := hutchCmd(t, "run", "--nested", "--", "./hutch", "run", "--", "sh", "-c", "echo inner $(id -u); cat /proc/1/cmdline | tr '\\0' ' '")
+	install(cmd)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), fmt.Sprintf("inner %d", os.Getuid())) || !strings.Contains(string(out), "hutch-init") {
 		t.Fatalf("nested run: %v\n%s", err, out)
 	}
 	// Without it, the inner sandbox cannot create its namespaces.
-	cmd = hutchCmd(t, "run", "--ro", filepath.Dir(exe), "--", "./hutch", "run", "--", "true")
-	os.Symlink(exe, filepath.Join(cmd.Dir, "hutch"))
+	cmd = hutchCmd(t, "run", "--", "./hutch", "run", "--", "true")
+	install(cmd)
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "hutch: error: creating the sandbox's namespaces") {
 		t.Fatalf("nested run without --nested: %v\n%s", err, out)

@@ -26,8 +26,10 @@ func TestMain(m *testing.M) {
 		"hutch": func() {
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 		},
-		sandbox.InitName:  func() { os.Exit(sandbox.InitMain()) },
-		sandbox.ProbeName: func() { os.Exit(sandbox.ProbeMain()) },
+		sandbox.InitName:         func() { os.Exit(sandbox.InitMain()) },
+		sandbox.ProbeName:        func() { os.Exit(sandbox.ProbeMain()) },
+		sandbox.Stage2Name:       func() { os.Exit(sandbox.Stage2Main()) },
+		sandbox.LayersHelperName: func() { os.Exit(sandbox.LayersHelperMain()) },
 	})
 }
 

@@ -1,0 +1,129 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Layered filesystems (docs/layers.md). A plan that overlays anything
+// (filesystem.project = "overlay", filesystem.home = "overlay", or a named
+// session) shows those trees through an overlay whose upper layer lives in
+// a session directory under the user's data dir. With process.user =
+// "root", the host's system directories are overlaid too, so that writes
+// to /usr/local land in the upper layer instead of failing (for your own
+// uid they are not writable anyway, and each overlay costs a mount).
+// Sessions keep the upper layers between runs; `hutch diff`, `apply` and
+// `discard` work on them.
+
+// MountOverlay is a plan step: the host tree Src shown at Dst through an
+// overlay whose upper layer is the session's layer named Mount.Layer.
+const MountOverlay = "overlay"
+
+// Overlay drivers (filesystem.overlay).
+const (
+	OverlayAuto   = "auto"
+	OverlayKernel = "kernel"
+	OverlayFuse   = "fuse"
+)
+
+// Layer names: "project", "home", and "root-DIR" for a system directory.
+const (
+	LayerProject = "project"
+	LayerHome    = "home"
+	layerRoot    = "root-"
+)
+
+// LayersPlan is the layered part of a plan.
+type LayersPlan struct {
+	// Driver is "auto", "kernel" or "fuse", as asked; Launch resolves
+	// "auto" (and a kept session keeps the driver it was made with).
+	Driver string `json:"driver"`
+	// Session is the kept session's name; "" throws the upper layers away
+	// when the run ends.
+	Session string `json:"session,omitempty"`
+	// Dir holds the sessions: $XDG_DATA_HOME/hutch/sessions.
+	Dir string `json:"dir"`
+	// Project is the overlaid project directory ("" when the project is
+	// not overlaid): the one layer apply writes back.
+	Project string `json:"project,omitempty"`
+	// FuseOverlayfs is the fuse-overlayfs binary, when found.
+	FuseOverlayfs string `json:"fuse_overlayfs,omitempty"`
+}
+
+// sessionsDir is where sessions live.
+func sessionsDir(dataDir string) string { return filepath.Join(dataDir, "sessions") }
+
+// DataDir is hutch's data directory: $XDG_DATA_HOME/hutch, or
+// ~/.local/share/hutch.
+func DataDir(home string) string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "hutch")
+	}
+	return filepath.Join(home, ".local", "share", "hutch")
+}
+
+// validSessionName allows names that are safe as one path element and in
+// overlay mount options.
+func validSessionName(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// layered reports whether a spec overlays anything.
+func layered(fs Filesystem) bool {
+	return fs.ProjectMode == "overlay" || fs.Home == "overlay" || fs.Session != ""
+}
+
+// overlayPathError says why a path cannot be an overlay layer: overlay
+// mount options separate with ',' and lower directories with ':'.
+func overlayPathError(p string) error {
+	if strings.ContainsAny(p, ",:\\\n") {
+		return fmt.Errorf("%s cannot be overlaid: its path holds a ',', ':', '\\' or newline, which overlay mount options cannot carry", p)
+	}
+	return nil
+}
+
+// planLayers fills in the layered part of p once its mounts are laid out:
+// nil when nothing is overlaid.
+func planLayers(p *Plan, fs Filesystem, host *Host, project string) (*LayersPlan, error) {
+	var lp *LayersPlan
+	for _, m := range p.Mounts {
+		if m.Kind != MountOverlay {
+			continue
+		}
+		if err := overlayPathError(m.Src); err != nil {
+			return nil, &FieldError{Key: "filesystem." + map[bool]string{true: "home", false: "project"}[m.Layer == LayerHome], Msg: err.Error()}
+		}
+		if lp == nil {
+			lp = &LayersPlan{Driver: fs.Overlay, Session: fs.Session, Dir: sessionsDir(host.DataDir), FuseOverlayfs: host.FuseOverlayfs}
+		}
+		if m.Layer == LayerProject {
+			lp.Project = project
+		}
+	}
+	if lp != nil {
+		if err := overlayPathError(lp.Dir); err != nil {
+			return nil, withHint(err, "set XDG_DATA_HOME to a directory whose path has none of them")
+		}
+	}
+	return lp, nil
+}
+
+// findFuseOverlayfs is the fuse-overlayfs binary on PATH, or "".
+func findFuseOverlayfs() string {
+	p, err := exec.LookPath("fuse-overlayfs")
+	if err != nil {
+		return ""
+	}
+	return p
+}

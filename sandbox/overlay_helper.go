@@ -1,0 +1,154 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hutch-sandbox/hutch/internal/lockedexec"
+	"github.com/hutch-sandbox/hutch/sandbox/layers"
+)
+
+// LayersHelperName is the fixed argv[0] of the hidden entry that works on
+// a session's upper layers inside a user namespace with the session's id
+// maps. With a subordinate-id map, the sandbox may leave files owned by
+// ids that are yours only through /etc/subuid: outside a namespace you can
+// neither read every one nor remove them. Inside one with the same maps,
+// holding capabilities over exactly those ids, hutch can; files it creates
+// there (apply's) are still owned by your own uid on the host.
+const LayersHelperName = "hutch-layers"
+
+// IsLayersHelper reports whether argv0 names the helper.
+func IsLayersHelper(argv0 string) bool { return filepath.Base(argv0) == LayersHelperName }
+
+// helperMsg is one line the helper writes on fd 3.
+type helperMsg struct {
+	Progress *layers.Result `json:"progress,omitempty"`
+	Reply    *opReply       `json:"reply,omitempty"`
+}
+
+// viaHelper runs req in the helper: a new user namespace whose maps,
+// written by newuidmap and newgidmap, are the session's.
+func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, error) {
+	req.Dir = s.dir
+	host, err := ProbeHost()
+	if err != nil {
+		return nil, err
+	}
+	if host.NewUIDMap == "" || host.NewGIDMap == "" {
+		return nil, withHint(errors.New("the session holds files owned by your subordinate ids, and newuidmap/newgidmap are not usable to reach them"),
+			"install the uidmap package, or remove the session's files as root")
+	}
+	plan := &Plan{UIDMap: s.meta.UIDMap, GIDMap: s.meta.GIDMap, NewUIDMap: host.NewUIDMap, NewGIDMap: host.NewGIDMap}
+	msgR, msgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer msgR.Close()
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{LayersHelperName},
+		Env:        []string{"GOMAXPROCS=2"},
+		Stdout:     w,
+		Stderr:     os.Stderr,
+		ExtraFiles: []*os.File{msgW},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWUSER,
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	}
+	for c := uintptr(0); c <= uintptr(lastCap()); c++ {
+		cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, c)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		msgW.Close()
+		return nil, err
+	}
+	exited, err := lockedexec.Start(cmd)
+	msgW.Close()
+	if err != nil {
+		return nil, startError(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = writeMaps(ctx, plan, cmd.Process.Pid)
+	cancel()
+	if err != nil {
+		cmd.Process.Kill()
+		<-exited
+		return nil, err
+	}
+	// The request goes once the maps are in place: the helper waits for it.
+	json.NewEncoder(stdin).Encode(req)
+	stdin.Close()
+	var reply *opReply
+	sc := bufio.NewScanner(msgR)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	for sc.Scan() {
+		var m helperMsg
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			continue
+		}
+		if m.Progress != nil && progress != nil {
+			progress(*m.Progress)
+		}
+		if m.Reply != nil {
+			reply = m.Reply
+		}
+	}
+	waitErr := <-exited
+	if reply == nil {
+		return nil, fmt.Errorf("%s ended without a reply (%v)", LayersHelperName, waitErr)
+	}
+	if reply.Err != "" {
+		err := errors.New(reply.Err)
+		if reply.Hint != "" {
+			err = &HintError{Err: err, Tip: reply.Hint}
+		}
+		return reply, err
+	}
+	return reply, nil
+}
+
+// LayersHelperMain is hutch-layers: it reads one opRequest on stdin (sent
+// once its id maps are written), runs it, and writes helperMsg lines on
+// fd 3.
+func LayersHelperMain() int {
+	out := os.NewFile(3, "reply")
+	if out == nil {
+		fmt.Fprintln(os.Stderr, "hutch-layers: this is hutch's helper; run hutch instead")
+		return 125
+	}
+	enc := json.NewEncoder(out)
+	var req opRequest
+	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
+		return 125
+	}
+	progress := func(r layers.Result) { enc.Encode(helperMsg{Progress: &r}) }
+	reply, err := doOp(req, os.Stdout, progress)
+	if reply == nil {
+		reply = &opReply{}
+	}
+	if err != nil {
+		reply.Err = err.Error()
+		var he *HintError
+		if errors.As(err, &he) {
+			reply.Hint = he.Tip
+		}
+	}
+	// Progress already went out one by one.
+	if reply.Report != nil {
+		r := *reply.Report
+		reply.Report = &r
+	}
+	enc.Encode(helperMsg{Reply: reply})
+	return 0
+}

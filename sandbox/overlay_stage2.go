@@ -1,0 +1,183 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stage2Name is the fixed argv[0] of the second hidden entry: the
+// command's own PID 1, one pid namespace below hutch-init, used with the
+// fuse driver (docs/internals.md):
+//
+//	hutch-init      PID 1 of the outer pid ns; runs the FUSE daemons, builds the root
+//	├─ fuse-overlayfs
+//	└─ hutch-stage2 clone(NEWPID|NEWNS): mounts /proc of its own pid ns, pivots,
+//	   └─ command   starts the command as init would, reaps
+//
+// A FUSE daemon in the command's pid namespace would be an escape: through
+// /proc/<daemon>/fd the command could reach the host's files.
+const Stage2Name = "hutch-stage2"
+
+// IsStage2 reports whether argv0 names stage2.
+func IsStage2(argv0 string) bool { return filepath.Base(argv0) == Stage2Name }
+
+// stage2Config is what init sends stage2 on fd 3.
+type stage2Config struct {
+	Init     *initConfig `json:"init"`
+	Deferred []Mount     `json:"deferred"`
+}
+
+// stage2Exit is what stage2 leaves for init on its exit pipe.
+type stage2Exit struct {
+	Exit *exitInfo `json:"exit,omitempty"`
+	// Reported: stage2 failed and already told the supervisor why.
+	Reported bool `json:"reported,omitempty"`
+}
+
+// runStage2 is init's side: start stage2 in new pid and mount namespaces
+// with the command's fds, forward signals to it, and report what it left.
+// It returns init's exit status.
+func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.Signal, tm *timing, fail func(error) int) int {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	exitR, exitW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	// fd 3 config, 4 status, 5.. the preserved fds (as in init), then the
+	// exit pipe.
+	files := []uintptr{0, 1, 2, cfgR.Fd(), status.Fd()}
+	for i := 0; i < cfg.Plan.PreserveFDs; i++ {
+		files = append(files, uintptr(initFirstFD+i))
+	}
+	files = append(files, exitW.Fd())
+	type started struct {
+		pid int
+		err error
+	}
+	done := make(chan started)
+	go func() {
+		// ForkExec, not exec.Cmd: reap below waits for every child, and an
+		// exec.Cmd's Wait would race it for this one. If init dies, the
+		// kernel kills stage2 with the rest of the pid namespace.
+		runtime.LockOSThread()
+		pid, err := syscall.ForkExec("/proc/self/exe", []string{Stage2Name}, &syscall.ProcAttr{
+			Env:   []string{"GOMAXPROCS=1"},
+			Files: files,
+			Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS},
+		})
+		done <- started{pid, err}
+	}()
+	st := <-done
+	cfgR.Close()
+	exitW.Close()
+	if st.err != nil {
+		return fail(fmt.Errorf("starting %s: %w", Stage2Name, st.err))
+	}
+	tm.mark("stage2 forked")
+	err = writeFrame(cfgW, stage2Config{Init: cfg, Deferred: o.deferred})
+	cfgW.Close()
+	if err != nil {
+		unix.Kill(st.pid, unix.SIGKILL)
+		return fail(fmt.Errorf("sending %s its config: %w", Stage2Name, err))
+	}
+	dropAllCaps()
+	ex := reap(st.pid, sigs)
+	var left stage2Exit
+	json.NewDecoder(exitR).Decode(&left)
+	exitR.Close()
+	switch {
+	case left.Exit != nil:
+		sendStatus(status, statusMsg{Exit: left.Exit}, -1)
+		return left.Exit.Code
+	case left.Reported:
+		return 125
+	}
+	return fail(fmt.Errorf("%s ended with status %d before the command did", Stage2Name, ex.Code))
+}
+
+// Stage2Main is hutch-stage2: PID 1 of the command's pid namespace.
+func Stage2Main() int {
+	status := os.NewFile(initStatusFD, "status")
+	cfgFile := os.NewFile(initConfigFD, "config")
+	if status == nil || cfgFile == nil {
+		fmt.Fprintln(os.Stderr, "hutch-stage2: this is hutch's sandbox entry; run hutch instead")
+		return 125
+	}
+	markCloexecFrom(initConfigFD)
+	// As init: it holds capabilities and the command runs with its uid.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, unix.SIGCHLD)
+
+	var sc stage2Config
+	err := readFrame(cfgFile, &sc)
+	cfgFile.Close()
+	if err != nil || sc.Init == nil || sc.Init.Plan == nil {
+		return 125
+	}
+	cfg := sc.Init
+	exitPipe := os.NewFile(uintptr(initFirstFD+cfg.Plan.PreserveFDs), "exit")
+	fail := func(err error) int {
+		ie := &initError{Msg: err.Error()}
+		var he *HintError
+		if errors.As(err, &he) {
+			ie.Hint = he.Tip
+		}
+		var ce *CommandError
+		if errors.As(err, &ce) {
+			ie.Msg, ie.Command, ie.Name = ce.Msg, ce.Kind, ce.Name
+		}
+		sendStatus(status, statusMsg{Error: ie}, -1)
+		json.NewEncoder(exitPipe).Encode(stage2Exit{Reported: true})
+		return 125
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fail(err)
+	}
+	tm := &timing{origin: cfg.TimingOrigin, who: "stage2", w: os.Stderr}
+	tm.mark("config read")
+	// Nothing mounted here may propagate back into init's namespace.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fail(fmt.Errorf("making / a slave mount: %w", err))
+	}
+	b := &rootBuilder{root: cfg.RootDir}
+	if st := filepath.Join(cfg.RootDir, ".hutch"); dirExists(st) {
+		b.staging = st // init's staging directory, for the /proc masks' empty file
+	}
+	for _, m := range sc.Deferred {
+		if err := b.apply(m); err != nil {
+			return fail(err)
+		}
+	}
+	if err := pivot(cfg.RootDir); err != nil {
+		return fail(err)
+	}
+	tm.mark("root built")
+	pid, err := startCommand(cfg.Plan, cfg, status)
+	if err != nil {
+		return fail(err)
+	}
+	tm.mark("command forked")
+	sendStatus(status, statusMsg{Started: pid}, -1)
+	dropAllCaps()
+	ex := reap(pid, sigs)
+	json.NewEncoder(exitPipe).Encode(stage2Exit{Exit: &ex})
+	return ex.Code
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir()
+}
