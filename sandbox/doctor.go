@@ -69,12 +69,13 @@ const (
 	checkRuntime   = "XDG_RUNTIME_DIR"
 	checkSeccomp   = "seccomp"
 	checkNetModes  = "network modes"
+	checkOvlDriver = "overlay driver"
 )
 
 // CheckNames lists every check hutch doctor makes, in report order.
 func CheckNames() []string {
 	return []string{checkUserNS, checkUser, checkSubIDs, checkIDHelpers, checkOverlay,
-		checkFuseOvl, checkDevFuse, checkSlirp, checkPasta, checkTun, checkNetModes, checkSeccomp, checkCgroup, checkRuntime}
+		checkFuseOvl, checkDevFuse, checkOvlDriver, checkSlirp, checkPasta, checkTun, checkNetModes, checkSeccomp, checkCgroup, checkRuntime}
 }
 
 // diagnose judges the facts.
@@ -88,6 +89,7 @@ func diagnose(f *doctorFacts) *Diagnosis {
 		checkProgram(checkFuseOvl, f.FuseOverlayfs, "fuse-overlayfs fuse3",
 			"the overlay driver hutch falls back to when the kernel's cannot be used"),
 		checkDevice(checkDevFuse, f.DevFuse, f.UID, "fuse-overlayfs cannot mount", "sudo modprobe fuse"),
+		checkOverlayDriver(f),
 		checkProgram(checkSlirp, f.Slirp4netns, "slirp4netns", `network mode "slirp4netns" (user-mode NAT)`),
 		checkProgram(checkPasta, f.Pasta, "passt", `network mode "pasta"`),
 		checkDevice(checkTun, f.Tun, f.UID, "slirp4netns and pasta cannot create the sandbox's network device",
@@ -506,4 +508,23 @@ func checkSeccompFilter(f *doctorFacts) Check {
 	return Check{Name: checkSeccomp, Status: CheckWarn,
 		Detail: "hutch's default syscall filter cannot be installed: " + f.Seccomp + "; sandboxes will refuse to start unless run with --seccomp off",
 		Fix:    "use a kernel built with CONFIG_SECCOMP_FILTER (every distribution kernel is)"}
+}
+
+// checkOverlayDriver says what filesystem.overlay = "auto" picks here.
+func checkOverlayDriver(f *doctorFacts) Check {
+	fuse := f.FuseOverlayfs.Path != "" && f.DevFuse.Exists && f.DevFuse.Errno == 0
+	c := Check{Name: checkOvlDriver, Status: CheckOK}
+	switch {
+	case f.Overlay.ok() && fuse:
+		c.Detail = `auto picks the kernel's overlay; "fuse" works too`
+	case f.Overlay.ok():
+		c.Detail = `auto picks the kernel's overlay; "fuse" does not work here (see above)`
+	case fuse:
+		c.Detail = "auto picks fuse-overlayfs (slower on many small files): the kernel's overlay does not work here"
+	default:
+		c.Status = CheckWarn
+		c.Detail = `no overlay driver works: project = "overlay", home = "overlay" and sessions are unavailable`
+		c.Fix = "see the kernel overlay, fuse-overlayfs and /dev/fuse lines above"
+	}
+	return c
 }
