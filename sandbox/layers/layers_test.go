@@ -51,7 +51,7 @@ func build(t *testing.T, root string, f Format, spec fsSpec) {
 			if f == FormatFuse && v == "wh-file" {
 				must(os.WriteFile(filepath.Join(filepath.Dir(p), ".wh."+filepath.Base(p)), nil, 0o600))
 			} else {
-				must(unix.Mknod(p, unix.S_IFCHR|0o000, 0))
+				must(unix.Mknod(p, unix.S_IFCHR, 0))
 			}
 		default:
 			p := filepath.Join(root, k)
@@ -233,7 +233,8 @@ func TestApply(t *testing.T) {
 				t.Fatal(err)
 			}
 			var progress []string
-			rep, err := l.Apply(l.Lower, cs, ApplyOptions{Baseline: base, Progress: func(r Result) {
+			var rep *Report
+			_, err = l.Apply(l.Lower, cs, ApplyOptions{Baseline: base, Progress: func(r Result) {
 				if r.Under == "" {
 					progress = append(progress, string(r.Outcome)+" "+r.Path)
 				}
