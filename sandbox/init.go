@@ -48,16 +48,7 @@ func InitMain() int {
 	signal.Notify(sigs, unix.SIGCHLD)
 
 	fail := func(err error) int {
-		ie := &initError{Msg: err.Error()}
-		var he *HintError
-		if errors.As(err, &he) {
-			ie.Hint = he.Tip
-		}
-		var ce *CommandError
-		if errors.As(err, &ce) {
-			ie.Msg, ie.Command, ie.Name = ce.Msg, ce.Kind, ce.Name
-		}
-		sendStatus(status, statusMsg{Error: ie}, -1)
+		sendStatus(status, statusMsg{Error: toInitError(err)}, -1)
 		return 125
 	}
 
@@ -132,6 +123,21 @@ func InitMain() int {
 	ex := reap(pid, sigs)
 	sendStatus(status, statusMsg{Exit: &ex}, -1)
 	return ex.Code
+}
+
+// toInitError turns a setup failure into the message the supervisor
+// prints: its hint, and the command's kind for exit statuses 126 and 127.
+func toInitError(err error) *initError {
+	ie := &initError{Msg: err.Error()}
+	var he *HintError
+	if errors.As(err, &he) {
+		ie.Hint = he.Tip
+	}
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		ie.Msg, ie.Command, ie.Name = ce.Msg, ce.Kind, ce.Name
+	}
+	return ie
 }
 
 // setupNamespaces configures the namespaces that need no root filesystem.

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -130,16 +129,7 @@ func Stage2Main() int {
 	cfg := sc.Init
 	exitPipe := os.NewFile(uintptr(initFirstFD+cfg.Plan.PreserveFDs), "exit")
 	fail := func(err error) int {
-		ie := &initError{Msg: err.Error()}
-		var he *HintError
-		if errors.As(err, &he) {
-			ie.Hint = he.Tip
-		}
-		var ce *CommandError
-		if errors.As(err, &ce) {
-			ie.Msg, ie.Command, ie.Name = ce.Msg, ce.Kind, ce.Name
-		}
-		sendStatus(status, statusMsg{Error: ie}, -1)
+		sendStatus(status, statusMsg{Error: toInitError(err)}, -1)
 		json.NewEncoder(exitPipe).Encode(stage2Exit{Reported: true})
 		return 125
 	}

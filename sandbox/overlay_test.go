@@ -1,9 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -27,22 +24,7 @@ func TestOverlayPlanGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, _ := json.MarshalIndent(p, "", "  ")
-			got = append(got, '\n')
-			path := filepath.Join("..", "testdata", "plans", tt.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("plan differs from %s (run with -update if intended):\n%s", path, got)
-			}
+			checkGoldenPlan(t, tt.name, p)
 		})
 	}
 }

@@ -69,23 +69,30 @@ func TestPlanGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, _ := json.MarshalIndent(p, "", "  ")
-			got = append(got, '\n')
-			path := filepath.Join("..", "testdata", "plans", tt.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("plan differs from %s (run with -update if intended):\n%s", path, got)
-			}
+			checkGoldenPlan(t, tt.name, p)
 		})
+	}
+}
+
+// checkGoldenPlan compares p with testdata/plans/NAME.json, or rewrites it
+// under -update.
+func checkGoldenPlan(t *testing.T, name string, p *Plan) {
+	t.Helper()
+	got, _ := json.MarshalIndent(p, "", "  ")
+	got = append(got, '\n')
+	path := filepath.Join("..", "testdata", "plans", name+".json")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("plan differs from %s (run with -update if intended):\n%s", path, got)
 	}
 }
 
