@@ -306,3 +306,26 @@ func TestRunNested(t *testing.T) {
 		t.Fatalf("nested run without --nested: %v\n%s", err, out)
 	}
 }
+
+// TestShellInteractive: hutch shell runs your login shell on the sandbox's
+// pty; what you type reaches it, and its status is hutch's.
+func TestShellInteractive(t *testing.T) {
+	testenv.RequireUserNS(t)
+	cmd := hutchCmd(t, "shell")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	io.WriteString(ptmx, "echo inside-$((6*7)) $(hostname); exit 3\n")
+	var out bytes.Buffer
+	io.Copy(&out, ptmx)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("want exit status 3, got %v", err)
+	}
+	if !strings.Contains(out.String(), "inside-42 hutch") {
+		t.Errorf("the shell did not run the input:\n%s", out.String())
+	}
+}
