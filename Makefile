@@ -16,9 +16,11 @@ GOFLAGS_BUILD = -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.Versi
 export CGO_ENABLED = 0
 
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
+# What the tests run inside sandboxes besides the runtime helpers.
+TEST_DEPS = procps python3 util-linux
 BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
 
-.PHONY: all build install deps bench-deps test test-unit test-integration test-user bench lint clean
+.PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-user bench lint clean
 
 all: build
 
@@ -36,14 +38,19 @@ install: build
 
 # deps installs what hutch runs with (as root). It skips apt-get when
 # everything is already there.
+DEPS ?= $(RUNTIME_DEPS)
 deps:
-	@missing=""; for p in $(RUNTIME_DEPS); do \
+	@missing=""; for p in $(DEPS); do \
 		dpkg-query -W -f '$${Status}' $$p 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
 	done; \
-	if [ -z "$$missing" ]; then echo "deps: all installed: $(RUNTIME_DEPS)"; exit 0; fi; \
+	if [ -z "$$missing" ]; then echo "deps: all installed: $(DEPS)"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing:$$missing; run as root: sudo make deps" >&2; exit 1; fi; \
 	echo "deps: installing:$$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+# test-deps installs what the tests run besides hutch's own helpers.
+test-deps:
+	$(MAKE) deps DEPS="$(TEST_DEPS)"
 
 bench-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_DEPS) || \
