@@ -28,24 +28,10 @@ func IsInit(argv0 string) bool { return filepath.Base(argv0) == InitName }
 // to it, reaps every orphan, and reports the command's status on fd 4.
 func InitMain() int {
 	entered := monotonicNow()
-	status := os.NewFile(initStatusFD, "status")
-	cfgFile := os.NewFile(initConfigFD, "config")
-	if status == nil || cfgFile == nil {
-		fmt.Fprintln(os.Stderr, "hutch-init: this is hutch's sandbox entry; run hutch instead")
+	status, cfgFile, sigs, ok := enterPID1(InitName)
+	if !ok {
 		return 125
 	}
-	// Never let the command inherit anything of ours it was not given.
-	markCloexecFrom(initConfigFD)
-	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
-	// have our /proc files opened by it: this process holds capabilities
-	// in the sandbox's namespaces and the mounts' keys.
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-
-	// Signals must be caught before anything can send them: as PID 1 we
-	// would otherwise ignore them.
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwarded...)
-	signal.Notify(sigs, unix.SIGCHLD)
 
 	fail := func(err error) int {
 		sendStatus(status, statusMsg{Error: toInitError(err)}, -1)
@@ -123,6 +109,29 @@ func InitMain() int {
 	ex := reap(pid, sigs)
 	sendStatus(status, statusMsg{Exit: &ex}, -1)
 	return ex.Code
+}
+
+// enterPID1 is the start of both hidden PID 1 entries (hutch-init and
+// hutch-stage2): their fds, close-on-exec for the rest, non-dumpable, and
+// the signals they forward caught before anything can send them (as PID 1
+// they would otherwise be ignored).
+func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool) {
+	status = os.NewFile(initStatusFD, "status")
+	cfg = os.NewFile(initConfigFD, "config")
+	if status == nil || cfg == nil {
+		fmt.Fprintf(os.Stderr, "%s: this is hutch's sandbox entry; run hutch instead\n", name)
+		return nil, nil, nil, false
+	}
+	// Never let the command inherit anything of ours it was not given.
+	markCloexecFrom(initConfigFD)
+	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
+	// have our /proc files opened by it: this process holds capabilities
+	// in the sandbox's namespaces and the mounts' keys.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	sigs = make(chan os.Signal, 32)
+	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, unix.SIGCHLD)
+	return status, cfg, sigs, true
 }
 
 // toInitError turns a setup failure into the message the supervisor

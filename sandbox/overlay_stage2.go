@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"syscall"
@@ -107,18 +106,10 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 
 // Stage2Main is hutch-stage2: PID 1 of the command's pid namespace.
 func Stage2Main() int {
-	status := os.NewFile(initStatusFD, "status")
-	cfgFile := os.NewFile(initConfigFD, "config")
-	if status == nil || cfgFile == nil {
-		fmt.Fprintln(os.Stderr, "hutch-stage2: this is hutch's sandbox entry; run hutch instead")
+	status, cfgFile, sigs, ok := enterPID1(Stage2Name)
+	if !ok {
 		return 125
 	}
-	markCloexecFrom(initConfigFD)
-	// As init: it holds capabilities and the command runs with its uid.
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwarded...)
-	signal.Notify(sigs, unix.SIGCHLD)
 
 	var sc stage2Config
 	err := readFrame(cfgFile, &sc)

@@ -32,36 +32,27 @@ func TestOverlayDrivers(t *testing.T) {
 			if reason := sandbox.OverlayDriverReason(driver); reason != "" {
 				testenv.Skip(t, reason)
 			}
-			testscript.Run(t, testscript.Params{
-				Files:               files,
-				RequireExplicitExec: true,
-				RequireUniqueNames:  true,
-				Setup: func(env *testscript.Env) error {
-					env.Setenv("PATH", os.Getenv("PATH"))
-					if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-						env.Setenv("XDG_RUNTIME_DIR", d)
-					}
-					env.Setenv("HUTCH_TEST_STRICT", os.Getenv("HUTCH_TEST_STRICT"))
-					cfg := filepath.Join(env.WorkDir, ".driver-config")
-					if err := os.MkdirAll(filepath.Join(cfg, "hutch"), 0o700); err != nil {
-						return err
-					}
-					toml := "[filesystem]\noverlay = \"" + driver + "\"\n"
-					if err := os.WriteFile(filepath.Join(cfg, "hutch", "config.toml"), []byte(toml), 0o600); err != nil {
-						return err
-					}
-					env.Setenv("XDG_CONFIG_HOME", cfg)
-					env.Setenv("HUTCH_DRIVER_CHECK", driver)
-					return nil
-				},
-				Condition: condition,
-				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-					"status":    cmdStatus,
-					"idself":    cmdIDSelf,
-					"ownedbyme": cmdOwnedByMe,
-					"probe":     cmdProbe,
-				},
-			})
+			p := scriptParams()
+			p.Files = files
+			base := p.Setup
+			p.Setup = func(env *testscript.Env) error {
+				if err := base(env); err != nil {
+					return err
+				}
+				// The driver, through the user's own config.
+				cfg := filepath.Join(env.WorkDir, ".driver-config")
+				if err := os.MkdirAll(filepath.Join(cfg, "hutch"), 0o700); err != nil {
+					return err
+				}
+				toml := "[filesystem]\noverlay = \"" + driver + "\"\n"
+				if err := os.WriteFile(filepath.Join(cfg, "hutch", "config.toml"), []byte(toml), 0o600); err != nil {
+					return err
+				}
+				env.Setenv("XDG_CONFIG_HOME", cfg)
+				env.Setenv("HUTCH_DRIVER_CHECK", driver)
+				return nil
+			}
+			testscript.Run(t, p)
 		})
 	}
 }

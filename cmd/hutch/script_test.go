@@ -34,8 +34,14 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+	p := scriptParams()
+	p.Dir = "testdata/script"
+	testscript.Run(t, p)
+}
+
+// scriptParams are the settings every script run shares.
+func scriptParams() testscript.Params {
+	return testscript.Params{
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
@@ -55,7 +61,7 @@ func TestScripts(t *testing.T) {
 			"ownedbyme": cmdOwnedByMe,
 			"probe":     cmdProbe,
 		},
-	})
+	}
 }
 
 // condition evaluates the custom script conditions. Under
