@@ -89,7 +89,7 @@ type KeyInfo struct {
 // `key` tags of sandbox.Spec.
 var schema = []KeyInfo{
 	{Key: "filesystem.root", kind: kString, Type: "string", Default: `"host"`,
-		Doc:     `what / is: "host" (the host's system directories, read-only) or "image:REF" (not supported yet)`,
+		Doc:     `what / is: "host" (the host's system directories, read-only) or "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet)`,
 		Example: `root = "host"`},
 	{Key: "filesystem.project_dir", kind: kDir, Type: "path", Default: "the directory of hutch.toml, else the working directory", FlagOnly: true,
 		Doc: "the project directory, bound at its own path; set with --project, never in a profile (a profile's project is the directory of its hutch.toml)"},
@@ -148,8 +148,8 @@ var schema = []KeyInfo{
 		Example:  `set = { NODE_ENV = "development" }`,
 		Widening: "a value that reads a secret host variable"},
 
-	{Key: "process.user", kind: kString, Type: "string", Default: `"self"`,
-		Doc:     `who runs the command inside: "self" (your uid) or "root" (uid 0, mapped to you outside)`,
+	{Key: "process.user", kind: kString, Type: "string", Default: `"self"` + "; with an image, the image's user",
+		Doc:     `who runs the command inside: "self" (your uid; with an image, the image's root without its capabilities, which is you outside) or "root" (uid 0, mapped to you outside)`,
 		Example: `user = "self"`},
 	{Key: "process.idmap", kind: kString, Type: "string", Default: `"auto"`,
 		Doc:     `"auto" (your /etc/subuid range through newuidmap when available) or "single" (your id only)`,
@@ -164,6 +164,9 @@ var schema = []KeyInfo{
 	{Key: "process.shell", kind: kArgv, Type: "string or array of strings", Default: "your login shell",
 		Doc:     "what `hutch shell` runs",
 		Example: `shell = ["bash", "--norc"]`},
+	{Key: "process.workdir", kind: kString, Type: "path inside", Default: "your working directory when visible inside; with an image, its WorkingDir unless you are in the project",
+		Doc:     "where the command starts; with an image root, the project is bound here instead of at its own path",
+		Example: `workdir = "/src"`},
 
 	{Key: "limits.memory", kind: kSize, Type: "size", Default: `"unlimited"`,
 		Doc:      `most memory, e.g. "4GiB" (cgroup memory.max; needs a delegated cgroup)`,

@@ -143,7 +143,7 @@ func (p *Profile) flagWins(key string, items []item) {
 // profile. It checks paths (existence, symlinks), conflicts and the Spec's
 // own rules, each error located where the value was set; and, last, trust.
 func (p *Profile) Spec(inv sandbox.Spec) (sandbox.Spec, error) {
-	spec := sandbox.Spec{Args: inv.Args, TTY: inv.TTY, PreserveFDs: inv.PreserveFDs}
+	spec := sandbox.Spec{Args: inv.Args, TTY: inv.TTY, PreserveFDs: inv.PreserveFDs, Entrypoint: inv.Entrypoint, Shell: inv.Shell}
 	var errs errList
 	fill(&spec, p.settings, exists)
 	if s := p.settings["filesystem.project_dir"]; s == nil || !s.set {

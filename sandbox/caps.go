@@ -48,7 +48,10 @@ func lastCap() uint {
 // locked) to keep: the bounding set, the permitted, effective and
 // inheritable sets, no ambient set, and no_new_privs. A child forked from
 // this thread inherits exactly that, and exec can give it nothing more.
-func restrictThread(keep uint64) error {
+// extra caps stay effective on the thread but are neither inherited nor
+// in the bounding set: the forked child uses them to switch to the
+// command's user, which drops them.
+func restrictThread(keep, extra uint64) error {
 	last := lastCap()
 	for c := uint(0); c <= last; c++ {
 		if keep&(1<<c) != 0 {
@@ -63,8 +66,8 @@ func restrictThread(keep uint64) error {
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
-		{Effective: uint32(keep), Permitted: uint32(keep), Inheritable: uint32(keep)},
-		{Effective: uint32(keep >> 32), Permitted: uint32(keep >> 32), Inheritable: uint32(keep >> 32)},
+		{Effective: uint32(keep | extra), Permitted: uint32(keep | extra), Inheritable: uint32(keep)},
+		{Effective: uint32((keep | extra) >> 32), Permitted: uint32((keep | extra) >> 32), Inheritable: uint32(keep >> 32)},
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("setting capabilities: %w", err)

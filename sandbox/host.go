@@ -38,6 +38,13 @@ type Host struct {
 	DataDir string
 	// FuseOverlayfs is the fuse-overlayfs binary, or "" when missing.
 	FuseOverlayfs string
+	// ResolvConf is the host's /etc/resolv.conf, for an image sharing the
+	// host's network.
+	ResolvConf string
+
+	// Image is the opened image of a spec whose root is one (the CLI opens
+	// it from the store, image.go).
+	Image *ImageRoot
 }
 
 // RootEntry is one entry of the host's root directory.
@@ -102,6 +109,9 @@ func ProbeHost() (*Host, error) {
 	h.RuntimeDir = runtimeDir(h.UID)
 	h.DataDir = DataDir(h.Home)
 	h.FuseOverlayfs = findFuseOverlayfs()
+	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && len(b) < 64<<10 {
+		h.ResolvConf = string(b)
+	}
 	_, err = os.Stat("/proc/self/ns/cgroup")
 	h.CgroupNS = err == nil
 	return h, nil

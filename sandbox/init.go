@@ -258,9 +258,16 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	if err := applyRlimits(plan.Rlimits); err != nil {
 		return 0, err
 	}
+	// An image's user other than the one init runs as (the image's root):
+	// the child switches to it, which clears its capabilities.
+	var extra uint64
+	if uint32(os.Getuid()) != plan.UID || uint32(os.Getgid()) != plan.GID {
+		attr.Credential = &syscall.Credential{Uid: plan.UID, Gid: plan.GID, Groups: []uint32{}, NoSetGroups: !plan.MapHelpers}
+		extra = 1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID
+	}
 	go func() {
 		runtime.LockOSThread()
-		if err := restrictThread(keep); err != nil {
+		if err := restrictThread(keep, extra); err != nil {
 			done <- result{err: err}
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,36 @@ func (o *overlayInit) dirs(layer string) (upper, work string) {
 	return filepath.Join(d, "upper"), filepath.Join(d, "work")
 }
 
+// maxOverlayOpts is what fits in mount(2)'s one page of options, with
+// room for the flags added below.
+const maxOverlayOpts = 4000
+
+// relativeLowers chdirs into the directory that holds every lower (an
+// image's layers all sit in one store directory) and names them relative
+// to it; restore goes back.
+func relativeLowers(lowers []string) (string, func(), error) {
+	if len(lowers) == 0 {
+		return "", func() {}, errors.New("no lower directories")
+	}
+	base := filepath.Dir(filepath.Dir(lowers[0]))
+	var rel []string
+	for _, l := range lowers {
+		r, err := filepath.Rel(base, l)
+		if err != nil || strings.HasPrefix(r, "..") {
+			return "", func() {}, fmt.Errorf("the image's layers are not in one directory (%s)", l)
+		}
+		rel = append(rel, r)
+	}
+	old, err := os.Getwd()
+	if err != nil {
+		return "", func() {}, err
+	}
+	if err := unix.Chdir(base); err != nil {
+		return "", func() {}, err
+	}
+	return strings.Join(rel, ":"), func() { unix.Chdir(old) }, nil
+}
+
 // mount shows m.Src at m.Dst through an overlay.
 func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 	if o == nil {
@@ -67,9 +98,26 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 	}
 	dst := b.path(m.Dst)
 	upper, work := o.dirs(m.Layer)
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", m.Src, upper, work)
+	lower := m.Src
+	if len(m.Lower) > 0 {
+		lower = strings.Join(m.Lower, ":")
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
 	switch o.cfg.Driver {
 	case OverlayKernel:
+		if len(opts) > maxOverlayOpts {
+			// Mount options are one page: name an image's many layers
+			// relative to their common directory instead.
+			short, restore, err := relativeLowers(m.Lower)
+			if err != nil {
+				return err
+			}
+			defer restore()
+			opts = fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", short, upper, work)
+			if len(opts) > maxOverlayOpts {
+				return fmt.Errorf("the image has too many layers (%d) for one overlay mount's options", len(m.Lower))
+			}
+		}
 		// userxattr: a user namespace may not write trusted.* xattrs, and
 		// without this option deleting a lower directory fails with EIO.
 		err := unix.Mount("overlay", dst, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts+",userxattr")

@@ -142,7 +142,7 @@ func Stage2Main() int {
 			return fail(err)
 		}
 	}
-	if err := pivot(cfg.RootDir); err != nil {
+	if err := pivot(cfg.RootDir, !imageRoot(cfg.Plan)); err != nil {
 		return fail(err)
 	}
 	tm.mark("root built")

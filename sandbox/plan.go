@@ -68,6 +68,9 @@ type Plan struct {
 	Notes []string `json:"notes,omitempty"`
 	// Layers is set when anything is overlaid (overlay.go).
 	Layers *LayersPlan `json:"layers,omitempty"`
+	// Image is set when the root is an image (image.go): / is then the
+	// image's overlay, writable, instead of a read-only tmpfs.
+	Image *PlanImage `json:"image,omitempty"`
 }
 
 // SeccompPlan says which filter the command gets.
@@ -124,6 +127,9 @@ type Mount struct {
 	Data     string `json:"data,omitempty"`     // file contents, for MountFile
 	Optional bool   `json:"optional,omitempty"` // skip when Src (or Dst, for hide) is missing
 	Layer    string `json:"layer,omitempty"`    // the session layer of an overlay (overlay.go)
+	// Lower lists an overlay's lower directories, top first, when there
+	// are several (an image's layers); else Src is the one.
+	Lower []string `json:"lower,omitempty"`
 }
 
 // Directories of the host root bound read-only when present: the system,
@@ -186,6 +192,14 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		return filepath.Clean(s)
 	}
 
+	img := host.Image
+	if ImageRef(spec) != "" && img == nil {
+		return nil, fmt.Errorf("the image %s was not opened before planning", ImageRef(spec))
+	}
+	if ImageRef(spec) == "" {
+		img = nil
+	}
+
 	// Identity and id maps.
 	uid, gid := uint32(host.UID), uint32(host.GID)
 	p.UID, p.GID = uid, gid
@@ -195,7 +209,10 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	}
 	p.UIDMap = userns.Single(p.UID, uid)
 	p.GIDMap = userns.Single(p.GID, gid)
-	if spec.Process.IDMap == IDMapAuto && host.NewUIDMap != "" && host.NewGIDMap != "" &&
+	if img != nil {
+		imageIdentity(spec, host, p)
+		p.Image = &PlanImage{Name: img.Name, ID: img.ID}
+	} else if spec.Process.IDMap == IDMapAuto && host.NewUIDMap != "" && host.NewGIDMap != "" &&
 		len(host.SubUIDs) > 0 && len(host.SubGIDs) > 0 {
 		um, err1 := userns.Full(p.UID, uid, host.SubUIDs)
 		gm, err2 := userns.Full(p.GID, gid, host.SubGIDs)
@@ -219,6 +236,11 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		project = expand(fs.Project)
 	}
 	bindProject := true
+	// With an image, the project may be bound elsewhere (process.workdir).
+	projectAt := project
+	if img != nil && spec.Process.Workdir != "" {
+		projectAt = filepath.Clean(spec.Process.Workdir)
+	}
 	if isWithin(project, host.Home) {
 		// The working directory is home or one of its ancestors: binding it
 		// would expose every secret in home.
@@ -234,9 +256,13 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, e := range host.Root {
 		hostRoot[e.Name] = e
 	}
+	if img != nil {
+		// The image's overlay is the root; everything else goes on top.
+		add(Mount{Kind: MountOverlay, Src: img.Layers[0], Lower: img.Layers, Dst: "/", Layer: LayerImage})
+	}
 	for _, name := range systemDirs {
 		e, ok := hostRoot[name]
-		if !ok {
+		if !ok || img != nil {
 			continue
 		}
 		if e.Link != "" {
@@ -307,7 +333,8 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		add(Mount{Kind: MountBind, Src: host.Home, Dst: host.Home, RO: true})
 	} else if fs.Home == "overlay" {
 		add(Mount{Kind: MountOverlay, Src: host.Home, Dst: host.Home, Layer: LayerHome})
-	} else {
+	} else if img == nil {
+		// (An image has homes of its own, in its overlay.)
 		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Size: scratch})
 	}
 
@@ -315,7 +342,8 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	// the same path the later kind wins (hide over ro over rw).
 	type bind struct {
 		path string
-		kind int // -1 overlay, 0 rw, 1 ro, 2 tmpfs, 3 hide
+		kind int    // -1 overlay, 0 rw, 1 ro, 2 tmpfs, 3 hide
+		dst  string // where it shows, when not at path
 	}
 	var binds []bind
 	if bindProject {
@@ -325,15 +353,20 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		} else if fs.ProjectMode == "overlay" {
 			k = -1
 		}
-		binds = append(binds, bind{project, k})
+		binds = append(binds, bind{project, k, projectAt})
 	}
 	for k, list := range [][]string{fs.RW, fs.RO, fs.Tmpfs, fs.Hide} {
 		for _, s := range list {
-			binds = append(binds, bind{expand(s), k})
+			binds = append(binds, bind{expand(s), k, ""})
+		}
+	}
+	for i := range binds {
+		if binds[i].dst == "" {
+			binds[i].dst = binds[i].path
 		}
 	}
 	sort.SliceStable(binds, func(i, j int) bool {
-		di, dj := depth(binds[i].path), depth(binds[j].path)
+		di, dj := depth(binds[i].dst), depth(binds[j].dst)
 		if di != dj {
 			return di < dj
 		}
@@ -350,11 +383,15 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		case 3:
 			add(Mount{Kind: MountHide, Dst: b.path, Optional: true})
 		case -1:
-			add(Mount{Kind: MountOverlay, Src: b.path, Dst: b.path, Layer: LayerProject})
-			visible = append(visible, b.path)
+			add(Mount{Kind: MountOverlay, Src: b.path, Dst: b.dst, Layer: LayerProject})
+			if b.dst == b.path {
+				visible = append(visible, b.path)
+			}
 		default:
-			add(Mount{Kind: MountBind, Src: b.path, Dst: b.path, RO: b.kind == 1})
-			visible = append(visible, b.path)
+			add(Mount{Kind: MountBind, Src: b.path, Dst: b.dst, RO: b.kind == 1})
+			if b.dst == b.path {
+				visible = append(visible, b.path)
+			}
 		}
 	}
 	// Secrets stay masked under any bind that would reveal them, and so do
@@ -392,12 +429,29 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	add(Mount{Kind: MountFile, Dst: "/etc/hosts", Data: hostsFile(spec.Process.Hostname), Optional: true})
 	if rc := resolvConf(spec.Network.Mode); rc != "" {
 		add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: rc, Optional: true})
+	} else if img != nil {
+		// The host's network, and so its resolver, in the image's /etc.
+		add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: host.ResolvConf, Optional: true})
 	}
 
 	// Working directory: the caller's when visible inside (home itself is,
 	// as an empty tmpfs), else /.
 	p.Cwd = "/"
-	if host.Cwd == host.Home || bindProject && isWithin(project, host.Cwd) {
+	if img != nil {
+		// In an image: the caller's place in the project, else the
+		// image's working directory.
+		if img.WorkingDir != "" {
+			p.Cwd = img.WorkingDir
+		}
+		if bindProject && isWithin(project, host.Cwd) {
+			rel, _ := filepath.Rel(project, host.Cwd)
+			p.Cwd = filepath.Join(projectAt, rel)
+		} else if spec.Process.Workdir != "" {
+			p.Cwd = projectAt
+		}
+	} else if spec.Process.Workdir != "" {
+		p.Cwd = filepath.Clean(spec.Process.Workdir)
+	} else if host.Cwd == host.Home || bindProject && isWithin(project, host.Cwd) {
 		p.Cwd = host.Cwd
 	} else {
 		for _, v := range visible {
@@ -444,6 +498,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 
 	p.Env = buildEnv(spec, host, p)
 	p.Args = spec.Args
+	if img != nil {
+		p.Args = imageArgs(spec, img)
+	}
 	if len(p.Args) == 0 {
 		p.Args = spec.Process.Shell
 	}
@@ -486,6 +543,11 @@ func hostsFile(hostname string) string {
 func buildEnv(spec Spec, host *Host, p *Plan) []string {
 	keep := append(append([]string(nil), defaultEnv...), spec.Env.Keep...)
 	env := map[string]string{}
+	if host.Image != nil && p.Image != nil {
+		// The host's paths mean nothing in an image: only its terminal
+		// and locale settings (and what env.keep names) pass.
+		keep = append([]string{"TERM", "LANG", "LC_*", "TZ", "COLORTERM", "NO_COLOR"}, spec.Env.Keep...)
+	}
 	for _, kv := range host.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -500,19 +562,28 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 			}
 		}
 	}
-	env["HOME"] = host.Home
-	if env["PATH"] == "" {
-		env["PATH"] = DefaultPath
-	}
-	name := host.UserName
-	if p.UID == 0 {
-		name = "root"
-	}
-	if name != "" {
-		env["USER"], env["LOGNAME"] = name, name
-	}
-	if host.Shell != "" && env["SHELL"] == "" {
-		env["SHELL"] = host.Shell
+	if p.Image != nil {
+		base := imageEnv(spec, host, p)
+		for k, v := range base {
+			if _, kept := env[k]; !kept || k == "PATH" || k == "HOME" || k == "USER" || k == "LOGNAME" {
+				env[k] = v
+			}
+		}
+	} else {
+		env["HOME"] = host.Home
+		if env["PATH"] == "" {
+			env["PATH"] = DefaultPath
+		}
+		name := host.UserName
+		if p.UID == 0 {
+			name = "root"
+		}
+		if name != "" {
+			env["USER"], env["LOGNAME"] = name, name
+		}
+		if host.Shell != "" && env["SHELL"] == "" {
+			env["SHELL"] = host.Shell
+		}
 	}
 	env["container"] = "hutch"
 	if spec.Network.Mode == NetworkProxy {

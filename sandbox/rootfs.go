@@ -21,10 +21,14 @@ func buildRoot(plan *Plan, root string, ovl *overlayInit) error {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("making / a slave mount: %w", err)
 	}
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-		return fmt.Errorf("mounting the root tmpfs: %w", err)
+	// An image's overlay is the root itself (its first step); else the
+	// root is a tmpfs, made read-only once built.
+	if !imageRoot(plan) {
+		if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("mounting the root tmpfs: %w", err)
+		}
 	}
-	b := &rootBuilder{root: root, ovl: ovl}
+	b := &rootBuilder{root: root, ovl: ovl, image: imageRoot(plan)}
 	for _, m := range plan.Mounts {
 		if ovl.defers(m) {
 			continue
@@ -36,7 +40,12 @@ func buildRoot(plan *Plan, root string, ovl *overlayInit) error {
 	if ovl.staged() {
 		return nil
 	}
-	return pivot(root)
+	return pivot(root, !imageRoot(plan))
+}
+
+// imageRoot reports whether plan's / is an image's overlay.
+func imageRoot(plan *Plan) bool {
+	return plan.Image != nil && len(plan.Mounts) > 0 && plan.Mounts[0].Kind == MountOverlay && plan.Mounts[0].Dst == "/"
 }
 
 type rootBuilder struct {
@@ -44,6 +53,7 @@ type rootBuilder struct {
 	staging string // a directory on the root tmpfs for generated files
 	n       int
 	ovl     *overlayInit // mounts overlays (overlay_init.go)
+	image   bool         // the root is an image's overlay
 }
 
 // path returns dst's location in the new root. dst is absolute and clean.
@@ -198,8 +208,15 @@ func (b *rootBuilder) stage() (string, error) {
 		// source cannot be mounted over, which a sandbox nested in this one
 		// needs to do for its own /etc/hostname.
 		b.staging = filepath.Join(b.root, ".hutch")
-		if err := os.Mkdir(b.staging, 0o755); err != nil {
+		if err := os.Mkdir(b.staging, 0o755); err != nil && !(b.image && errors.Is(err, os.ErrExist)) {
 			return "", err
+		}
+		if b.image {
+			// On an image's overlay the directory would land in the upper
+			// layer (and stay in a kept session): the files go on a tmpfs.
+			if err := unix.Mount("tmpfs", b.staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m"); err != nil {
+				return "", err
+			}
 		}
 	}
 	return b.staging, nil
@@ -341,8 +358,9 @@ func mkMountpoint(root, rel string, dir bool) error {
 	return nil
 }
 
-// pivot makes root the new / and detaches the old one entirely.
-func pivot(root string) error {
+// pivot makes root the new / and detaches the old one entirely; readOnly
+// then makes / itself read-only (its submounts keep their own flags).
+func pivot(root string, readOnly bool) error {
 	if err := unix.Chdir(root); err != nil {
 		return err
 	}
@@ -357,6 +375,9 @@ func pivot(root string) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return err
+	}
+	if !readOnly {
+		return nil
 	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {

@@ -35,12 +35,19 @@ type Spec struct {
 	// TTY is "auto" (default: a pty when stdin is a terminal), "always" or
 	// "never". An invocation setting, not a profile key.
 	TTY string `json:"tty"`
+	// Entrypoint replaces an image's entrypoint (nil keeps it; empty
+	// clears it), as docker run --entrypoint does. An invocation setting.
+	Entrypoint *[]string `json:"entrypoint,omitempty"`
+	// Shell marks hutch shell: with an image, the shell runs instead of
+	// the image's entrypoint and command.
+	Shell bool `json:"shell,omitempty"`
 }
 
 // Filesystem is what the command sees.
 type Filesystem struct {
 	// Root is "host" (default: the host's system directories, read-only) or
-	// "image:REF" (not supported yet).
+	// "image:REF": a stored OCI image (image.ParseSource reads REF), its
+	// layers overlaid with an upper layer of the run's or session's.
 	Root string `json:"root" key:"filesystem.root"`
 	// Project is the directory bound at its own path; default the working
 	// directory.
@@ -101,8 +108,13 @@ type Process struct {
 	// Timeout kills the whole sandbox after this long (exit status 124);
 	// 0 means none.
 	Timeout time.Duration `json:"timeout" key:"process.timeout"`
-	// Shell is the command hutch shell runs; default the user's login shell.
+	// Shell is the command hutch shell runs; default the user's login shell
+	// (with an image, /bin/sh).
 	Shell []string `json:"shell" key:"process.shell"`
+	// Workdir is where the command starts; with an image root the project
+	// is bound there instead of at its own path. Default: the caller's
+	// working directory when it is visible inside.
+	Workdir string `json:"workdir" key:"process.workdir"`
 }
 
 // Limits bound what the command may consume. Zero means no limit.
@@ -165,10 +177,6 @@ func (s *Spec) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
-	later := func(key, what string) {
-		errs = append(errs, &FieldError{Key: key, Unsupported: true,
-			Msg: what + " is not supported yet"})
-	}
 	def := func(p *string, v string) {
 		if *p == "" {
 			*p = v
@@ -180,7 +188,10 @@ func (s *Spec) Validate() error {
 	def(&fs.Overlay, "auto")
 	def(&fs.Home, "tmpfs")
 	def(&nw.Mode, NetworkNone)
-	def(&pr.User, UserSelf)
+	if !strings.HasPrefix(fs.Root, "image:") {
+		// With an image the default is the image's own user.
+		def(&pr.User, UserSelf)
+	}
 	def(&pr.IDMap, IDMapAuto)
 	def(&pr.Hostname, DefaultHostname)
 	def(&s.Security.Seccomp, "default")
@@ -195,8 +206,10 @@ func (s *Spec) Validate() error {
 		return false
 	}
 
-	if strings.HasPrefix(fs.Root, "image:") {
-		later("filesystem.root", "an image root ("+fs.Root+")")
+	if ref, ok := strings.CutPrefix(fs.Root, "image:"); ok {
+		if strings.TrimSpace(ref) == "" {
+			bad("filesystem.root", "%q names no image: write image:REF, as in image:docker.io/library/alpine:3.20", fs.Root)
+		}
 	} else {
 		oneOf("filesystem.root", fs.Root, "host", "image:REF")
 	}
@@ -263,7 +276,14 @@ func (s *Spec) Validate() error {
 		}
 	}
 
-	oneOf("process.user", pr.User, UserSelf, UserRoot)
+	if pr.User != "" {
+		oneOf("process.user", pr.User, UserSelf, UserRoot)
+	}
+	if pr.Workdir != "" && !filepath.IsAbs(pr.Workdir) {
+		bad("process.workdir", "%q must be an absolute path inside the sandbox", pr.Workdir)
+	} else if pr.Workdir != "" && filepath.Clean(pr.Workdir) == "/" && strings.HasPrefix(fs.Root, "image:") {
+		bad("process.workdir", "the project cannot be bound over the image's /; pick a directory such as /src")
+	}
 	oneOf("process.idmap", pr.IDMap, IDMapAuto, IDMapSingle)
 	if !validHostname(pr.Hostname) {
 		bad("process.hostname", "%q is not a valid host name (letters, digits, '-' and '.', at most 64)", pr.Hostname)

@@ -59,6 +59,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			applyCommand(),
 			discardCommand(),
 			sessionsCommand(),
+			imageCommand(),
 		},
 	}
 	// Subcommands print usage errors through report too, not with a

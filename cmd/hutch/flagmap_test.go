@@ -105,7 +105,7 @@ func TestFlagMapping(t *testing.T) {
 		"filesystem.session": {"s"}, "network.mode": {"host"}, "network.allow": {"example.com"},
 		"network.ports": {"8080:80"}, "network.host_loopback": nil, "env.keep": {"FOO_*"}, "env.set": {"A=1"},
 		"process.user": {"root"}, "process.idmap": {"single"}, "process.hostname": {"box"},
-		"process.timeout": {"1m"}, "process.shell": {"zsh -l"}, "limits.memory": {"1GiB"},
+		"process.timeout": {"1m"}, "process.shell": {"zsh -l"}, "process.workdir": {"/src"}, "limits.memory": {"1GiB"},
 		"limits.pids": {"100"}, "limits.cpu": {"1.5"}, "limits.nofile": {"64"}, "limits.nproc": {"64"},
 		"limits.fsize": {"1MiB"}, "limits.required": nil, "security.seccomp": {"off"}, "security.nested": nil,
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 
+	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -24,6 +25,9 @@ func main() {
 	}
 	if sandbox.IsLayersHelper(os.Args[0]) {
 		os.Exit(sandbox.LayersHelperMain())
+	}
+	if image.IsHelper(os.Args[0]) {
+		os.Exit(image.HelperMain())
 	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

@@ -19,7 +19,7 @@ import (
 // that cannot work here is a failure, not a skip.
 func TestOverlayDrivers(t *testing.T) {
 	var files []string
-	for _, pat := range []string{"testdata/script/overlay_*.txtar", "testdata/script/session_*.txtar"} {
+	for _, pat := range []string{"testdata/script/overlay_*.txtar", "testdata/script/session_*.txtar", "testdata/script/image_run.txtar", "testdata/script/image_layers.txtar"} {
 		m, _ := filepath.Glob(pat)
 		files = append(files, m...)
 	}

@@ -20,6 +20,17 @@ func overlayFlags() []cli.Flag {
 // applyOverlayFlags lays --keep over the profile: the session, and an
 // overlaid project unless --project-mode says otherwise.
 func applyOverlayFlags(c *cli.Context, p *profiles.Profile) error {
+	if c.IsSet("image") {
+		if c.IsSet("root") {
+			return usagef("--image %s and --root %s: give one of them", c.String("image"), c.String("root"))
+		}
+		if c.String("image") == "" {
+			return usagef("--image: give an image, as in --image docker.io/library/alpine:3.20")
+		}
+		if err := p.SetFlag("--image", "filesystem.root", "image:"+c.String("image")); err != nil {
+			return usageErr(err)
+		}
+	}
 	if !c.IsSet("keep") {
 		return nil
 	}

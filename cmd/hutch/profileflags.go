@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ func keyedFlags() []keyedFlag {
 		{"process.hostname", str("hostname", "host `NAME` inside")},
 		{"process.timeout", str("timeout", "kill the sandbox after `DURATION` (30m, 1h30m; exit status 124)")},
 		{"process.shell", str("shell", "the `COMMAND` hutch shell runs (default: your login shell)")},
+		{"process.workdir", str("workdir", "start in `DIR` inside; with an image, the project is bound there", "w")},
 		{"limits.memory", str("memory", "limit memory to `SIZE` (512MiB, 4GiB)", "m")},
 		{"limits.pids", str("pids-limit", "limit processes and threads to `N`", "pids")},
 		{"limits.cpu", str("cpus", "limit CPU to `N` CPUs (1.5, or 150%)")},
@@ -86,6 +88,10 @@ func invocationFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "trust", EnvVars: []string{"HUTCH_TRUST"}, Usage: "approve the project's profile for this run, even if it widens your configuration (for CI)"},
 		&cli.StringFlag{Name: "tty", Value: "auto", Usage: "`auto` (a pty when stdin is a terminal), always or never"},
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass `N` extra fds (3 .. 3+N-1) to the command"},
+		&cli.StringFlag{Name: "image", Usage: "run on the OCI image `REF` (same as --root image:REF); pulled or imported when not stored"},
+		&cli.StringFlag{Name: "platform", Usage: "with --image: the `OS/ARCH` to pull (default: this machine's)"},
+		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "with --image: `missing` (pull when not stored), always or never"},
+		&cli.StringFlag{Name: "entrypoint", Usage: "with --image: replace the image's entrypoint with `CMD` (\"\" clears it)"},
 	}
 }
 
@@ -162,7 +168,18 @@ func specFromFlags(c *cli.Context, args []string) (sandbox.Spec, error) {
 	if err != nil {
 		return sandbox.Spec{}, err
 	}
-	spec, err := p.Spec(sandbox.Spec{Args: args, TTY: c.String("tty"), PreserveFDs: c.Int("preserve-fds")})
+	inv := sandbox.Spec{Args: args, TTY: c.String("tty"), PreserveFDs: c.Int("preserve-fds")}
+	if c.IsSet("entrypoint") {
+		v := c.String("entrypoint")
+		ep := strings.Fields(v)
+		if strings.HasPrefix(strings.TrimSpace(v), "[") {
+			if err := json.Unmarshal([]byte(v), &ep); err != nil {
+				return sandbox.Spec{}, usagef("--entrypoint %s: not a JSON array of strings: %v", v, err)
+			}
+		}
+		inv.Entrypoint = &ep
+	}
+	spec, err := p.Spec(inv)
 	if err != nil {
 		return spec, usageErr(err)
 	}

@@ -33,12 +33,13 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "report", Usage: "write the requests the network proxy blocked to `FILE` as JSON"},
 		),
 		Action: func(c *cli.Context) error {
-			if c.Args().Len() == 0 {
-				return usagef("%v: give the command after --, as in: hutch run -- npm install", errNoCommand)
-			}
 			spec, err := specFromFlags(c, c.Args().Slice())
 			if err != nil {
 				return err
+			}
+			// An image brings its own command (Entrypoint and Cmd).
+			if c.Args().Len() == 0 && sandbox.ImageRef(spec) == "" {
+				return usagef("%v: give the command after --, as in: hutch run -- npm install", errNoCommand)
 			}
 			return runSpec(c, spec)
 		},
@@ -62,6 +63,7 @@ func shellCommand() *cli.Command {
 			if !c.IsSet("tty") {
 				spec.TTY = "auto"
 			}
+			spec.Shell = true
 			return runSpec(c, spec)
 		},
 	}
@@ -81,6 +83,17 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	host, err := sandbox.ProbeHost()
 	if err != nil {
 		return err
+	}
+	if sandbox.ImageRef(spec) != "" {
+		root, err := openImage(c, host, spec)
+		if err != nil {
+			return err
+		}
+		// Held until the run ends: prune leaves the layers alone.
+		defer root.Close()
+		if host.Image, err = sandbox.NewImageRoot(root); err != nil {
+			return err
+		}
 	}
 	plan, err := sandbox.NewPlan(spec, host)
 	if err != nil {

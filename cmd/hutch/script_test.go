@@ -14,6 +14,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 		sandbox.ProbeName:        func() { os.Exit(sandbox.ProbeMain()) },
 		sandbox.Stage2Name:       func() { os.Exit(sandbox.Stage2Main()) },
 		sandbox.LayersHelperName: func() { os.Exit(sandbox.LayersHelperMain()) },
+		image.HelperName:         func() { os.Exit(image.HelperMain()) },
 	})
 }
 
@@ -60,6 +62,8 @@ func scriptParams() testscript.Params {
 			"idself":    cmdIDSelf,
 			"ownedbyme": cmdOwnedByMe,
 			"probe":     cmdProbe,
+			"registry":  cmdRegistry,
+			"mkimage":   cmdMkimage,
 		},
 	}
 }

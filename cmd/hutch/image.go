@@ -1,0 +1,372 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/sandbox"
+)
+
+func imageCommand() *cli.Command {
+	platform := &cli.StringFlag{Name: "platform", Usage: "the `OS/ARCH[/VARIANT]` to store (default: this machine's)"}
+	return &cli.Command{
+		Name:  "image",
+		Usage: "pull, import, list and remove OCI images (docs/images.md)",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "pull",
+				Usage:     "fetch an image from a registry into your store",
+				UsageText: "hutch image pull [--platform OS/ARCH] REF",
+				Flags:     []cli.Flag{platform, &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, even on a terminal"}},
+				Action: func(c *cli.Context) error {
+					if c.Args().Len() != 1 {
+						return usagef("give one image reference, as in: hutch image pull docker.io/library/alpine:3.20")
+					}
+					src, err := image.ParseSource(c.Args().First())
+					if err != nil {
+						return usageErr(err)
+					}
+					return storeImage(c, src, "")
+				},
+			},
+			{
+				Name:      "import",
+				Usage:     "store an image from an OCI layout, an OCI archive or a docker save archive",
+				UsageText: "hutch image import [--platform OS/ARCH] oci-layout:DIR[:TAG] | oci-archive:FILE[:TAG] | docker-archive:FILE[:NAME:TAG] [NAME]",
+				Flags:     []cli.Flag{platform, &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, even on a terminal"}},
+				Action: func(c *cli.Context) error {
+					if n := c.Args().Len(); n < 1 || n > 2 {
+						return usagef("give a source and optionally a name, as in: hutch image import docker-archive:app.tar app:dev")
+					}
+					src, err := image.ParseSource(c.Args().First())
+					if err != nil {
+						return usageErr(err)
+					}
+					if src.Kind == image.KindRegistry {
+						return usageErr(&image.Error{Err: fmt.Errorf("%q is a registry reference, not a local source", c.Args().First()),
+							Tip: "pull it with hutch image pull, or write the source as oci-layout:DIR, oci-archive:FILE or docker-archive:FILE"})
+					}
+					name := ""
+					if c.Args().Len() == 2 {
+						if name, err = image.NormalizeName(c.Args().Get(1)); err != nil {
+							return usageErr(err)
+						}
+					}
+					return storeImage(c, src, name)
+				},
+			},
+			{
+				Name:    "ls",
+				Aliases: []string{"list"},
+				Usage:   "list stored images",
+				Flags:   []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action:  imageList,
+			},
+			{
+				Name:      "rm",
+				Aliases:   []string{"remove"},
+				Usage:     "remove stored images (and the layers no other image uses)",
+				UsageText: "hutch image rm NAME|ID...",
+				Action:    imageRemove,
+			},
+			{
+				Name:   "prune",
+				Usage:  "free layers no stored image uses, and leftovers of interrupted pulls",
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: imagePrune,
+			},
+		},
+	}
+}
+
+// openStore opens the user's image store with the id mapping sandboxes use.
+func openStore(host *sandbox.Host, idmap string) (*image.Store, error) {
+	return image.Open(image.DefaultDir(host.DataDir), sandbox.ImageMapping(host, idmap))
+}
+
+func storeImage(c *cli.Context, src image.Source, name string) error {
+	host, err := sandbox.ProbeHost()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(host, sandbox.IDMapAuto)
+	if err != nil {
+		return err
+	}
+	opts := image.PullOptions{Name: name}
+	if c.IsSet("platform") {
+		p, err := image.ParsePlatform(c.String("platform"))
+		if err != nil {
+			return usageErr(err)
+		}
+		opts.Platform = &p
+	}
+	out := c.App.Writer
+	tty := isTerminalWriter(out) && !c.Bool("quiet")
+	var bar *progressBar
+	if tty {
+		bar = &progressBar{w: out, what: src.String()}
+		opts.Progress = bar.update
+	}
+	im, err := st.Pull(c.Context, src, opts)
+	if bar != nil {
+		bar.finish()
+	}
+	if err != nil {
+		return err
+	}
+	if tty {
+		fmt.Fprintf(out, "stored %s (%s, %d layers, %s)\n", im.Name, shortID(im.ID), len(im.Layers), humanBytes(im.Size))
+	}
+	return nil
+}
+
+// openImage opens the image a spec runs on, pulling or importing it first
+// as --pull says. The caller closes the root after the run.
+func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Root, error) {
+	ref := sandbox.ImageRef(spec)
+	src, err := image.ParseSource(ref)
+	if err != nil {
+		return nil, usageErr(&sandbox.FieldError{Key: "filesystem.root", Msg: err.Error()})
+	}
+	key := ref
+	if src.Kind != image.KindRegistry {
+		key = src.String()
+	}
+	st, err := openStore(host, spec.Process.IDMap)
+	if err != nil {
+		return nil, err
+	}
+	policy := "missing"
+	if c.IsSet("pull") {
+		policy = c.String("pull")
+	}
+	var missing *image.MissingLayersError
+	switch policy {
+	case "missing", "never":
+		r, err := st.Root(key)
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, image.ErrNotFound) && !errors.As(err, &missing) {
+			return nil, err
+		}
+		if policy == "never" {
+			return nil, &image.Error{Err: err, Tip: fmt.Sprintf("store it first: hutch image pull %s (or run with --pull missing)", ref)}
+		}
+		if missing != nil {
+			// Stored for another id mapping: fetch it again from where it came.
+			if s, perr := image.ParseSource(missing.Source); perr == nil {
+				src = s
+			}
+		}
+	case "always":
+	default:
+		return nil, usagef("--pull %s: give missing, always or never", policy)
+	}
+	// Stored under the name it was run with, so the next run finds it.
+	opts := image.PullOptions{Name: key}
+	if src.Kind == image.KindRegistry {
+		opts.Name = image.DisplayName(src.Ref)
+	}
+	if c.IsSet("platform") {
+		p, err := image.ParsePlatform(c.String("platform"))
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		opts.Platform = &p
+	}
+	errw := c.App.ErrWriter
+	var bar *progressBar
+	if isTerminalWriter(errw) {
+		bar = &progressBar{w: errw, what: src.String()}
+		opts.Progress = bar.update
+	}
+	im, err := st.Pull(c.Context, src, opts)
+	if bar != nil {
+		bar.finish()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st.Root(im.Name)
+}
+
+func imageList(c *cli.Context) error {
+	host, err := sandbox.ProbeHost()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(host, sandbox.IDMapAuto)
+	if err != nil {
+		return err
+	}
+	ims, err := st.List()
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if ims == nil {
+			ims = []image.Image{}
+		}
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ims)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tPLATFORM\tLAYERS\tSIZE\tSTORED")
+	for _, im := range ims {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", im.Name, shortID(im.ID), im.Platform, len(im.Layers), humanBytes(im.Size), ago(im.Stored))
+	}
+	return tw.Flush()
+}
+
+func imageRemove(c *cli.Context) error {
+	if c.Args().Len() == 0 {
+		return usagef("name the images to remove, as in: hutch image rm alpine:3.20 (hutch image ls lists them)")
+	}
+	host, err := sandbox.ProbeHost()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(host, sandbox.IDMapAuto)
+	if err != nil {
+		return err
+	}
+	removed, err := st.Remove(c.Args().Slice())
+	for _, n := range removed {
+		fmt.Fprintf(c.App.Writer, "removed %s\n", n)
+	}
+	if errors.Is(err, image.ErrInUse) {
+		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %v\n", err)
+		return nil
+	}
+	if errors.Is(err, image.ErrNotFound) {
+		return &image.Error{Err: err, Tip: "hutch image ls lists the stored images"}
+	}
+	return err
+}
+
+func imagePrune(c *cli.Context) error {
+	host, err := sandbox.ProbeHost()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(host, sandbox.IDMapAuto)
+	if err != nil {
+		return err
+	}
+	rep, err := st.Prune()
+	if err != nil && !errors.Is(err, image.ErrInUse) {
+		return err
+	}
+	if c.Bool("json") {
+		return json.NewEncoder(c.App.Writer).Encode(rep)
+	}
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %v\n", err)
+		return nil
+	}
+	fmt.Fprintf(c.App.Writer, "freed %d layers, %d blobs and %d partial downloads (%s)\n", rep.Layers, rep.Blobs, rep.Partial, humanBytes(rep.Bytes))
+	return nil
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return id
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n), 0
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", f, "KMGT"[i-1])
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
+
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// progressBar draws one line, redrawn in place: bytes and layers.
+type progressBar struct {
+	w    io.Writer
+	what string
+	last time.Time
+	p    image.Progress
+	drew bool
+}
+
+func (b *progressBar) update(p image.Progress) {
+	b.p = p
+	if time.Since(b.last) < 100*time.Millisecond && p.LayersDone < p.Layers {
+		return
+	}
+	b.last = time.Now()
+	b.draw()
+}
+
+func (b *progressBar) draw() {
+	p := b.p
+	const width = 24
+	frac := 0.0
+	if p.Total > 0 {
+		frac = float64(p.Done) / float64(p.Total)
+	} else if p.Layers > 0 {
+		frac = float64(p.LayersDone) / float64(p.Layers)
+	}
+	frac = min(max(frac, 0), 1)
+	n := int(frac * width)
+	bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
+	if n > 0 && n < width {
+		bar = strings.Repeat("=", n-1) + ">" + strings.Repeat(" ", width-n)
+	}
+	fmt.Fprintf(b.w, "\r\x1b[K%s [%s] %s / %s  layers %d/%d", b.what, bar, humanBytes(p.Done), humanBytes(p.Total), p.LayersDone, p.Layers)
+	b.drew = true
+}
+
+func (b *progressBar) finish() {
+	if b.drew {
+		b.draw()
+		fmt.Fprintln(b.w)
+	}
+}

@@ -1,0 +1,842 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// Error is a failure with what the user can do about it.
+type Error struct {
+	Err error
+	Tip string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Hint() string  { return e.Tip }
+
+func hinted(err error, format string, args ...any) error {
+	return &Error{Err: err, Tip: fmt.Sprintf(format, args...)}
+}
+
+// Sentinel errors callers and tests branch on.
+var (
+	ErrUnknownImage  = errors.New("image not found")
+	ErrUnauthorized  = errors.New("not authorized")
+	ErrUnreachable   = errors.New("registry unreachable")
+	ErrDigest        = errors.New("content does not match its digest")
+	ErrNoSpace       = errors.New("no space left on device")
+	ErrPlatform      = errors.New("no image for the platform")
+	ErrUnsupportedMT = errors.New("unsupported layer media type")
+)
+
+// PullOptions tune Pull and Import.
+type PullOptions struct {
+	// Platform picks the image of a multi-platform index (default: the
+	// host's, DefaultPlatform).
+	Platform *v1.Platform
+	// Name is what the image is stored as; "" is the reference (pull) or
+	// the archive's own tag (import).
+	Name string
+	// Progress receives updates as layers arrive; nil for none.
+	Progress func(Progress)
+	// Keychain resolves registry credentials; nil is ~/.docker/config.json
+	// and its credential helpers (authn.DefaultKeychain).
+	Keychain authn.Keychain
+}
+
+// Progress is the state of a pull.
+type Progress struct {
+	Name               string
+	Layers, LayersDone int
+	// Bytes are compressed bytes from a registry, uncompressed ones from a
+	// local source.
+	Total, Done int64
+}
+
+// source is a resolved image and how to read its layers.
+type source struct {
+	img  v1.Image
+	name string // what to store it as by default
+	desc string // Image.Source
+	// blobURL and client fetch registry blobs with Range (resumable).
+	blobURL func(digest string) string
+	client  *http.Client
+	cleanup func()
+}
+
+// Pull fetches src (any kind) into the store and returns its entry.
+func (s *Store) Pull(ctx context.Context, src Source, opts PullOptions) (*Image, error) {
+	if opts.Platform == nil {
+		p := DefaultPlatform()
+		opts.Platform = &p
+	}
+	if opts.Keychain == nil {
+		opts.Keychain = authn.DefaultKeychain
+	}
+	var so *source
+	var err error
+	if src.Kind == KindRegistry {
+		so, err = openRemote(ctx, src.Ref, opts)
+	} else {
+		so, err = s.openLocal(src, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if so.cleanup != nil {
+		defer so.cleanup()
+	}
+	if opts.Name != "" {
+		so.name = opts.Name
+	}
+	if so.name == "" {
+		return nil, hinted(fmt.Errorf("%s holds no image name", src), "give one: hutch image import %s NAME", src)
+	}
+	return s.store(ctx, so, opts)
+}
+
+func openRemote(ctx context.Context, ref name.Reference, opts PullOptions) (*source, error) {
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(opts.Keychain), remote.WithUserAgent("hutch")}
+	desc, err := remote.Get(ref, ropts...)
+	if err != nil {
+		return nil, registryError(ref, err)
+	}
+	var img v1.Image
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, registryError(ref, err)
+		}
+		d, err := pickPlatform(idx, *opts.Platform, DisplayName(ref))
+		if err != nil {
+			return nil, err
+		}
+		img, err = remote.Image(ref.Context().Digest(d.Digest.String()), ropts...)
+		if err != nil {
+			return nil, registryError(ref, err)
+		}
+	} else if img, err = desc.Image(); err != nil {
+		return nil, registryError(ref, err)
+	}
+	if err := checkPlatform(img, *opts.Platform, DisplayName(ref)); err != nil {
+		return nil, err
+	}
+	auth, err := opts.Keychain.Resolve(ref.Context())
+	if err != nil {
+		return nil, registryError(ref, err)
+	}
+	tr, err := transport.NewWithContext(ctx, ref.Context().Registry, auth, remote.DefaultTransport, []string{ref.Context().Scope(transport.PullScope)})
+	if err != nil {
+		return nil, registryError(ref, err)
+	}
+	repo := ref.Context()
+	return &source{
+		img:  img,
+		name: DisplayName(ref),
+		desc: DisplayName(ref),
+		blobURL: func(d string) string {
+			u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/blobs/" + d}
+			return u.String()
+		},
+		client: &http.Client{Transport: tr},
+	}, nil
+}
+
+// registryError turns a registry failure into one the user can act on.
+func registryError(ref name.Reference, err error) error {
+	reg := ref.Context().RegistryStr()
+	n := DisplayName(ref)
+	var te *transport.Error
+	if errors.As(err, &te) {
+		code := te.StatusCode
+		var codes []string
+		for _, d := range te.Errors {
+			codes = append(codes, string(d.Code))
+		}
+		has := func(c transport.ErrorCode) bool {
+			for _, x := range codes {
+				if x == string(c) {
+					return true
+				}
+			}
+			return false
+		}
+		switch {
+		case code == http.StatusUnauthorized || code == http.StatusForbidden || has(transport.UnauthorizedErrorCode) || has(transport.DeniedErrorCode):
+			return hinted(fmt.Errorf("pulling %s: %w by %s (%v)", n, ErrUnauthorized, reg, err),
+				"log in to the registry (docker login %s, or a credential helper in ~/.docker/config.json); hutch uses the same credentials as docker", reg)
+		case code == http.StatusNotFound || has(transport.ManifestUnknownErrorCode) || has(transport.NameUnknownErrorCode):
+			return hinted(fmt.Errorf("pulling %s: %w in %s", n, ErrUnknownImage, reg),
+				"check the name and tag; private images also answer \"not found\" until you log in")
+		}
+		return fmt.Errorf("pulling %s from %s: %w", n, reg, err)
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, unix.ECONNREFUSED) {
+		return hinted(fmt.Errorf("pulling %s: %w: %s: %v", n, ErrUnreachable, reg, rootCause(err)),
+			"check the registry's address and that this machine can reach it (a proxy is used when HTTPS_PROXY is set)")
+	}
+	return fmt.Errorf("pulling %s: %w", n, err)
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// pickPlatform finds the manifest for p in an index.
+func pickPlatform(idx v1.ImageIndex, p v1.Platform, what string) (*v1.Descriptor, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for i := range im.Manifests {
+		d := &im.Manifests[i]
+		if d.Platform == nil {
+			continue
+		}
+		if platformMatches(p, *d.Platform) {
+			return d, nil
+		}
+		have = append(have, platformString(*d.Platform))
+	}
+	return nil, hinted(fmt.Errorf("%s: %w %s (it has: %s)", what, ErrPlatform, platformString(p), strings.Join(have, ", ")),
+		"pick one with --platform, as in --platform %s", firstOr(have, "linux/amd64"))
+}
+
+func firstOr(s []string, d string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return d
+}
+
+// checkPlatform refuses a single-platform image built for another one.
+func checkPlatform(img v1.Image, p v1.Platform, what string) error {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading the config of %s: %w", what, err)
+	}
+	if cf.OS == "" && cf.Architecture == "" {
+		return nil
+	}
+	have := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	if !platformMatches(p, have) {
+		return hinted(fmt.Errorf("%s is built for %s, not %s: %w", what, platformString(have), platformString(p), ErrPlatform),
+			"to store it anyway, pass --platform %s (its programs will not run here unless the kernel can emulate that platform)", platformString(have))
+	}
+	return nil
+}
+
+// openLocal opens a layout or archive.
+func (s *Store) openLocal(src Source, opts PullOptions) (*source, error) {
+	if _, err := os.Stat(src.Path); err != nil {
+		return nil, fmt.Errorf("importing %s: %w", src, err)
+	}
+	so := &source{desc: src.String()}
+	switch src.Kind {
+	case KindDockerArchive:
+		var tag *name.Tag
+		if src.Tag != "" {
+			t, err := name.NewTag(src.Tag)
+			if err != nil {
+				return nil, fmt.Errorf("importing %s: %w", src, err)
+			}
+			tag = &t
+		}
+		img, err := tarball.ImageFromPath(src.Path, tag)
+		if err != nil {
+			return nil, hinted(fmt.Errorf("importing %s: %w", src, err), "a docker-archive is what docker save or podman save --format docker-archive writes; name one image in it with docker-archive:FILE:NAME:TAG when it holds several")
+		}
+		so.img = img
+		if src.Tag != "" {
+			so.name, _ = NormalizeName(src.Tag)
+		} else if t := archiveTag(src.Path); t != "" {
+			so.name, _ = NormalizeName(t)
+		}
+	case KindOCIArchive:
+		dir, err := os.MkdirTemp(s.Dir, ".tmp-oci-archive-")
+		if err != nil {
+			return nil, err
+		}
+		so.cleanup = func() { os.RemoveAll(dir) }
+		if err := extractLayout(src.Path, dir); err != nil {
+			so.cleanup()
+			return nil, fmt.Errorf("importing %s: %w", src, err)
+		}
+		if err := so.fromLayout(dir, src, opts); err != nil {
+			so.cleanup()
+			return nil, err
+		}
+	case KindOCILayout:
+		if err := so.fromLayout(src.Path, src, opts); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown image source kind %q", src.Kind)
+	}
+	if err := checkPlatform(so.img, *opts.Platform, src.String()); err != nil {
+		return nil, err
+	}
+	return so, nil
+}
+
+// archiveTag is the first RepoTags entry of a docker-archive's
+// manifest.json.
+func archiveTag(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return ""
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var m []struct{ RepoTags []string }
+		if json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&m) == nil && len(m) > 0 && len(m[0].RepoTags) > 0 {
+			return m[0].RepoTags[0]
+		}
+		return ""
+	}
+}
+
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// fromLayout picks the image of an OCI layout: by tag (the ref.name
+// annotation), then by platform.
+func (so *source) fromLayout(dir string, src Source, opts PullOptions) error {
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		return hinted(fmt.Errorf("importing %s: %w", src, err), "an OCI layout is a directory with oci-layout, index.json and blobs/")
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		return fmt.Errorf("importing %s: %w", src, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return fmt.Errorf("importing %s: %w", src, err)
+	}
+	var cands []v1.Descriptor
+	var tags []string
+	for _, d := range im.Manifests {
+		t := d.Annotations[refNameAnnotation]
+		if t != "" {
+			tags = append(tags, t)
+		}
+		if src.Tag == "" || t == src.Tag {
+			cands = append(cands, d)
+		}
+	}
+	if len(cands) == 0 {
+		return hinted(fmt.Errorf("importing %s: no image tagged %q in it", src, src.Tag), "its tags: %s", strings.Join(tags, ", "))
+	}
+	if len(cands) > 1 && src.Tag == "" {
+		return hinted(fmt.Errorf("importing %s: it holds %d images", src, len(cands)), "name one: %s:TAG (its tags: %s)", src, strings.Join(tags, ", "))
+	}
+	d := cands[0]
+	if d.MediaType.IsIndex() {
+		child, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return fmt.Errorf("importing %s: %w", src, err)
+		}
+		pd, err := pickPlatform(child, *opts.Platform, src.String())
+		if err != nil {
+			return err
+		}
+		so.img, err = child.Image(pd.Digest)
+		if err != nil {
+			return fmt.Errorf("importing %s: %w", src, err)
+		}
+	} else if so.img, err = idx.Image(d.Digest); err != nil {
+		return fmt.Errorf("importing %s: %w", src, err)
+	}
+	if t := d.Annotations[refNameAnnotation]; t != "" {
+		// A bare tag ("latest") names nothing on its own; a full
+		// reference ("example.com/app:1") does.
+		if strings.ContainsAny(t, "/:") {
+			so.name, _ = NormalizeName(t)
+		}
+	}
+	return nil
+}
+
+// extractLayout unpacks an OCI archive (a tar of a layout) into dir,
+// taking only plain files and directories, and nothing outside dir.
+func extractLayout(archive, dir string) error {
+	f, err := os.Open(archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(bufio.NewReader(f))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the archive: %w", err)
+		}
+		n := filepath.Clean("/" + h.Name)
+		if n == "/" {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, 0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return err
+			}
+			w, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(w, tr)
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return storeError(err, dir)
+			}
+		}
+	}
+}
+
+// store brings every layer of so into the store, then records the image.
+func (s *Store) store(ctx context.Context, so *source, opts PullOptions) (*Image, error) {
+	img := so.img
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest of %s: %w", so.desc, err)
+	}
+	mf, err := v1.ParseManifest(bytes.NewReader(rawManifest))
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest of %s: %w", so.desc, err)
+	}
+	digest := sha256Digest(rawManifest)
+	rawConfig, err := img.RawConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of %s: %w", so.desc, err)
+	}
+	if got := sha256Digest(rawConfig); got != mf.Config.Digest.String() {
+		return nil, digestError(so.desc, "config", mf.Config.Digest.String(), got)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of %s: %w", so.desc, err)
+	}
+	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
+		return nil, fmt.Errorf("%s is malformed: its manifest lists %d layers, its config %d", so.desc, len(mf.Layers), len(cf.RootFS.DiffIDs))
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading the layers of %s: %w", so.desc, err)
+	}
+
+	pr := &progress{fn: opts.Progress, p: Progress{Name: so.name, Layers: len(mf.Layers)}}
+	for i, d := range mf.Layers {
+		if so.client != nil {
+			pr.p.Total += d.Size
+		} else if !s.hasLayer(cf.RootFS.DiffIDs[i].String()) {
+			if sz, err := layers[i].Size(); err == nil {
+				pr.p.Total += sz
+			}
+		}
+	}
+	pr.send()
+
+	// Three layers at a time, as docker pulls them.
+	sem := make(chan struct{}, 3)
+	errs := make([]error, len(mf.Layers))
+	var sizes = make([]int64, len(mf.Layers))
+	var wg sync.WaitGroup
+	for i := range mf.Layers {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return
+			}
+			sizes[i], errs[i] = s.ensureLayer(ctx, so, layers[i], mf.Layers[i], cf.RootFS.DiffIDs[i].String(), pr)
+			pr.layerDone()
+		}(i)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, firstErr(errs)
+	}
+	// Config and manifest are small; they go in last, with the index.
+	for _, b := range [][]byte{rawConfig, rawManifest} {
+		p := filepath.Join(s.blobDir(), digestHex(sha256Digest(b)))
+		if err := writeFileAtomic(p, b); err != nil {
+			return nil, storeError(err, s.Dir)
+		}
+	}
+	im := Image{
+		Name: so.name, Source: so.desc, Digest: digest, ID: mf.Config.Digest.String(),
+		Platform: platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}),
+		Created:  cf.Created.Time, Stored: time.Now().UTC().Truncate(time.Second),
+	}
+	for i, d := range cf.RootFS.DiffIDs {
+		im.Layers = append(im.Layers, d.String())
+		im.Size += sizes[i]
+	}
+	if err := s.putIndex(im); err != nil {
+		return nil, storeError(err, s.Dir)
+	}
+	return &im, nil
+}
+
+func firstErr(errs []error) error {
+	for _, e := range errs {
+		if e != nil && !errors.Is(e, context.Canceled) {
+			return e
+		}
+	}
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func sha256Digest(b []byte) string {
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+func digestError(what, part, want, got string) error {
+	return hinted(fmt.Errorf("%s: the %s's %w: expected %s, got %s; nothing of it was stored", what, part, ErrDigest, want, got),
+		"the registry, the archive or something in between served corrupted or tampered data; pull again, and if it persists, do not trust the source")
+}
+
+// storeError makes a full disk say so.
+func storeError(err error, dir string) error {
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, ErrNoSpace) {
+		return hinted(fmt.Errorf("storing the image under %s: %w", dir, ErrNoSpace),
+			"free some space, or remove images you no longer need: hutch image ls, hutch image rm NAME, hutch image prune")
+	}
+	return err
+}
+
+// progress serializes updates from the layer goroutines.
+type progress struct {
+	mu sync.Mutex
+	fn func(Progress)
+	p  Progress
+}
+
+func (p *progress) send() {
+	if p.fn != nil {
+		p.fn(p.p)
+	}
+}
+
+func (p *progress) add(n int64) {
+	p.mu.Lock()
+	p.p.Done += n
+	p.send()
+	p.mu.Unlock()
+}
+
+func (p *progress) layerDone() {
+	p.mu.Lock()
+	p.p.LayersDone++
+	p.send()
+	p.mu.Unlock()
+}
+
+type countingWriter struct{ p *progress }
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	w.p.add(int64(len(b)))
+	return len(b), nil
+}
+
+// ensureLayer makes sure the layer is unpacked, fetching it if not, and
+// returns its content size. Two pulls needing the same layer take turns on
+// its lock; the second finds it done.
+func (s *Store) ensureLayer(ctx context.Context, so *source, l v1.Layer, d v1.Descriptor, diffID string, pr *progress) (int64, error) {
+	if !strings.HasPrefix(diffID, "sha256:") || len(digestHex(diffID)) != 64 || !isHex(digestHex(diffID)) {
+		return 0, fmt.Errorf("%s: layer diff ID %q is not a sha256 digest", so.desc, diffID)
+	}
+	hexID := digestHex(diffID)
+	final := filepath.Join(s.layerDir(), hexID)
+	if s.hasLayer(diffID) {
+		if so.client != nil {
+			pr.add(d.Size)
+		}
+		return layerSize(final), nil
+	}
+	lock, err := lockFile(filepath.Join(s.layerDir(), hexID+".lock"), unix.LOCK_EX)
+	if err != nil {
+		return 0, storeError(fmt.Errorf("locking layer %s: %w", short(diffID), err), s.Dir)
+	}
+	defer lock.Close()
+	if s.hasLayer(diffID) {
+		if so.client != nil {
+			pr.add(d.Size)
+		}
+		return layerSize(final), nil
+	}
+	// Leftovers of an unpack that was killed: we hold the lock, so they
+	// are nobody's.
+	if ents, err := os.ReadDir(s.layerDir()); err == nil {
+		var stale []string
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-"+hexID+"-") {
+				stale = append(stale, filepath.Join(s.layerDir(), e.Name()))
+			}
+		}
+		s.removeAll(stale)
+	}
+
+	var tarStream io.ReadCloser
+	if so.client != nil {
+		blob, err := s.download(ctx, so, d, pr)
+		if err != nil {
+			return 0, err
+		}
+		defer os.Remove(blob) // unpacked or not, the next pull fetches anew only what is missing
+		f, err := os.Open(blob)
+		if err != nil {
+			return 0, err
+		}
+		tarStream, err = decompress(f, d.MediaType)
+		if err != nil {
+			f.Close()
+			return 0, fmt.Errorf("%s: layer %s: %w", so.desc, short(d.Digest.String()), err)
+		}
+	} else {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return 0, fmt.Errorf("%s: reading layer %s: %w", so.desc, short(diffID), err)
+		}
+		tarStream = struct {
+			io.Reader
+			io.Closer
+		}{io.TeeReader(rc, countingWriter{pr}), rc}
+	}
+	defer tarStream.Close()
+
+	tmp, err := os.MkdirTemp(s.layerDir(), ".tmp-"+hexID+"-")
+	if err != nil {
+		return 0, storeError(err, s.Dir)
+	}
+	done := false
+	defer func() {
+		if !done {
+			s.removeAll([]string{tmp})
+		}
+	}()
+	if err := os.Mkdir(filepath.Join(tmp, "fs"), 0o755); err != nil {
+		return 0, storeError(err, s.Dir)
+	}
+	h := sha256.New()
+	stats, err := s.unpack(ctx, io.TeeReader(tarStream, h), filepath.Join(tmp, "fs"))
+	if err != nil {
+		return 0, storeError(fmt.Errorf("%s: unpacking layer %s: %w", so.desc, short(diffID), err), s.Dir)
+	}
+	// The tar's end-of-archive padding counts for the diff ID too.
+	if _, err := io.Copy(h, tarStream); err != nil {
+		return 0, fmt.Errorf("%s: reading layer %s: %w", so.desc, short(diffID), err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+		return 0, digestError(so.desc, "layer "+short(diffID), diffID, got)
+	}
+	meta, _ := json.MarshalIndent(layerMeta{DiffID: diffID, Digest: d.Digest.String(), Stats: stats, Stored: time.Now().UTC()}, "", "  ")
+	if err := writeFileAtomic(filepath.Join(tmp, "layer.json"), meta); err != nil {
+		return 0, storeError(err, s.Dir)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return 0, storeError(err, s.Dir)
+	}
+	done = true
+	return stats.Bytes, nil
+}
+
+func short(d string) string {
+	h := digestHex(d)
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
+}
+
+// decompress reads a layer blob by its media type, or by its magic bytes
+// when the type does not say.
+func decompress(f *os.File, mt types.MediaType) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(f, 1<<16)
+	magic, _ := br.Peek(4)
+	t := string(mt)
+	switch {
+	case strings.HasSuffix(t, "+zstd") || bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, closerFunc(func() error { zr.Close(); return f.Close() })}, nil
+	case strings.HasSuffix(t, "gzip") || bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, closerFunc(func() error { zr.Close(); return f.Close() })}, nil
+	case strings.Contains(t, "nondistributable") || strings.HasSuffix(t, ".tar") || t == "" || strings.HasSuffix(t, "tar.diff"):
+		return struct {
+			io.Reader
+			io.Closer
+		}{br, f}, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnsupportedMT, t)
+}
+
+type closerFunc func() error
+
+func (c closerFunc) Close() error { return c() }
+
+// download fetches a registry blob into blobs/sha256/HEX.partial, resuming
+// what an interrupted pull left there, and verifies it. It returns the
+// verified file's path.
+func (s *Store) download(ctx context.Context, so *source, d v1.Descriptor, pr *progress) (string, error) {
+	dg := d.Digest.String()
+	if d.Digest.Algorithm != "sha256" {
+		return "", fmt.Errorf("%s: layer digest %s: only sha256 is supported", so.desc, dg)
+	}
+	part := filepath.Join(s.blobDir(), d.Digest.Hex+".partial")
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", storeError(err, s.Dir)
+	}
+	defer f.Close()
+	h := sha256.New()
+	// What an interrupted pull left is hashed again: the digest covers the
+	// whole blob.
+	have, err := io.Copy(h, f)
+	if err != nil {
+		return "", err
+	}
+	if d.Size > 0 && have > d.Size {
+		f.Truncate(0)
+		f.Seek(0, io.SeekStart)
+		h.Reset()
+		have = 0
+	}
+	pr.add(have)
+	if d.Size <= 0 || have < d.Size {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, so.blobURL(dg), nil)
+		if err != nil {
+			return "", err
+		}
+		if have > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+		}
+		resp, err := so.client.Do(req)
+		if err != nil {
+			return "", registryError(nameOf(so), err)
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && have > 0:
+		case resp.StatusCode == http.StatusOK:
+			// The registry ignored the Range: start over.
+			if have > 0 {
+				pr.add(-have)
+				f.Truncate(0)
+				f.Seek(0, io.SeekStart)
+				h.Reset()
+				have = 0
+			}
+		default:
+			return "", registryError(nameOf(so), transport.CheckError(resp, http.StatusOK, http.StatusPartialContent))
+		}
+		limit := int64(1 << 62)
+		if d.Size > 0 {
+			limit = d.Size - have + 1 // one byte more than expected shows an oversized blob
+		}
+		_, err = io.Copy(io.MultiWriter(f, h, countingWriter{pr}), io.LimitReader(resp.Body, limit))
+		if err != nil {
+			if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+				f.Close()
+				os.Remove(part)
+				return "", storeError(err, s.Dir)
+			}
+			// Kept: the next pull resumes from here.
+			return "", fmt.Errorf("%s: downloading layer %s: %w (pull again to resume)", so.desc, short(dg), err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return "", storeError(err, s.Dir)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != dg {
+		f.Close()
+		os.Remove(part)
+		return "", digestError(so.desc, "layer "+short(dg), dg, got)
+	}
+	return part, nil
+}
+
+func nameOf(so *source) name.Reference {
+	ref, err := name.ParseReference(so.desc)
+	if err != nil {
+		ref, _ = name.ParseReference("invalid.invalid/unknown")
+	}
+	return ref
+}

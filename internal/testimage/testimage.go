@@ -1,0 +1,998 @@
+// Package testimage builds small OCI images for hutch's tests and serves or
+// writes them: from an in-process registry, or as a `docker save` archive,
+// an OCI image layout or an OCI archive.
+//
+// Layers are written in a tiny line language (see [Layer]) so that a test
+// says what an image holds in a few lines of a txtar file instead of
+// shipping binary fixtures. Everything is reproducible: tar entries carry a
+// fixed mtime and gzip a fixed header, so two builds of the same spec give
+// the same layer digest and two images can share a layer.
+//
+// The [Registry] is go-containerregistry's pkg/registry behind a thin
+// handler that logs requests, can demand basic auth, understands open-ended
+// Range requests (which pkg/registry refuses, and which resuming clients
+// send) and can misbehave on purpose: serve a tampered blob ([Registry.Tamper])
+// or cut a download short ([Registry.Interrupt]).
+//
+// It is for tests only.
+package testimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Epoch is the time every entry, layer and image is stamped with.
+var Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// BusyboxPath is the host binary the busybox directive copies: Debian's
+// busybox-static, which needs no shared libraries inside the image.
+var BusyboxPath = "/bin/busybox"
+
+// BusyboxApplets are the applets the busybox directive links to busybox.
+var BusyboxApplets = []string{
+	"sh", "cat", "ls", "id", "env", "pwd", "echo", "sleep", "test", "stat",
+	"readlink", "mkdir", "rm", "touch", "wc", "head", "grep", "sed", "true",
+	"false", "whoami", "printf", "chmod", "ln", "mv", "cp", "find", "uname",
+	"hostname", "kill", "ps",
+}
+
+// RefNameAnnotation names an image in an OCI layout's index.json.
+const RefNameAnnotation = "org.opencontainers.image.ref.name"
+
+// SpecError is a bad line in a layer spec.
+type SpecError struct {
+	Line int    // 1-based
+	Text string // the line, trimmed
+	Err  error
+}
+
+func (e *SpecError) Error() string {
+	return fmt.Sprintf("line %d: %q: %v", e.Line, e.Text, e.Err)
+}
+
+func (e *SpecError) Unwrap() error { return e.Err }
+
+// entry is one tar entry of a layer being built.
+type entry struct {
+	hdr  *tar.Header
+	body []byte
+}
+
+// Layer builds one layer, an uncompressed tar, from spec lines:
+//
+//	dir PATH [MODE] [UID:GID]
+//	file PATH [MODE] [UID:GID] [CONTENT...]
+//	symlink PATH TARGET [UID:GID]
+//	hardlink PATH TARGET
+//	char PATH MAJOR MINOR
+//	block PATH MAJOR MINOR
+//	fifo PATH
+//	whiteout PATH             an OCI whiteout: the entry DIR/.wh.BASE
+//	opaque DIR                DIR/.wh..wh..opq
+//	xattr PATH NAME VALUE     a PAX SCHILY.xattr record on the earlier entry PATH
+//	busybox                   a small busybox userland (see below)
+//	# a comment
+//
+// PATHs are absolute; each is written without its leading '/' and
+// otherwise as given, not cleaned, so that a test can build hostile
+// entries such as /../escape. No parent directories are implied. MODE is
+// octal, 3 to 5 digits (0644, 4755, 01777); the default is 0755 for
+// directories, 0644 for files and fifos, 0666 for devices. UID:GID
+// defaults to 0:0. MODE and UID:GID are recognised only as the first
+// fields after PATH, so content that looks like a mode needs an explicit
+// MODE before it. CONTENT is the rest of the line, leading blanks
+// trimmed, with the escapes \n \t \r \\ and \xHH; there is no implicit
+// trailing newline. A hardlink TARGET is absolute, like PATH; a symlink
+// TARGET is written as given. xattr VALUE is the rest of the line, with
+// the same escapes.
+//
+// busybox adds /bin/busybox (the host's [BusyboxPath]) with
+// [BusyboxApplets] as symlinks to it; /etc/passwd with root (0, home
+// /root), app (1000, home /home/app) and nobody (65534); /etc/group with
+// root, app and nogroup; /etc/os-release (ID=hutchtest); and the
+// directories /bin /etc /usr /var /home, /root 0700, /home/app 0755
+// 1000:1000 and /tmp 1777.
+func Layer(spec string) ([]byte, error) {
+	var ents []*entry
+	// The latest entry for each spec path, for xattr.
+	byPath := map[string]*entry{}
+	for i, line := range strings.Split(spec, "\n") {
+		text := strings.TrimSpace(line)
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		es, err := parseLine(text, byPath)
+		if err != nil {
+			return nil, &SpecError{Line: i + 1, Text: text, Err: err}
+		}
+		ents = append(ents, es...)
+	}
+	return writeTar(ents)
+}
+
+func writeTar(ents []*entry) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		if err := tw.WriteHeader(e.hdr); err != nil {
+			return nil, fmt.Errorf("writing %q: %w", e.hdr.Name, err)
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			return nil, fmt.Errorf("writing %q: %w", e.hdr.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+var (
+	modeRE  = regexp.MustCompile(`^[0-7]{3,5}$`)
+	ownerRE = regexp.MustCompile(`^[0-9]+:[0-9]+$`)
+)
+
+// cutField splits off the first blank-separated field of s.
+func cutField(s string) (field, rest string) {
+	s = strings.TrimLeft(s, " \t")
+	i := strings.IndexAny(s, " \t")
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimLeft(s[i:], " \t")
+}
+
+// attrs is what may follow a PATH: [MODE] [UID:GID], then the rest.
+type attrs struct {
+	mode     int64
+	uid, gid int
+	rest     string
+}
+
+func parseAttrs(s string, mode int64, allowMode bool) (attrs, error) {
+	a := attrs{mode: mode, rest: s}
+	f, r := cutField(a.rest)
+	if allowMode && modeRE.MatchString(f) {
+		m, err := strconv.ParseInt(f, 8, 64)
+		if err != nil {
+			return a, fmt.Errorf("mode %q: %w", f, err)
+		}
+		a.mode, a.rest = m, r
+		f, r = cutField(a.rest)
+	}
+	if ownerRE.MatchString(f) {
+		u, g, _ := strings.Cut(f, ":")
+		var err error
+		if a.uid, err = strconv.Atoi(u); err != nil {
+			return a, fmt.Errorf("owner %q: %w", f, err)
+		}
+		if a.gid, err = strconv.Atoi(g); err != nil {
+			return a, fmt.Errorf("owner %q: %w", f, err)
+		}
+		a.rest = r
+	}
+	return a, nil
+}
+
+// tarName turns a spec path into an entry name.
+func tarName(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("missing PATH")
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("path %q is not absolute", p)
+	}
+	return strings.TrimPrefix(p, "/"), nil
+}
+
+func newHeader(typ byte, name string, mode int64, uid, gid int) *tar.Header {
+	return &tar.Header{
+		Typeflag: typ,
+		Name:     name,
+		Mode:     mode,
+		Uid:      uid,
+		Gid:      gid,
+		ModTime:  Epoch,
+	}
+}
+
+func parseLine(text string, byPath map[string]*entry) ([]*entry, error) {
+	verb, rest := cutField(text)
+	if verb == "busybox" {
+		if rest != "" {
+			return nil, errors.New("busybox takes no arguments")
+		}
+		return busybox()
+	}
+	p, rest := cutField(rest)
+	name, err := tarName(p)
+	if err != nil {
+		return nil, err
+	}
+	want := func(n int) ([]string, error) {
+		f := strings.Fields(rest)
+		if len(f) != n {
+			return nil, fmt.Errorf("%s wants %d arguments after PATH, got %d", verb, n, len(f))
+		}
+		return f, nil
+	}
+	var e *entry
+	switch verb {
+	case "dir":
+		a, err := parseAttrs(rest, 0o755, true)
+		if err != nil {
+			return nil, err
+		}
+		if a.rest != "" {
+			return nil, fmt.Errorf("unexpected %q", a.rest)
+		}
+		if name == "" {
+			name = "."
+		}
+		e = &entry{hdr: newHeader(tar.TypeDir, name+"/", a.mode, a.uid, a.gid)}
+	case "file":
+		a, err := parseAttrs(rest, 0o644, true)
+		if err != nil {
+			return nil, err
+		}
+		body, err := unescape(a.rest)
+		if err != nil {
+			return nil, err
+		}
+		e = &entry{hdr: newHeader(tar.TypeReg, name, a.mode, a.uid, a.gid), body: body}
+		e.hdr.Size = int64(len(body))
+	case "symlink":
+		target, r := cutField(rest)
+		if target == "" {
+			return nil, errors.New("missing TARGET")
+		}
+		a, err := parseAttrs(r, 0o777, false)
+		if err != nil {
+			return nil, err
+		}
+		if a.rest != "" {
+			return nil, fmt.Errorf("unexpected %q", a.rest)
+		}
+		e = &entry{hdr: newHeader(tar.TypeSymlink, name, 0o777, a.uid, a.gid)}
+		e.hdr.Linkname = target
+	case "hardlink":
+		f, err := want(1)
+		if err != nil {
+			return nil, err
+		}
+		target, err := tarName(f[0])
+		if err != nil {
+			return nil, fmt.Errorf("target: %w", err)
+		}
+		e = &entry{hdr: newHeader(tar.TypeLink, name, 0o644, 0, 0)}
+		e.hdr.Linkname = target
+	case "char", "block":
+		f, err := want(2)
+		if err != nil {
+			return nil, err
+		}
+		major, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("major %q: %w", f[0], err)
+		}
+		minor, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("minor %q: %w", f[1], err)
+		}
+		typ := byte(tar.TypeChar)
+		if verb == "block" {
+			typ = tar.TypeBlock
+		}
+		e = &entry{hdr: newHeader(typ, name, 0o666, 0, 0)}
+		e.hdr.Devmajor, e.hdr.Devminor = major, minor
+	case "fifo":
+		if _, err := want(0); err != nil {
+			return nil, err
+		}
+		e = &entry{hdr: newHeader(tar.TypeFifo, name, 0o644, 0, 0)}
+	case "whiteout":
+		if _, err := want(0); err != nil {
+			return nil, err
+		}
+		dir, base := path.Split(name)
+		if base == "" {
+			return nil, fmt.Errorf("whiteout of %q names no file", p)
+		}
+		e = &entry{hdr: newHeader(tar.TypeReg, dir+".wh."+base, 0o644, 0, 0)}
+	case "opaque":
+		if _, err := want(0); err != nil {
+			return nil, err
+		}
+		if name != "" {
+			name += "/"
+		}
+		e = &entry{hdr: newHeader(tar.TypeReg, name+".wh..wh..opq", 0o644, 0, 0)}
+	case "xattr":
+		key, val := cutField(rest)
+		if key == "" {
+			return nil, errors.New("missing NAME")
+		}
+		target, ok := byPath[p]
+		if !ok {
+			return nil, fmt.Errorf("no earlier entry %q in this spec", p)
+		}
+		v, err := unescape(val)
+		if err != nil {
+			return nil, err
+		}
+		if target.hdr.PAXRecords == nil {
+			target.hdr.PAXRecords = map[string]string{}
+		}
+		target.hdr.PAXRecords["SCHILY.xattr."+key] = string(v)
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("unknown directive %q", verb)
+	}
+	byPath[p] = e
+	return []*entry{e}, nil
+}
+
+// unescape reads \n \t \r \\ and \xHH.
+func unescape(s string) ([]byte, error) {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			b = append(b, c)
+			continue
+		}
+		i++
+		if i == len(s) {
+			return nil, errors.New(`trailing '\'`)
+		}
+		switch s[i] {
+		case 'n':
+			b = append(b, '\n')
+		case 't':
+			b = append(b, '\t')
+		case 'r':
+			b = append(b, '\r')
+		case '\\':
+			b = append(b, '\\')
+		case 'x':
+			if i+2 >= len(s) {
+				return nil, fmt.Errorf(`short \x escape at %q`, s[i-1:])
+			}
+			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, fmt.Errorf(`bad \x escape %q`, s[i-1:i+3])
+			}
+			b = append(b, byte(v))
+			i += 2
+		default:
+			return nil, fmt.Errorf(`unknown escape \%c`, s[i])
+		}
+	}
+	return b, nil
+}
+
+// busybox returns the entries of the busybox directive.
+func busybox() ([]*entry, error) {
+	bin, err := os.ReadFile(BusyboxPath)
+	if err != nil {
+		return nil, fmt.Errorf("busybox: %w (install busybox-static)", err)
+	}
+	dir := func(name string, mode int64, uid, gid int) *entry {
+		return &entry{hdr: newHeader(tar.TypeDir, name+"/", mode, uid, gid)}
+	}
+	file := func(name string, mode int64, body string) *entry {
+		h := newHeader(tar.TypeReg, name, mode, 0, 0)
+		h.Size = int64(len(body))
+		return &entry{hdr: h, body: []byte(body)}
+	}
+	ents := []*entry{
+		dir("bin", 0o755, 0, 0),
+		dir("etc", 0o755, 0, 0),
+		dir("usr", 0o755, 0, 0),
+		dir("var", 0o755, 0, 0),
+		dir("root", 0o700, 0, 0),
+		dir("home", 0o755, 0, 0),
+		dir("home/app", 0o755, 1000, 1000),
+		dir("tmp", 0o1777, 0, 0),
+		file("bin/busybox", 0o755, string(bin)),
+	}
+	for _, a := range BusyboxApplets {
+		h := newHeader(tar.TypeSymlink, "bin/"+a, 0o777, 0, 0)
+		h.Linkname = "busybox"
+		ents = append(ents, &entry{hdr: h})
+	}
+	ents = append(ents,
+		file("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"+
+			"app:x:1000:1000:app:/home/app:/bin/sh\n"+
+			"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
+		file("etc/group", 0o644, "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n"),
+		file("etc/os-release", 0o644, "NAME=\"hutch-test\"\nID=hutchtest\n"+
+			"PRETTY_NAME=\"hutch test image (busybox)\"\n"),
+	)
+	return ents, nil
+}
+
+// Config is the runtime part of an image's config.
+type Config struct {
+	Env        []string
+	Entrypoint []string
+	Cmd        []string
+	WorkingDir string
+	User       string
+	// OS and Arch default to linux/amd64; Variant is optional (arm "v7").
+	OS, Arch, Variant string
+	// DockerMediaTypes builds a Docker schema 2 image instead of an OCI one.
+	DockerMediaTypes bool
+}
+
+// Build makes an image whose layers are the given tars, bottom first,
+// gzip-compressed (a layer already gzip-compressed is used as it is).
+func Build(cfg Config, layers ...[]byte) (v1.Image, error) {
+	manifestMT, configMT, layerMT := types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer
+	if cfg.DockerMediaTypes {
+		manifestMT, configMT, layerMT = types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer
+	}
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, manifestMT), configMT)
+	adds := make([]mutate.Addendum, len(layers))
+	for i, tb := range layers {
+		gz, err := Gzip(tb)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i+1, err)
+		}
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(gz)), nil
+		}, tarball.WithMediaType(layerMT))
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i+1, err)
+		}
+		adds[i] = mutate.Addendum{
+			Layer: l,
+			History: v1.History{
+				Created:   v1.Time{Time: Epoch},
+				CreatedBy: fmt.Sprintf("testimage layer %d", i+1),
+			},
+		}
+	}
+	img, err := mutate.Append(img, adds...)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = cfg.OS, cfg.Arch, cfg.Variant
+	if cf.OS == "" {
+		cf.OS = "linux"
+	}
+	if cf.Architecture == "" {
+		cf.Architecture = "amd64"
+	}
+	cf.Created = v1.Time{Time: Epoch}
+	cf.Config = v1.Config{
+		Env:        cfg.Env,
+		Entrypoint: cfg.Entrypoint,
+		Cmd:        cfg.Cmd,
+		WorkingDir: cfg.WorkingDir,
+		User:       cfg.User,
+	}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, err
+	}
+	// Compute now, so that errors surface here and not in a push.
+	if _, err := img.Digest(); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// Gzip compresses a tar reproducibly (no name, zero mtime in the header).
+// Data that is already gzip-compressed is returned as it is.
+func Gzip(b []byte) ([]byte, error) {
+	if len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b {
+		return b, nil
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Index makes a multi-platform image index of imgs, each described with
+// the platform of its config. It is an OCI index unless every image is a
+// Docker one, when it is a Docker manifest list.
+func Index(imgs ...v1.Image) (v1.ImageIndex, error) {
+	adds := make([]mutate.IndexAddendum, len(imgs))
+	docker := len(imgs) > 0
+	for i, img := range imgs {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i+1, err)
+		}
+		mt, err := img.MediaType()
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i+1, err)
+		}
+		docker = docker && mt == types.DockerManifestSchema2
+		adds[i] = mutate.IndexAddendum{
+			Add: img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{
+				OS:           cf.OS,
+				Architecture: cf.Architecture,
+				Variant:      cf.Variant,
+			}},
+		}
+	}
+	idx := mutate.AppendManifests(empty.Index, adds...)
+	if docker {
+		idx = mutate.IndexMediaType(idx, types.DockerManifestList)
+	}
+	if _, err := idx.Digest(); err != nil {
+		return nil, err
+	}
+	return idx, nil
+}
+
+// Registry is an in-process registry on 127.0.0.1.
+type Registry struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+
+	srv   *http.Server
+	inner http.Handler
+	blobs *blobStore
+
+	mu         sync.Mutex
+	requests   []string
+	user, pass string
+	interrupt  map[string]int64 // digest → bytes to serve before cutting
+}
+
+// StartRegistry serves a new, empty registry on a free port of 127.0.0.1.
+func StartRegistry() (*Registry, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	quiet := log.New(io.Discard, "", 0)
+	r := &Registry{
+		Addr:      ln.Addr().String(),
+		blobs:     &blobStore{m: map[string][]byte{}, tampered: map[string]bool{}},
+		interrupt: map[string]int64{},
+	}
+	r.inner = registry.New(registry.Logger(quiet), registry.WithBlobHandler(r.blobs))
+	r.srv = &http.Server{Handler: r, ErrorLog: quiet}
+	go r.srv.Serve(ln)
+	return r, nil
+}
+
+// Close stops the registry.
+func (r *Registry) Close() {
+	r.srv.Close()
+}
+
+// Requests returns the log of requests so far, one "METHOD PATH" line each,
+// with " Range: VALUE" appended when the request had one.
+func (r *Registry) Requests() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.requests...)
+}
+
+// ClearRequests empties the request log.
+func (r *Registry) ClearRequests() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests = nil
+}
+
+// SetAuth makes the registry refuse requests without these basic-auth
+// credentials, with 401 and `WWW-Authenticate: Basic realm="test"`. An
+// empty user turns auth off.
+func (r *Registry) SetAuth(user, pass string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.user, r.pass = user, pass
+}
+
+// Options are the remote options that reach this registry: its credentials
+// when SetAuth set some.
+func (r *Registry) Options() []remote.Option {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.user == "" {
+		return nil
+	}
+	return []remote.Option{remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass})}
+}
+
+// Tamper makes the registry serve the blob digest ("sha256:HEX") with one
+// byte changed and its length kept, while still naming the true digest in
+// Docker-Content-Digest. The change is chosen so that only a digest check
+// catches it: a gzip blob has a byte of its header's mtime changed (it
+// still decompresses to the same tar), a JSON blob the first hex digit
+// after "sha256:" (it still parses); anything else has its last byte
+// flipped. The blob need not be pushed yet.
+func (r *Registry) Tamper(digest string) error {
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return fmt.Errorf("tampering with %q: %w", digest, err)
+	}
+	r.blobs.mu.Lock()
+	defer r.blobs.mu.Unlock()
+	r.blobs.tampered[h.String()] = true
+	return nil
+}
+
+// Interrupt makes the next GET of the blob digest stop after n bytes of
+// the response body, as a dropped connection would, for tests of resumed
+// downloads.
+func (r *Registry) Interrupt(digest string, n int64) error {
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return fmt.Errorf("interrupting %q: %w", digest, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.interrupt[h.String()] = n
+	return nil
+}
+
+// ServeHTTP logs, checks auth and fixes up Range before the ggcr registry
+// sees the request.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	line := req.Method + " " + req.URL.Path
+	if rg := req.Header.Get("Range"); rg != "" {
+		line += " Range: " + rg
+	}
+	r.mu.Lock()
+	r.requests = append(r.requests, line)
+	user, pass := r.user, r.pass
+	r.mu.Unlock()
+
+	if user != "" {
+		u, p, ok := req.BasicAuth()
+		if !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`+"\n")
+			return
+		}
+	}
+
+	digest, isBlob := blobDigest(req.URL.Path)
+	if isBlob && req.Method == http.MethodGet {
+		if size, ok := r.blobs.size(digest); ok {
+			if rg := req.Header.Get("Range"); rg != "" {
+				fixed, ok := fixRange(rg, size)
+				if !ok {
+					w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+					http.Error(w, "range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
+					return
+				}
+				req.Header.Set("Range", fixed)
+			}
+			r.mu.Lock()
+			n, cut := r.interrupt[digest]
+			delete(r.interrupt, digest)
+			r.mu.Unlock()
+			if cut {
+				w = &cutWriter{ResponseWriter: w, left: n}
+			}
+		}
+	}
+	r.inner.ServeHTTP(w, req)
+}
+
+// blobDigest reads /v2/NAME/blobs/DIGEST.
+func blobDigest(p string) (string, bool) {
+	dir, last := path.Split(p)
+	if !strings.HasPrefix(p, "/v2/") || path.Base(dir) != "blobs" || !strings.Contains(last, ":") {
+		return "", false
+	}
+	return last, true
+}
+
+// fixRange turns the forms pkg/registry does not read ("bytes=N-",
+// "bytes=-N", an end past the blob) into "bytes=N-M".
+func fixRange(rg string, size int64) (string, bool) {
+	spec, ok := strings.CutPrefix(rg, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return rg, true // let pkg/registry refuse it
+	}
+	a, b, ok := strings.Cut(spec, "-")
+	if !ok {
+		return rg, true
+	}
+	var start, end int64
+	var err error
+	switch {
+	case a == "":
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil {
+			return rg, true
+		}
+		start, end = max(size-n, 0), size-1
+	default:
+		if start, err = strconv.ParseInt(a, 10, 64); err != nil {
+			return rg, true
+		}
+		end = size - 1
+		if b != "" {
+			if end, err = strconv.ParseInt(b, 10, 64); err != nil {
+				return rg, true
+			}
+			end = min(end, size-1)
+		}
+	}
+	if start >= size || start > end {
+		return "", false
+	}
+	return fmt.Sprintf("bytes=%d-%d", start, end), true
+}
+
+// cutWriter aborts the response after left body bytes.
+type cutWriter struct {
+	http.ResponseWriter
+	left int64
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= c.left {
+		c.left -= int64(len(p))
+		return c.ResponseWriter.Write(p)
+	}
+	c.ResponseWriter.Write(p[:c.left])
+	c.left = 0
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	// net/http closes the connection and logs nothing.
+	panic(http.ErrAbortHandler)
+}
+
+// blobStore is pkg/registry's in-memory blob handler, plus tampering.
+type blobStore struct {
+	mu       sync.Mutex
+	m        map[string][]byte
+	tampered map[string]bool
+}
+
+func (s *blobStore) size(digest string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.m[digest]
+	return int64(len(b)), ok
+}
+
+func (s *blobStore) Stat(_ context.Context, _ string, h v1.Hash) (int64, error) {
+	n, ok := s.size(h.String())
+	if !ok {
+		return 0, registry.ErrNotFound
+	}
+	return n, nil
+}
+
+func (s *blobStore) Get(_ context.Context, _ string, h v1.Hash) (io.ReadCloser, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.m[h.String()]
+	if !ok {
+		return nil, registry.ErrNotFound
+	}
+	if s.tampered[h.String()] {
+		b = tamper(b)
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (s *blobStore) Put(_ context.Context, _ string, h v1.Hash, rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[h.String()] = b
+	return nil
+}
+
+func (s *blobStore) Delete(_ context.Context, _ string, h v1.Hash) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[h.String()]; !ok {
+		return registry.ErrNotFound
+	}
+	delete(s.m, h.String())
+	return nil
+}
+
+// tamper returns a copy of b with one byte changed (see Registry.Tamper).
+func tamper(b []byte) []byte {
+	t := bytes.Clone(b)
+	switch {
+	case len(t) == 0:
+	case len(t) > 8 && t[0] == 0x1f && t[1] == 0x8b:
+		t[4] ^= 0xff // gzip MTIME, which readers do not check
+	case json.Valid(t) && bytes.Contains(t, []byte("sha256:")):
+		i := bytes.Index(t, []byte("sha256:")) + len("sha256:")
+		if t[i] == '0' {
+			t[i] = '1'
+		} else {
+			t[i] = '0'
+		}
+	default:
+		t[len(t)-1] ^= 1
+	}
+	return t
+}
+
+// parseRef reads a reference to a registry on 127.0.0.1, which speaks
+// plain HTTP.
+func parseRef(ref string) (name.Reference, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("parsing reference %q: %w", ref, err)
+	}
+	return r, nil
+}
+
+// Push pushes img to ref, e.g. reg.Addr+"/busybox:latest"; pass
+// reg.Options()... for a registry that wants auth.
+func Push(ref string, img v1.Image, opts ...remote.Option) error {
+	r, err := parseRef(ref)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		return fmt.Errorf("pushing %q: %w", ref, err)
+	}
+	return nil
+}
+
+// PushIndex pushes idx and its images to ref.
+func PushIndex(ref string, idx v1.ImageIndex, opts ...remote.Option) error {
+	r, err := parseRef(ref)
+	if err != nil {
+		return err
+	}
+	if err := remote.WriteIndex(r, idx, opts...); err != nil {
+		return fmt.Errorf("pushing %q: %w", ref, err)
+	}
+	return nil
+}
+
+// Pull reads back the image at ref, resolving an index to linux/amd64.
+func Pull(ref string, opts ...remote.Option) (v1.Image, error) {
+	r, err := parseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	img, err := remote.Image(r, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %q: %w", ref, err)
+	}
+	return img, nil
+}
+
+// WriteDockerArchive writes img in the format of `docker save`, tagged tag
+// (e.g. "busybox:latest") unless tag is "".
+func WriteDockerArchive(path, tag string, img v1.Image) error {
+	var ref name.Reference
+	if tag != "" {
+		t, err := name.NewTag(tag)
+		if err != nil {
+			return fmt.Errorf("parsing tag %q: %w", tag, err)
+		}
+		ref = t
+	}
+	if err := tarball.WriteToFile(path, ref, img); err != nil {
+		return fmt.Errorf("writing %q: %w", path, err)
+	}
+	return nil
+}
+
+// WriteOCILayout adds img to the OCI image layout dir, creating it if
+// needed; its descriptor in index.json is annotated with
+// org.opencontainers.image.ref.name=tag unless tag is "".
+func WriteOCILayout(dir, tag string, img v1.Image) error {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		if p, err = layout.Write(dir, empty.Index); err != nil {
+			return fmt.Errorf("writing %q: %w", dir, err)
+		}
+	}
+	var opts []layout.Option
+	if tag != "" {
+		opts = append(opts, layout.WithAnnotations(map[string]string{RefNameAnnotation: tag}))
+	}
+	if err := p.AppendImage(img, opts...); err != nil {
+		return fmt.Errorf("writing %q: %w", dir, err)
+	}
+	return nil
+}
+
+// WriteOCIArchive writes img as a tar of an OCI image layout, as
+// `skopeo copy ... oci-archive:PATH:TAG` does.
+func WriteOCIArchive(path, tag string, img v1.Image) error {
+	dir, err := os.MkdirTemp("", "testimage-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := WriteOCILayout(dir, tag, img); err != nil {
+		return err
+	}
+	var ents []*entry
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			ents = append(ents, &entry{hdr: newHeader(tar.TypeDir, rel+"/", 0o755, 0, 0)})
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		h := newHeader(tar.TypeReg, rel, 0o644, 0, 0)
+		h.Size = int64(len(b))
+		ents = append(ents, &entry{hdr: h, body: b})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b, err := writeTar(ents)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("writing %q: %w", path, err)
+	}
+	return nil
+}
