@@ -69,7 +69,7 @@ endif
 
 # test-unit runs the packages below cmd/: mostly pure tests, with no
 # sandbox started (as root, still as the test user, like everything else).
-UNIT_PKGS = ./userns/... ./profiles/... ./slirp/... ./sandbox/...
+UNIT_PKGS = ./userns/... ./profiles/... ./slirp/... ./sandbox/... ./image/... ./internal/...
 
 test-unit:
 ifeq ($(shell id -u),0)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -409,4 +410,60 @@ func TestParseSource(t *testing.T) {
 			t.Errorf("%q: %+v (%s)", tt.in, s, s)
 		}
 	}
+}
+
+// TestFullDisk pulls into a store on a 512 KiB tmpfs, which the test
+// mounts in a user and mount namespace of its own (re-executing itself):
+// the pull fails saying the disk is full, and leaves nothing half stored.
+func TestFullDisk(t *testing.T) {
+	if dir := os.Getenv("HUTCH_TEST_FULLDISK"); dir != "" {
+		fullDiskChild(t, dir)
+		return
+	}
+	f := newFixture(t, Mapping{})
+	f.push("big:1", baseLayer+"file /big 0644 0:0 "+strings.Repeat("x", 2<<20)+"\n")
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFullDisk$", "-test.v")
+	cmd.Env = append(os.Environ(), "HUTCH_TEST_FULLDISK="+dir, "HUTCH_TEST_REGISTRY="+f.reg.Addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "full disk: ok") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+func fullDiskChild(t *testing.T, dir string) {
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=512k"); err != nil {
+		t.Fatalf("mounting a small tmpfs: %v", err)
+	}
+	st, err := Open(filepath.Join(dir, "images"), Mapping{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := ParseSource(os.Getenv("HUTCH_TEST_REGISTRY") + "/big:1")
+	_, err = st.Pull(context.Background(), src, PullOptions{Keychain: authn.NewMultiKeychain()})
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("pull onto a full disk: %v, want ErrNoSpace", err)
+	}
+	var h interface{ Hint() string }
+	if !errors.As(err, &h) || !strings.Contains(h.Hint(), "hutch image prune") {
+		t.Errorf("no hint to free space: %v", err)
+	}
+	if ims, _ := st.List(); len(ims) != 0 {
+		t.Errorf("stored %+v", ims)
+	}
+	ents, _ := os.ReadDir(st.layerDir())
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			t.Errorf("left %s in the layer store", e.Name())
+		}
+	}
+	if blobs, _ := os.ReadDir(st.blobDir()); len(blobs) != 0 {
+		t.Errorf("left blobs %v", blobs)
+	}
+	fmt.Println("full disk: ok")
 }

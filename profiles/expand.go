@@ -172,3 +172,30 @@ func within(dir, p string) bool {
 	}
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
+
+// imageRoot expands the path of a local image source in a filesystem.root
+// ("image:oci-layout:./build/layout:v1") against the profile's directory,
+// as a team's hutch.toml means it; registry references stay as they are.
+func (x *expander) imageRoot(s string) (string, []string, error) {
+	ref, ok := strings.CutPrefix(s, "image:")
+	if !ok {
+		return s, nil, nil
+	}
+	for _, t := range []string{"oci-layout:", "oci-archive:", "docker-archive:"} {
+		rest, ok := strings.CutPrefix(ref, t)
+		if !ok || rest == "" {
+			continue
+		}
+		p, tag := rest, ""
+		// The tag follows the last ':' after the last '/'.
+		if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+			p, tag = rest[:i], rest[i:]
+		}
+		abs, refs, err := x.path(p)
+		if err != nil {
+			return "", refs, err
+		}
+		return "image:" + t + abs + tag, refs, nil
+	}
+	return s, nil, nil
+}

@@ -301,6 +301,18 @@ func (l *loader) parseValue(f *file, info *KeyInfo, v any, bad func([]string, st
 			return nil
 		}
 		s.value = argv
+	case k == kRoot:
+		str, ok := v.(string)
+		if !ok {
+			bad(key, "", "expected a string, not "+tomlType(v), info.Example)
+			return nil
+		}
+		val, refs, err := f.x.imageRoot(str)
+		if err != nil {
+			bad(key, "", err.Error(), errTip(err))
+			return nil
+		}
+		s.value, s.refs = val, refs
 	case k == kSeccomp:
 		str, ok := v.(string)
 		if !ok {

@@ -31,12 +31,13 @@ const (
 	kArgv                 // a command: "zsh -l" or ["zsh", "-l"]
 	kSeccomp              // "default", "off" or the path of a seccomp profile
 	kDir                  // one directory path (the project directory; flags only)
+	kRoot                 // "host" or "image:REF"; a local image source's path is relative to the profile
 )
 
 // goType is the Spec field type each kind produces.
 func (k kind) goType() reflect.Type {
 	switch k {
-	case kString, kSeccomp, kDir:
+	case kString, kSeccomp, kDir, kRoot:
 		return reflect.TypeOf("")
 	case kBool:
 		return reflect.TypeOf(false)
@@ -88,7 +89,7 @@ type KeyInfo struct {
 // `hutch profile show`. TestSchemaMatchesSpec keeps it in step with the
 // `key` tags of sandbox.Spec.
 var schema = []KeyInfo{
-	{Key: "filesystem.root", kind: kString, Type: "string", Default: `"host"`,
+	{Key: "filesystem.root", kind: kRoot, Type: "string", Default: `"host"`,
 		Doc:     `what / is: "host" (the host's system directories, read-only) or "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet)`,
 		Example: `root = "host"`},
 	{Key: "filesystem.project_dir", kind: kDir, Type: "path", Default: "the directory of hutch.toml, else the working directory", FlagOnly: true,
@@ -239,7 +240,7 @@ func IsKey(key string) bool { return schemaByKey[key] != nil }
 // the scalar kinds.
 func parseScalar(k kind, v any) (any, error) {
 	switch k {
-	case kString, kSeccomp, kDir:
+	case kString, kSeccomp, kDir, kRoot:
 		s, ok := v.(string)
 		if !ok {
 			return nil, typeErr("a string", v)

@@ -28,6 +28,10 @@ var invocationOnly = map[string]string{
 	"report":             "where this run's proxy report goes",
 	"keep":               "overlay flags: --session NAME and --project-mode overlay in one",
 	"verbose":            "diagnostics of this run",
+	"image":              "filesystem.root = \"image:REF\" in one flag",
+	"platform":           "which platform this run pulls",
+	"pull":               "whether this run fetches the image",
+	"entrypoint":         "replaces the image's entrypoint for this run, as docker run --entrypoint",
 }
 
 // TestFlagMapping walks sandbox.Spec's `key` tags: every key has exactly

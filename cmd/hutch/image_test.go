@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/internal/testenv"
+	"github.com/hutch-sandbox/hutch/internal/testimage"
+)
+
+// TestImagePullProgress: on a terminal, pull draws a progress bar of bytes
+// and layers, then says what it stored (the scripts check that it is quiet
+// otherwise).
+func TestImagePullProgress(t *testing.T) {
+	reg, err := testimage.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	var layers [][]byte
+	for _, spec := range []string{"busybox\n", "file /a 0644 0:0 " + strings.Repeat("a", 1<<20) + "\n", "file /b 0644 0:0 b\n"} {
+		l, err := testimage.Layer(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	img, err := testimage.Build(testimage.Config{}, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Addr + "/progress:1"
+	if err := testimage.Push(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	cmd := hutchCmd(t, "image", "pull", ref)
+	cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+filepath.Join(t.TempDir(), "data"))
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var out bytes.Buffer
+	io.Copy(&out, ptmx)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("hutch image pull: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{"\r\x1b[K" + ref + " [", "] ", " / ", "layers 3/3", "stored " + ref + " ("} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%q", want, got)
+		}
+	}
+	if !strings.Contains(got, "[========================]") {
+		t.Errorf("the bar never fills:\n%q", got)
+	}
+}
+
+// TestImagePullKill9: hutch killed with SIGKILL at any moment of a pull
+// leaves no helper running, and the next pull completes the image.
+func TestImagePullKill9(t *testing.T) {
+	testenv.RequireUserNS(t)
+	reg, err := testimage.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	var layers [][]byte
+	for i := 0; i < 3; i++ {
+		// Incompressible, so that the pull takes a while.
+		b := make([]byte, 3<<20)
+		rand.New(rand.NewSource(int64(i))).Read(b)
+		l, err := testimage.Layer(fmt.Sprintf("file /blob%d 0644 0:0 %x\n", i, b[:1<<20]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	bb, _ := testimage.Layer("busybox\n")
+	img, err := testimage.Build(testimage.Config{}, append([][]byte{bb}, layers...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Addr + "/kill:1"
+	if err := testimage.Push(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	for _, delay := range []time.Duration{0, 20 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond} {
+		cmd := hutchCmd(t, "image", "pull", ref)
+		cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+data)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Kill()
+		cmd.Wait()
+		// The helper dies with hutch (PDEATHSIG); give the kernel a moment
+		// to deliver it, without timing anything.
+		for i := 0; i < 100 && helpersRunning() > 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := helpersRunning(); n > 0 {
+			t.Fatalf("after kill -9 at %v: %d hutch-unpack helpers still run", delay, n)
+		}
+	}
+	cmd := hutchCmd(t, "image", "pull", ref)
+	cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+data)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pull after the kills: %v\n%s", err, out)
+	}
+	cmd = hutchCmd(t, "run", "--image", ref, "--", "sh", "-c", "wc -c /blob0 /blob2")
+	cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+data)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "2097152 /blob2") {
+		t.Fatalf("run after the kills: %v\n%s", err, out)
+	}
+	// Nothing half-stored remains once prune has run.
+	cmd = hutchCmd(t, "image", "prune")
+	cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+data)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("prune: %v\n%s", err, out)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(data, "hutch/images/layers/*/.tmp-*"))
+	partial, _ := filepath.Glob(filepath.Join(data, "hutch/images/blobs/sha256/*.partial"))
+	if len(leftovers)+len(partial) > 0 {
+		t.Errorf("left after prune: %v %v", leftovers, partial)
+	}
+}
+
+// helpersRunning counts this user's hutch-unpack processes.
+func helpersRunning() int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.HasPrefix(b, []byte(image.HelperName+"\x00")) {
+			n++
+		}
+	}
+	return n
+}
