@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -101,6 +102,7 @@ type entry struct {
 //	opaque DIR                DIR/.wh..wh..opq
 //	xattr PATH NAME VALUE     a PAX SCHILY.xattr record on the earlier entry PATH
 //	busybox                   a small busybox userland (see below)
+//	debian PKG...             a small Debian rootfs: the host's installed packages' files
 //	# a comment
 //
 // PATHs are absolute; each is written without its leading '/' and
@@ -233,6 +235,9 @@ func parseLine(text string, byPath map[string]*entry) ([]*entry, error) {
 			return nil, errors.New("busybox takes no arguments")
 		}
 		return busybox()
+	}
+	if verb == "debian" {
+		return debian(strings.Fields(rest))
 	}
 	p, rest := cutField(rest)
 	name, err := tarName(p)
@@ -399,6 +404,86 @@ func unescape(s string) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// debian returns the files of the named packages as installed on this
+// (Debian) host, as dpkg -L lists them, with the host's root symlinks
+// (merged /usr: /bin -> usr/bin, /lib64 -> usr/lib64, …): a small Debian
+// rootfs with glibc and dynamically linked programs, made offline.
+func debian(pkgs []string) ([]*entry, error) {
+	if len(pkgs) == 0 {
+		return nil, errors.New("debian wants package names")
+	}
+	var ents []*entry
+	seen := map[string]bool{}
+	for _, l := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
+		if t, err := os.Readlink("/" + l); err == nil {
+			h := newHeader(tar.TypeSymlink, l, 0o777, 0, 0)
+			h.Linkname = t
+			ents = append(ents, &entry{hdr: h})
+			seen["/"+l] = true
+		}
+	}
+	for _, pkg := range pkgs {
+		out, err := exec.Command("dpkg", "-L", pkg).Output()
+		if err != nil {
+			return nil, fmt.Errorf("debian: dpkg -L %s: %v (is it installed?)", pkg, err)
+		}
+		for _, p := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if !strings.HasPrefix(p, "/") || p == "/." {
+				continue
+			}
+			// A path through a root symlink is stored at its real place.
+			if dir, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+				p = filepath.Join(dir, filepath.Base(p))
+			}
+			if seen[p] {
+				continue
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				continue // a diversion or a file removed since
+			}
+			// Parents first, so that every directory is in the layer.
+			var parents []string
+			for d := filepath.Dir(p); d != "/" && !seen[d]; d = filepath.Dir(d) {
+				parents = append([]string{d}, parents...)
+			}
+			for _, d := range parents {
+				seen[d] = true
+				ents = append(ents, &entry{hdr: newHeader(tar.TypeDir, d[1:]+"/", 0o755, 0, 0)})
+			}
+			seen[p] = true
+			mode := int64(fi.Mode().Perm())
+			if fi.Mode()&os.ModeSetuid != 0 {
+				mode |= 0o4000
+			}
+			if fi.Mode()&os.ModeSetgid != 0 {
+				mode |= 0o2000
+			}
+			switch {
+			case fi.IsDir():
+				ents = append(ents, &entry{hdr: newHeader(tar.TypeDir, p[1:]+"/", mode, 0, 0)})
+			case fi.Mode()&os.ModeSymlink != 0:
+				t, err := os.Readlink(p)
+				if err != nil {
+					return nil, err
+				}
+				h := newHeader(tar.TypeSymlink, p[1:], 0o777, 0, 0)
+				h.Linkname = t
+				ents = append(ents, &entry{hdr: h})
+			case fi.Mode().IsRegular():
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return nil, fmt.Errorf("debian: %w", err)
+				}
+				h := newHeader(tar.TypeReg, p[1:], mode, 0, 0)
+				h.Size = int64(len(b))
+				ents = append(ents, &entry{hdr: h, body: b})
+			}
+		}
+	}
+	return ents, nil
 }
 
 // busybox returns the entries of the busybox directive.
