@@ -199,3 +199,23 @@ func (x *expander) imageRoot(s string) (string, []string, error) {
 	}
 	return s, nil, nil
 }
+
+// localImagePath is the file or directory a filesystem.root of a local
+// image source reads ("" for the host or a registry reference).
+func localImagePath(root string) string {
+	ref, ok := strings.CutPrefix(root, "image:")
+	if !ok {
+		return ""
+	}
+	for _, t := range []string{"oci-layout:", "oci-archive:", "docker-archive:"} {
+		rest, ok := strings.CutPrefix(ref, t)
+		if !ok {
+			continue
+		}
+		if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+			rest = rest[:i]
+		}
+		return filepath.Clean(rest)
+	}
+	return ""
+}

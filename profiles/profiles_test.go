@@ -502,6 +502,10 @@ func TestTrust(t *testing.T) {
 				"filesystem.ro visible outside the project", "filesystem.ro visible outside the project",
 				"network.mode network access beyond your configuration's \"none\"",
 				"network.allow reaches a host", "network.allow reaches a host", "network.allow reaches a host"}},
+		{"image from the registry", "", "[filesystem]\nroot = \"image:docker.io/library/node:22\"", nil, nil},
+		{"image from the project", "", "[filesystem]\nroot = \"image:oci-layout:./build/layout:v1\"", nil, nil},
+		{"image from outside the project", "", "[filesystem]\nroot = \"image:docker-archive:~/other/app.tar\"", nil,
+			[]string{"filesystem.root shows the image at ~/other/app.tar, outside the project"}},
 		{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
 	}
 	for _, tt := range tests {

@@ -90,8 +90,9 @@ type KeyInfo struct {
 // `key` tags of sandbox.Spec.
 var schema = []KeyInfo{
 	{Key: "filesystem.root", kind: kRoot, Type: "string", Default: `"host"`,
-		Doc:     `what / is: "host" (the host's system directories, read-only) or "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet)`,
-		Example: `root = "host"`},
+		Doc:      `what / is: "host" (the host's system directories, read-only) or "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet)`,
+		Example:  `root = "host"`,
+		Widening: "an image from a local layout or archive outside the project (it shows that file's contents)"},
 	{Key: "filesystem.project_dir", kind: kDir, Type: "path", Default: "the directory of hutch.toml, else the working directory", FlagOnly: true,
 		Doc: "the project directory, bound at its own path; set with --project, never in a profile (a profile's project is the directory of its hutch.toml)"},
 	{Key: "filesystem.project", kind: kString, Type: "string", Default: `"rw"`,

@@ -187,6 +187,15 @@ func (p *Profile) widenings() []Ask {
 			}
 		}
 	}
+	// An image from a local layout or archive shows that file's contents
+	// inside: from outside the project it is a read-only bind of it.
+	if v, src := str(full, "filesystem.root", "host"); v != "host" {
+		if bv, _ := str(base, "filesystem.root", "host"); bv != v {
+			if lp := localImagePath(v); lp != "" && !within(p.projectDir, lp) {
+				ask("filesystem.root", strconv.Quote(v), "shows the image at "+tilde(lp, p.home)+", outside the project", src)
+			}
+		}
+	}
 	if v, src := str(full, "filesystem.project", "rw"); projectRank[v] > projectRank[baseProject] {
 		ask("filesystem.project", strconv.Quote(v), fmt.Sprintf("writes more than your configuration's %q", baseProject), src)
 	}
