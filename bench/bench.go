@@ -32,6 +32,7 @@ type bench struct {
 	// else why not.
 	hutchModes map[string]string
 	podman     *podmanSetup
+	imageWhy   *string // why the image scenarios cannot run (image.go), once known
 }
 
 // Tool is a program a measurement needs, as found on this machine.

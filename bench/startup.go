@@ -81,6 +81,20 @@ func (b *bench) startupScenarios(ctx context.Context) []scenario {
 	hutch("hutch-slirp4netns", "hutch --network slirp4netns", []string{"--network", "slirp4netns"}, mode("slirp4netns"))
 	hutch("hutch-proxy", "hutch --network proxy", []string{"--network", "proxy"}, mode("proxy"))
 	hutch("hutch-pasta", "hutch --network pasta", []string{"--network", "pasta"}, mode("pasta"))
+	// On an image (the same rootfs as podman's), overlaid by each driver.
+	imgWhy := b.setupHutchImage(ctx)
+	for _, d := range []string{"kernel", "fuse"} {
+		flags := []string{"--image", hutchBenchImage, "--overlay", d}
+		why := imgWhy
+		if why == "" {
+			why = b.hutchFeature(ctx, 9, flags...)
+		}
+		s := scenario{id: "hutch-image-" + d, name: "hutch --image (" + d + " overlay of its layers)", unavailable: why}
+		if why == "" {
+			s.argv = b.hutchRun(flags, "/usr/bin/true")
+		}
+		ss = append(ss, s)
+	}
 
 	for _, c := range b.o.compare {
 		run := func(flags ...string) []string {

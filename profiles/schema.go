@@ -151,7 +151,7 @@ var schema = []KeyInfo{
 		Widening: "a value that reads a secret host variable"},
 
 	{Key: "process.user", kind: kString, Type: "string", Default: `"self"` + "; with an image, the image's user",
-		Doc:     `who runs the command inside: "self" (your uid; with an image, the image's root without its capabilities, which is you outside) or "root" (uid 0, mapped to you outside)`,
+		Doc:     `who runs the command inside: "self" (your uid; with an image, the image's root without its capabilities, which is you outside), "root" (uid 0, mapped to you outside), or with an image one of its users: NAME, UID, NAME:GROUP or UID:GID`,
 		Example: `user = "self"`},
 	{Key: "process.idmap", kind: kString, Type: "string", Default: `"auto"`,
 		Doc:     `"auto" (your /etc/subuid range through newuidmap when available) or "single" (your id only)`,

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/hutch-sandbox/hutch/image"
@@ -61,16 +62,26 @@ func ImageMapping(host *Host, idmap string) image.Mapping {
 	return image.Mapping{UIDMap: um, GIDMap: gm, NewUIDMap: host.NewUIDMap, NewGIDMap: host.NewGIDMap}
 }
 
-// NewImageRoot reads what a plan needs from an opened image.
-func NewImageRoot(r *image.Root) (*ImageRoot, error) {
-	u, err := r.LookupUser(r.Config.User)
+// NewImageRoot reads what a plan needs from an opened image. user is the
+// spec's process.user: a name or id in it replaces the config's User.
+func NewImageRoot(r *image.Root, user string) (*ImageRoot, error) {
+	spec := r.Config.User
+	if user != "" && user != UserSelf && user != UserRoot {
+		spec = user
+	}
+	u, err := r.LookupUser(spec)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("image %s: %w", r.Image.Name, err), "run it as root instead: --user root")
+	}
+	wd := r.Config.WorkingDir
+	if wd != "" {
+		// docker reads a relative WorkingDir from /.
+		wd = filepath.Clean("/" + wd)
 	}
 	return &ImageRoot{
 		Name: r.Image.Name, ID: r.Image.ID, Layers: r.Layers,
 		Env: r.Config.Env, Entrypoint: r.Config.Entrypoint, Cmd: r.Config.Cmd,
-		WorkingDir: r.Config.WorkingDir, User: u, UserSpec: r.Config.User,
+		WorkingDir: wd, User: u, UserSpec: spec,
 	}, nil
 }
 

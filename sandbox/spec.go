@@ -276,8 +276,14 @@ func (s *Spec) Validate() error {
 		}
 	}
 
-	if pr.User != "" {
-		oneOf("process.user", pr.User, UserSelf, UserRoot)
+	switch {
+	case pr.User == "" || pr.User == UserSelf || pr.User == UserRoot:
+	case strings.HasPrefix(fs.Root, "image:"):
+		if !validUserSpec(pr.User) {
+			bad("process.user", "%q is not self, root, or an image user as NAME, UID, NAME:GROUP or UID:GID", pr.User)
+		}
+	default:
+		bad("process.user", "%q is not one of self, root (a user name or id needs an image root)", pr.User)
 	}
 	if pr.Workdir != "" && !filepath.IsAbs(pr.Workdir) {
 		bad("process.workdir", "%q must be an absolute path inside the sandbox", pr.Workdir)
@@ -313,6 +319,23 @@ func (s *Spec) Validate() error {
 	}
 	oneOf("tty", s.TTY, "auto", "always", "never")
 	return errors.Join(errs...)
+}
+
+// validUserSpec accepts an image user as docker's --user takes it.
+func validUserSpec(u string) bool {
+	name, group, _ := strings.Cut(u, ":")
+	ok := func(s string) bool {
+		if s == "" || len(s) > 64 {
+			return false
+		}
+		for _, r := range s {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+				return false
+			}
+		}
+		return true
+	}
+	return ok(name) && (group == "" && !strings.HasSuffix(u, ":") || ok(group))
 }
 
 func validHostname(h string) bool {

@@ -91,7 +91,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		}
 		// Held until the run ends: prune leaves the layers alone.
 		defer root.Close()
-		if host.Image, err = sandbox.NewImageRoot(root); err != nil {
+		if host.Image, err = sandbox.NewImageRoot(root, spec.Process.User); err != nil {
 			return err
 		}
 	}
