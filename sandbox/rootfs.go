@@ -60,6 +60,16 @@ type rootBuilder struct {
 func (b *rootBuilder) path(dst string) string { return filepath.Join(b.root, dst) }
 
 func (b *rootBuilder) apply(m Mount) error {
+	if b.image && m.Dst != "/" && m.Kind != MountSymlink && m.Kind != MountFile {
+		// An image may have symlinks where hutch mounts (/home ->
+		// var/home, /tmp -> var/tmp): they are followed as the command
+		// would follow them, inside the image, never out of it.
+		in, err := resolveIn(b.root, m.Dst)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", m.Kind, m.Dst, err)
+		}
+		m.Dst = in
+	}
 	dst := b.path(m.Dst)
 	wrap := func(err error) error {
 		if err == nil {
@@ -247,6 +257,13 @@ func (b *rootBuilder) file(m Mount) error {
 		return err
 	}
 	dst := b.path(target)
+	if b.image {
+		// An image made FROM scratch has no /etc: docker makes one for
+		// these files, and so does hutch (in the run's upper layer).
+		if err := mkMountpoint(b.root, filepath.Dir(target), true); err != nil && !m.Optional {
+			return err
+		}
+	}
 	dir, err := b.stage()
 	if err != nil {
 		return err
