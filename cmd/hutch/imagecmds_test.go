@@ -61,6 +61,9 @@ func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 			reg.Close()
 		})
 		ts.Setenv("REGISTRY", reg.Addr)
+		// The same registry by name, as the "done when" writes it.
+		_, port, _ := strings.Cut(reg.Addr, ":")
+		ts.Setenv("REGISTRY_LOCALHOST", "localhost:"+port)
 		return
 	}
 	reg := scriptRegistry(ts)
