@@ -121,7 +121,20 @@ func (s *Store) Pull(ctx context.Context, src Source, opts PullOptions) (*Image,
 	if so.name == "" {
 		return nil, hinted(fmt.Errorf("%s holds no image name", src), "give one: hutch image import %s NAME", src)
 	}
-	return s.store(ctx, so, opts)
+	// Held shared until the image is recorded: prune must not take the
+	// layers this pull has stored but not yet listed.
+	gc, err := lockFile(filepath.Join(s.Dir, "gc.lock"), unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	im, replaced, err := s.store(ctx, so, opts)
+	gc.Close()
+	if replaced {
+		// The tag moved: what only its old image used goes, unless a
+		// sandbox still runs on it (then the next prune frees it).
+		s.Prune()
+	}
+	return im, err
 }
 
 func openRemote(ctx context.Context, ref name.Reference, opts PullOptions) (*source, error) {
@@ -450,34 +463,34 @@ func extractLayout(archive, dir string) error {
 }
 
 // store brings every layer of so into the store, then records the image.
-func (s *Store) store(ctx context.Context, so *source, opts PullOptions) (*Image, error) {
+func (s *Store) store(ctx context.Context, so *source, opts PullOptions) (im *Image, replaced bool, err error) {
 	img := so.img
 	rawManifest, err := img.RawManifest()
 	if err != nil {
-		return nil, fmt.Errorf("reading the manifest of %s: %w", so.desc, err)
+		return nil, false, fmt.Errorf("reading the manifest of %s: %w", so.desc, err)
 	}
 	mf, err := v1.ParseManifest(bytes.NewReader(rawManifest))
 	if err != nil {
-		return nil, fmt.Errorf("reading the manifest of %s: %w", so.desc, err)
+		return nil, false, fmt.Errorf("reading the manifest of %s: %w", so.desc, err)
 	}
 	digest := sha256Digest(rawManifest)
 	rawConfig, err := img.RawConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("reading the config of %s: %w", so.desc, err)
+		return nil, false, fmt.Errorf("reading the config of %s: %w", so.desc, err)
 	}
 	if got := sha256Digest(rawConfig); got != mf.Config.Digest.String() {
-		return nil, digestError(so.desc, "config", mf.Config.Digest.String(), got)
+		return nil, false, digestError(so.desc, "config", mf.Config.Digest.String(), got)
 	}
 	cf, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
 	if err != nil {
-		return nil, fmt.Errorf("reading the config of %s: %w", so.desc, err)
+		return nil, false, fmt.Errorf("reading the config of %s: %w", so.desc, err)
 	}
 	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
-		return nil, fmt.Errorf("%s is malformed: its manifest lists %d layers, its config %d", so.desc, len(mf.Layers), len(cf.RootFS.DiffIDs))
+		return nil, false, fmt.Errorf("%s is malformed: its manifest lists %d layers, its config %d", so.desc, len(mf.Layers), len(cf.RootFS.DiffIDs))
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("reading the layers of %s: %w", so.desc, err)
+		return nil, false, fmt.Errorf("reading the layers of %s: %w", so.desc, err)
 	}
 
 	pr := &progress{fn: opts.Progress, p: Progress{Name: so.name, Layers: len(mf.Layers)}}
@@ -513,28 +526,28 @@ func (s *Store) store(ctx context.Context, so *source, opts PullOptions) (*Image
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, firstErr(errs)
+		return nil, false, firstErr(errs)
 	}
 	// Config and manifest are small; they go in last, with the index.
 	for _, b := range [][]byte{rawConfig, rawManifest} {
 		p := filepath.Join(s.blobDir(), digestHex(sha256Digest(b)))
 		if err := writeFileAtomic(p, b); err != nil {
-			return nil, storeError(err, s.Dir)
+			return nil, false, storeError(err, s.Dir)
 		}
 	}
-	im := Image{
+	rec := Image{
 		Name: so.name, Source: so.desc, Digest: digest, ID: mf.Config.Digest.String(),
 		Platform: platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}),
 		Created:  cf.Created.Time, Stored: time.Now().UTC().Truncate(time.Second),
 	}
 	for i, d := range cf.RootFS.DiffIDs {
-		im.Layers = append(im.Layers, d.String())
-		im.Size += sizes[i]
+		rec.Layers = append(rec.Layers, d.String())
+		rec.Size += sizes[i]
 	}
-	if err := s.putIndex(im); err != nil {
-		return nil, storeError(err, s.Dir)
+	if replaced, err = s.putIndex(rec); err != nil {
+		return nil, false, storeError(err, s.Dir)
 	}
-	return &im, nil
+	return &rec, replaced, nil
 }
 
 func firstErr(errs []error) error {

@@ -261,11 +261,13 @@ func (s *Store) hasLayer(d string) bool {
 	return err == nil
 }
 
-// putIndex records im, replacing an image of the same name.
-func (s *Store) putIndex(im Image) error {
-	return s.withIndex(func(idx *indexFile) (bool, error) {
+// putIndex records im, replacing an image of the same name; replaced
+// reports whether it did, with another digest.
+func (s *Store) putIndex(im Image) (replaced bool, err error) {
+	err = s.withIndex(func(idx *indexFile) (bool, error) {
 		for i := range idx.Images {
 			if idx.Images[i].Name == im.Name {
+				replaced = idx.Images[i].Digest != im.Digest
 				idx.Images[i] = im
 				return true, nil
 			}
@@ -273,6 +275,7 @@ func (s *Store) putIndex(im Image) error {
 		idx.Images = append(idx.Images, im)
 		return true, nil
 	})
+	return replaced, err
 }
 
 // Remove drops the named images from the index and frees the layers no
@@ -309,12 +312,13 @@ type PruneReport struct {
 
 // ErrInUse is returned when layers cannot be freed because a sandbox runs
 // on them.
-var ErrInUse = errors.New("images are in use by running sandboxes")
+var ErrInUse = errors.New("images are in use by running sandboxes or pulls")
 
 // Prune frees what no stored image needs: unreferenced layers (of every
 // mapping), manifests and configs, partial downloads and leftovers of
-// interrupted unpacks. Running sandboxes hold the store's gc lock shared;
-// Prune needs it exclusive and does not wait.
+// interrupted unpacks. Running sandboxes and pulls hold the store's gc
+// lock shared (a pull's new layers are unreferenced until it records the
+// image); Prune needs it exclusive and does not wait.
 func (s *Store) Prune() (PruneReport, error) {
 	var rep PruneReport
 	gc, err := os.OpenFile(filepath.Join(s.Dir, "gc.lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)

@@ -467,3 +467,24 @@ func fullDiskChild(t *testing.T, dir string) {
 	}
 	fmt.Println("full disk: ok")
 }
+
+// TestMovedTag: pulling a tag that moved replaces the image and frees the
+// layers only its old image used.
+func TestMovedTag(t *testing.T) {
+	f := newFixture(t, Mapping{})
+	f.push("moving:1", "file /v 0644 0:0 1\n")
+	if _, err := f.pull("moving:1"); err != nil {
+		t.Fatal(err)
+	}
+	f.push("moving:1", "file /v 0644 0:0 2\n")
+	im, err := f.pull("moving:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.layerDirs(); len(got) != 1 || "sha256:"+got[0] != im.Layers[0] {
+		t.Errorf("layer dirs %v, want only %s", got, im.Layers[0])
+	}
+	if ims, _ := f.store.List(); len(ims) != 1 || ims[0].Digest != im.Digest {
+		t.Errorf("images %+v", ims)
+	}
+}
