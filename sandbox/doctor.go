@@ -70,12 +70,13 @@ const (
 	checkSeccomp   = "seccomp"
 	checkNetModes  = "network modes"
 	checkOvlDriver = "overlay driver"
+	checkImages    = "image store"
 )
 
 // CheckNames lists every check hutch doctor makes, in report order.
 func CheckNames() []string {
 	return []string{checkUserNS, checkUser, checkSubIDs, checkIDHelpers, checkOverlay,
-		checkFuseOvl, checkDevFuse, checkOvlDriver, checkSlirp, checkPasta, checkTun, checkNetModes, checkSeccomp, checkCgroup, checkRuntime}
+		checkFuseOvl, checkDevFuse, checkOvlDriver, checkImages, checkSlirp, checkPasta, checkTun, checkNetModes, checkSeccomp, checkCgroup, checkRuntime}
 }
 
 // diagnose judges the facts.
@@ -90,6 +91,7 @@ func diagnose(f *doctorFacts) *Diagnosis {
 			"the overlay driver hutch falls back to when the kernel's cannot be used"),
 		checkDevice(checkDevFuse, f.DevFuse, f.UID, "fuse-overlayfs cannot mount", "sudo modprobe fuse"),
 		checkOverlayDriver(f),
+		checkImageStore(f),
 		checkProgram(checkSlirp, f.Slirp4netns, "slirp4netns", `network mode "slirp4netns" (user-mode NAT)`),
 		checkProgram(checkPasta, f.Pasta, "passt", `network mode "pasta"`),
 		checkDevice(checkTun, f.Tun, f.UID, "slirp4netns and pasta cannot create the sandbox's network device",
@@ -468,6 +470,30 @@ func checkRuntimeDir(f *doctorFacts) Check {
 	default:
 		c.Status = CheckOK
 		c.Detail = fmt.Sprintf("%s is yours, mode 0700: hutch keeps its run state in %s", r.Env, r.Dir)
+	}
+	return c
+}
+
+// checkImageStore says whether layers can be unpacked where images are
+// stored: overlay whiteouts are character devices 0/0 (which Linux lets
+// anyone make since 5.8) and opaque directories carry user.* xattrs.
+func checkImageStore(f *doctorFacts) Check {
+	st := f.Images
+	c := Check{Name: checkImages, Status: CheckWarn}
+	fix := "set XDG_DATA_HOME to a directory on a local file system (ext4, xfs, btrfs; tmpfs on Linux 6.6+), where images are stored"
+	switch {
+	case st.Err != "":
+		c.Detail = fmt.Sprintf("cannot try %s: %s; images cannot be stored", st.Dir, st.Err)
+		c.Fix = fix
+	case st.Whiteout != "":
+		c.Detail = fmt.Sprintf("the file system of %s refuses overlay whiteouts (a device 0/0: %s), which image layers that delete files need", st.Dir, st.Whiteout)
+		c.Fix = fix + "; whiteouts need Linux 5.8+"
+	case st.Xattr != "":
+		c.Detail = fmt.Sprintf("the file system of %s refuses user.* xattrs (%s), which image layers that replace a directory need", st.Dir, st.Xattr)
+		c.Fix = fix
+	default:
+		c.Status = CheckOK
+		c.Detail = fmt.Sprintf("images are stored in %s, which takes overlay whiteouts and user.* xattrs", st.Dir)
 	}
 	return c
 }

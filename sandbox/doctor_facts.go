@@ -59,6 +59,7 @@ type doctorFacts struct {
 
 	Cgroup  cgroupFacts
 	Runtime runtimeFacts
+	Images  imageStoreFacts
 
 	// Seccomp is "" when hutch's default filter installed on a throwaway
 	// thread, else why it did not.
@@ -194,6 +195,41 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 	})
 	f.Tun = gatherDevice("/dev/net/tun")
 	f.Seccomp = trySeccomp()
+	f.Images = gatherImageStore()
+	return f
+}
+
+// imageStoreFacts say whether the image store's file system takes what
+// unpacked layers hold.
+type imageStoreFacts struct {
+	Dir      string // the store, or its nearest existing parent
+	Err      string // trying failed before the file system could answer
+	Whiteout string // why a whiteout (device 0/0) could not be made
+	Xattr    string // why a user.* xattr could not be set
+}
+
+func gatherImageStore() imageStoreFacts {
+	home, _ := os.UserHomeDir()
+	if h := os.Getenv("HOME"); h != "" {
+		home = h
+	}
+	f := imageStoreFacts{Dir: filepath.Join(DataDir(home), "images")}
+	dir := f.Dir
+	for !dirExists(dir) && dir != "/" {
+		dir = filepath.Dir(dir)
+	}
+	tmp, err := os.MkdirTemp(dir, ".hutch-doctor-")
+	if err != nil {
+		f.Err = err.Error()
+		return f
+	}
+	defer os.RemoveAll(tmp)
+	if err := unix.Mknod(filepath.Join(tmp, "wh"), unix.S_IFCHR, 0); err != nil {
+		f.Whiteout = err.Error()
+	}
+	if err := unix.Setxattr(tmp, "user.overlay.opaque", []byte("y"), 0); err != nil {
+		f.Xattr = err.Error()
+	}
 	return f
 }
 

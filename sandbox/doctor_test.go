@@ -32,6 +32,7 @@ func goodFacts() *doctorFacts {
 		Cgroup: cgroupFacts{Mount: "/sys/fs/cgroup", Unified: true, Own: "/user.slice/user-1000.slice/user@1000.service/app.slice/x.scope",
 			Owner: 1000, Writable: true, Controllers: []string{"cpu", "memory", "pids"}, Subtree: []string{"cpu", "memory", "pids"}},
 		Runtime: runtimeFacts{Env: "/run/user/1000", Exists: true, IsDir: true, UID: 1000, Mode: 0o700, Dir: "/run/user/1000/hutch"},
+		Images:  imageStoreFacts{Dir: "/home/dev/.local/share/hutch/images"},
 	}
 }
 
@@ -47,6 +48,14 @@ type doctorCase struct {
 func TestDoctorChecks(t *testing.T) {
 	eperm := probeOutcome{Tried: true, Start: true, Step: "creating the namespaces", Errno: syscall.EPERM, Err: "fork/exec /proc/self/exe: operation not permitted"}
 	cases := []doctorCase{
+		// image store
+		{"image store ok", nil, checkImages, CheckOK, "takes overlay whiteouts and user.* xattrs", "-"},
+		{"image store without whiteouts", func(f *doctorFacts) { f.Images.Whiteout = "operation not permitted" },
+			checkImages, CheckWarn, "refuses overlay whiteouts|operation not permitted", "XDG_DATA_HOME|5.8"},
+		{"image store without xattrs", func(f *doctorFacts) { f.Images.Xattr = "operation not supported" },
+			checkImages, CheckWarn, "refuses user.* xattrs", "XDG_DATA_HOME"},
+		{"image store unusable", func(f *doctorFacts) { f.Images.Err = "permission denied" },
+			checkImages, CheckWarn, "images cannot be stored", "XDG_DATA_HOME"},
 		// user namespaces
 		{"userns ok", nil, checkUserNS, CheckOK, "created user, mount, pid", "-"},
 		{"max_user_namespaces 0", func(f *doctorFacts) {
