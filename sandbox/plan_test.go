@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/userns"
 )
 
@@ -31,6 +32,19 @@ func testHost() *Host {
 		},
 		RuntimeDir: "/run/user/1000/hutch",
 		CgroupNS:   true,
+	}
+}
+
+// withImage gives the host an opened image, as the CLI does for an image
+// root: two layers, node's entrypoint, a non-root user.
+func withImage(h *Host) {
+	h.ResolvConf = "nameserver 192.0.2.53\n"
+	h.Image = &ImageRoot{
+		Name: "docker.io/library/node:22", ID: "sha256:" + strings.Repeat("ab", 32),
+		Layers:     []string{"/home/dev/.local/share/hutch/images/layers/map-1/top/fs", "/home/dev/.local/share/hutch/images/layers/map-1/base/fs"},
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "NODE_VERSION=22.1.0", "HOME=/home/node"},
+		Entrypoint: []string{"docker-entrypoint.sh"}, Cmd: []string{"node"}, WorkingDir: "/app",
+		User: image.User{UID: 1000, GID: 1000, Name: "node", Home: "/home/node"}, UserSpec: "node",
 	}
 }
 
@@ -58,6 +72,14 @@ func TestPlanGolden(t *testing.T) {
 		{"proxy", Spec{Args: []string{"npm", "ci"}, Network: Network{Mode: "proxy", Allow: []string{"registry.npmjs.org"}, Ports: []string{"3000:3000"}}}, nil},
 		{"slirp", Spec{Args: []string{"curl"}, Network: Network{Mode: "slirp4netns", HostLoopback: true, Ports: []string{"0.0.0.0:8080:80/tcp", "[::1]:8443:443"}}}, nil},
 		{"host-network", Spec{Args: []string{"curl"}, Network: Network{Mode: "host"}}, nil},
+		{"image", Spec{Args: []string{"npm", "test"}, Filesystem: Filesystem{Root: "image:node:22"}}, withImage},
+		{"image-user-workdir", Spec{Filesystem: Filesystem{Root: "image:node:22"}, Process: Process{Workdir: "/src"},
+			Network: Network{Mode: "host"}, Env: Env{Set: map[string]string{"CI": "1"}}}, withImage},
+		{"image-no-subuid", Spec{Args: []string{"id"}, Filesystem: Filesystem{Root: "image:node:22"}}, func(h *Host) {
+			withImage(h)
+			h.SubUIDs = nil
+		}},
+		{"image-shell", Spec{Shell: true, Filesystem: Filesystem{Root: "image:node:22"}, Process: Process{User: "root"}}, withImage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

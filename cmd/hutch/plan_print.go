@@ -24,6 +24,9 @@ func printPlan(w io.Writer, p *sandbox.Plan) error {
 	fmt.Fprintf(w, "namespaces: %s\n", strings.Join(p.Namespaces, " "))
 	fmt.Fprintf(w, "network:    %s\n", p.Network)
 	fmt.Fprintf(w, "hostname:   %s\n", p.Hostname)
+	if p.Image != nil {
+		fmt.Fprintf(w, "image:      %s (%s)\n", p.Image.Name, shortID(p.Image.ID))
+	}
 	if len(p.Caps) > 0 {
 		fmt.Fprintf(w, "caps:       %s\n", strings.Join(p.Caps, " "))
 	} else {
@@ -45,6 +48,9 @@ func printPlan(w io.Writer, p *sandbox.Plan) error {
 			desc = fmt.Sprintf("mode %04o", m.Mode)
 		case sandbox.MountOverlay:
 			desc = fmt.Sprintf("%s (overlay, layer %s)", m.Src, m.Layer)
+			if len(m.Lower) > 0 && p.Image != nil {
+				desc = fmt.Sprintf("image %s: %d layer%s (overlay, layer %s)", p.Image.Name, len(m.Lower), map[bool]string{true: "", false: "s"}[len(m.Lower) == 1], m.Layer)
+			}
 		}
 		fmt.Fprintf(w, "  %-10s %-28s %s\n", m.Kind, m.Dst, desc)
 	}
