@@ -1,9 +1,11 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,7 +17,12 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/hutch-sandbox/hutch/internal/testimage"
 	"github.com/hutch-sandbox/hutch/userns"
@@ -486,5 +493,45 @@ func TestMovedTag(t *testing.T) {
 	}
 	if ims, _ := f.store.List(); len(ims) != 1 || ims[0].Digest != im.Digest {
 		t.Errorf("images %+v", ims)
+	}
+}
+
+// TestZstdAndUncompressedLayers: registries also serve zstd layers (OCI
+// +zstd) and uncompressed ones; both unpack and verify.
+func TestZstdAndUncompressedLayers(t *testing.T) {
+	f := newFixture(t, Mapping{})
+	raw1, _ := testimage.Layer("file /z 0644 0:0 zstd\n")
+	raw2, _ := testimage.Layer("file /u 0644 0:0 plain\n")
+	opener := func(b []byte) tarball.Opener {
+		return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	zl, err := tarball.LayerFromOpener(opener(raw1), tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul, err := tarball.LayerFromOpener(opener(raw2), tarball.WithMediaType(types.OCIUncompressedLayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), zl, ul)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testimage.Push(f.reg.Addr+"/zstd:1", img); err != nil {
+		t.Fatal(err)
+	}
+	im, err := f.pull("zstd:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.store.Root(im.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for p, want := range map[string]string{"/z": "zstd", "/u": "plain"} {
+		if b, err := r.ReadFile(p); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v", p, b, err)
+		}
 	}
 }
