@@ -508,7 +508,7 @@ func (s *Store) store(ctx context.Context, so *source, opts PullOptions) (im *Im
 	// Three layers at a time, as docker pulls them.
 	sem := make(chan struct{}, 3)
 	errs := make([]error, len(mf.Layers))
-	var sizes = make([]int64, len(mf.Layers))
+	var stats = make([]UnpackStats, len(mf.Layers))
 	var wg sync.WaitGroup
 	for i := range mf.Layers {
 		wg.Add(1)
@@ -520,7 +520,7 @@ func (s *Store) store(ctx context.Context, so *source, opts PullOptions) (im *Im
 				errs[i] = ctx.Err()
 				return
 			}
-			sizes[i], errs[i] = s.ensureLayer(ctx, so, layers[i], mf.Layers[i], cf.RootFS.DiffIDs[i].String(), pr)
+			stats[i], errs[i] = s.ensureLayer(ctx, so, layers[i], mf.Layers[i], cf.RootFS.DiffIDs[i].String(), pr)
 			pr.layerDone()
 		}(i)
 	}
@@ -542,7 +542,8 @@ func (s *Store) store(ctx context.Context, so *source, opts PullOptions) (im *Im
 	}
 	for i, d := range cf.RootFS.DiffIDs {
 		rec.Layers = append(rec.Layers, d.String())
-		rec.Size += sizes[i]
+		rec.Size += stats[i].Bytes
+		rec.DevicesSkipped += stats[i].DevicesSkipped
 	}
 	if replaced, err = s.putIndex(rec); err != nil {
 		return nil, false, storeError(err, s.Dir)
@@ -620,9 +621,9 @@ func (w countingWriter) Write(b []byte) (int, error) {
 // ensureLayer makes sure the layer is unpacked, fetching it if not, and
 // returns its content size. Two pulls needing the same layer take turns on
 // its lock; the second finds it done.
-func (s *Store) ensureLayer(ctx context.Context, so *source, l v1.Layer, d v1.Descriptor, diffID string, pr *progress) (int64, error) {
+func (s *Store) ensureLayer(ctx context.Context, so *source, l v1.Layer, d v1.Descriptor, diffID string, pr *progress) (UnpackStats, error) {
 	if !strings.HasPrefix(diffID, "sha256:") || len(digestHex(diffID)) != 64 || !isHex(digestHex(diffID)) {
-		return 0, fmt.Errorf("%s: layer diff ID %q is not a sha256 digest", so.desc, diffID)
+		return UnpackStats{}, fmt.Errorf("%s: layer diff ID %q is not a sha256 digest", so.desc, diffID)
 	}
 	hexID := digestHex(diffID)
 	final := filepath.Join(s.layerDir(), hexID)
@@ -630,18 +631,18 @@ func (s *Store) ensureLayer(ctx context.Context, so *source, l v1.Layer, d v1.De
 		if so.client != nil {
 			pr.add(d.Size)
 		}
-		return layerSize(final), nil
+		return layerStats(final), nil
 	}
 	lock, err := lockFile(filepath.Join(s.layerDir(), hexID+".lock"), unix.LOCK_EX)
 	if err != nil {
-		return 0, storeError(fmt.Errorf("locking layer %s: %w", short(diffID), err), s.Dir)
+		return UnpackStats{}, storeError(fmt.Errorf("locking layer %s: %w", short(diffID), err), s.Dir)
 	}
 	defer lock.Close()
 	if s.hasLayer(diffID) {
 		if so.client != nil {
 			pr.add(d.Size)
 		}
-		return layerSize(final), nil
+		return layerStats(final), nil
 	}
 	// Leftovers of an unpack that was killed: we hold the lock, so they
 	// are nobody's.
@@ -659,22 +660,22 @@ func (s *Store) ensureLayer(ctx context.Context, so *source, l v1.Layer, d v1.De
 	if so.client != nil {
 		blob, err := s.download(ctx, so, d, pr)
 		if err != nil {
-			return 0, err
+			return UnpackStats{}, err
 		}
 		defer os.Remove(blob) // unpacked or not, the next pull fetches anew only what is missing
 		f, err := os.Open(blob)
 		if err != nil {
-			return 0, err
+			return UnpackStats{}, err
 		}
 		tarStream, err = decompress(f, d.MediaType)
 		if err != nil {
 			f.Close()
-			return 0, fmt.Errorf("%s: layer %s: %w", so.desc, short(d.Digest.String()), err)
+			return UnpackStats{}, fmt.Errorf("%s: layer %s: %w", so.desc, short(d.Digest.String()), err)
 		}
 	} else {
 		rc, err := l.Uncompressed()
 		if err != nil {
-			return 0, fmt.Errorf("%s: reading layer %s: %w", so.desc, short(diffID), err)
+			return UnpackStats{}, fmt.Errorf("%s: reading layer %s: %w", so.desc, short(diffID), err)
 		}
 		tarStream = struct {
 			io.Reader
@@ -685,7 +686,7 @@ func (s *Store) ensureLayer(ctx context.Context, so *source, l v1.Layer, d v1.De
 
 	tmp, err := os.MkdirTemp(s.layerDir(), ".tmp-"+hexID+"-")
 	if err != nil {
-		return 0, storeError(err, s.Dir)
+		return UnpackStats{}, storeError(err, s.Dir)
 	}
 	done := false
 	defer func() {
@@ -694,29 +695,29 @@ func (s *Store) ensureLayer(ctx context.Context, so *source, l v1.Layer, d v1.De
 		}
 	}()
 	if err := os.Mkdir(filepath.Join(tmp, "fs"), 0o755); err != nil {
-		return 0, storeError(err, s.Dir)
+		return UnpackStats{}, storeError(err, s.Dir)
 	}
 	h := sha256.New()
 	stats, err := s.unpack(ctx, io.TeeReader(tarStream, h), filepath.Join(tmp, "fs"))
 	if err != nil {
-		return 0, storeError(fmt.Errorf("%s: unpacking layer %s: %w", so.desc, short(diffID), err), s.Dir)
+		return UnpackStats{}, storeError(fmt.Errorf("%s: unpacking layer %s: %w", so.desc, short(diffID), err), s.Dir)
 	}
 	// The tar's end-of-archive padding counts for the diff ID too.
 	if _, err := io.Copy(h, tarStream); err != nil {
-		return 0, fmt.Errorf("%s: reading layer %s: %w", so.desc, short(diffID), err)
+		return UnpackStats{}, fmt.Errorf("%s: reading layer %s: %w", so.desc, short(diffID), err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
-		return 0, digestError(so.desc, "layer "+short(diffID), diffID, got)
+		return UnpackStats{}, digestError(so.desc, "layer "+short(diffID), diffID, got)
 	}
 	meta, _ := json.MarshalIndent(layerMeta{DiffID: diffID, Digest: d.Digest.String(), Stats: stats, Stored: time.Now().UTC()}, "", "  ")
 	if err := writeFileAtomic(filepath.Join(tmp, "layer.json"), meta); err != nil {
-		return 0, storeError(err, s.Dir)
+		return UnpackStats{}, storeError(err, s.Dir)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return 0, storeError(err, s.Dir)
+		return UnpackStats{}, storeError(err, s.Dir)
 	}
 	done = true
-	return stats.Bytes, nil
+	return stats, nil
 }
 
 func short(d string) string {

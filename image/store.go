@@ -59,9 +59,12 @@ type Image struct {
 	// Layers are the diff IDs, bottom first.
 	Layers []string `json:"layers"`
 	// Size is the bytes of file contents in its layers.
-	Size    int64     `json:"size"`
-	Created time.Time `json:"created,omitempty"`
-	Stored  time.Time `json:"stored"`
+	Size int64 `json:"size"`
+	// DevicesSkipped counts the device nodes its layers held, which a
+	// rootless unpack cannot make (a sandbox's /dev is hutch's own).
+	DevicesSkipped int       `json:"devices_skipped,omitempty"`
+	Created        time.Time `json:"created,omitempty"`
+	Stored         time.Time `json:"stored"`
 }
 
 type indexFile struct {
@@ -421,14 +424,17 @@ func lockFree(path string) bool {
 	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
 }
 
-func layerSize(dir string) int64 {
+func layerSize(dir string) int64 { return layerStats(dir).Bytes }
+
+// layerStats is what an unpacked layer held, from its layer.json.
+func layerStats(dir string) UnpackStats {
 	b, err := os.ReadFile(filepath.Join(dir, "layer.json"))
 	if err != nil {
-		return 0
+		return UnpackStats{}
 	}
 	var m layerMeta
 	json.Unmarshal(b, &m)
-	return m.Stats.Bytes
+	return m.Stats
 }
 
 // removeAll removes trees of the store. Files owned by subordinate ids can

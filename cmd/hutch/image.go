@@ -128,7 +128,16 @@ func storeImage(c *cli.Context, src image.Source, name string) error {
 	if tty {
 		fmt.Fprintf(out, "stored %s (%s, %d layers, %s)\n", im.Name, shortID(im.ID), len(im.Layers), humanBytes(im.Size))
 	}
+	noteSkipped(c, im)
 	return nil
+}
+
+// noteSkipped tells what a rootless unpack could not keep.
+func noteSkipped(c *cli.Context, im *image.Image) {
+	if n := im.DevicesSkipped; n > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s holds %d device node%s, skipped: without privilege they cannot be made (a sandbox's /dev is hutch's own)\n",
+			im.Name, n, map[bool]string{true: "", false: "s"}[n == 1])
+	}
 }
 
 // openImage opens the image a spec runs on, pulling or importing it first
@@ -199,6 +208,7 @@ func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Ro
 	if err != nil {
 		return nil, err
 	}
+	noteSkipped(c, im)
 	return st.Root(im.Name)
 }
 
