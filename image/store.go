@@ -398,6 +398,15 @@ func (s *Store) Prune() (PruneReport, error) {
 			os.Remove(p)
 		}
 	}
+	// An OCI archive extracted for an import, or an index write, cut short
+	// by kill -9: no pull runs now (each holds the gc lock), so they are
+	// nobody's.
+	tops, _ := os.ReadDir(s.Dir)
+	for _, e := range tops {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			doomed = append(doomed, filepath.Join(s.Dir, e.Name()))
+		}
+	}
 	if err := s.removeAll(doomed); err != nil {
 		return rep, err
 	}

@@ -133,7 +133,7 @@ func Stage2Main() int {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fail(fmt.Errorf("making / a slave mount: %w", err))
 	}
-	b := &rootBuilder{root: cfg.RootDir}
+	b := &rootBuilder{root: cfg.RootDir, image: imageRoot(cfg.Plan)}
 	if st := filepath.Join(cfg.RootDir, ".hutch"); dirExists(st) {
 		b.staging = st // init's staging directory, for the /proc masks' empty file
 	}
