@@ -363,6 +363,13 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for i := range binds {
 		if binds[i].dst == "" {
 			binds[i].dst = binds[i].path
+			// Under a relocated project (process.workdir with an image),
+			// binds and masks inside it move with it: a hide of
+			// ${PROJECT}/.env must still hide it.
+			if bindProject && projectAt != project && isWithin(project, binds[i].path) {
+				rel, _ := filepath.Rel(project, binds[i].path)
+				binds[i].dst = filepath.Join(projectAt, rel)
+			}
 		}
 	}
 	sort.SliceStable(binds, func(i, j int) bool {
@@ -379,9 +386,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, b := range binds {
 		switch b.kind {
 		case 2:
-			add(Mount{Kind: MountTmpfs, Dst: b.path, Mode: 0o755, Size: scratch})
+			add(Mount{Kind: MountTmpfs, Dst: b.dst, Mode: 0o755, Size: scratch})
 		case 3:
-			add(Mount{Kind: MountHide, Dst: b.path, Optional: true})
+			add(Mount{Kind: MountHide, Dst: b.dst, Optional: true})
 		case -1:
 			add(Mount{Kind: MountOverlay, Src: b.path, Dst: b.dst, Layer: LayerProject})
 			if b.dst == b.path {

@@ -73,7 +73,8 @@ func TestPlanGolden(t *testing.T) {
 		{"slirp", Spec{Args: []string{"curl"}, Network: Network{Mode: "slirp4netns", HostLoopback: true, Ports: []string{"0.0.0.0:8080:80/tcp", "[::1]:8443:443"}}}, nil},
 		{"host-network", Spec{Args: []string{"curl"}, Network: Network{Mode: "host"}}, nil},
 		{"image", Spec{Args: []string{"npm", "test"}, Filesystem: Filesystem{Root: "image:node:22"}}, withImage},
-		{"image-user-workdir", Spec{Filesystem: Filesystem{Root: "image:node:22"}, Process: Process{Workdir: "/src"},
+		{"image-user-workdir", Spec{Filesystem: Filesystem{Root: "image:node:22", Hide: []string{"/home/dev/src/app/.env"},
+			Tmpfs: []string{"/home/dev/src/app/node_modules"}, RO: []string{"/home/dev/src/app/vendor"}}, Process: Process{Workdir: "/src"},
 			Network: Network{Mode: "host"}, Env: Env{Set: map[string]string{"CI": "1"}}}, withImage},
 		{"image-no-subuid", Spec{Args: []string{"id"}, Filesystem: Filesystem{Root: "image:node:22"}}, func(h *Host) {
 			withImage(h)
