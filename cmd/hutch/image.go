@@ -73,6 +73,13 @@ func imageCommand() *cli.Command {
 				Action:  imageList,
 			},
 			{
+				Name:      "inspect",
+				Usage:     "show a stored image: where it came from, its layers and what it runs",
+				UsageText: "hutch image inspect [--json] NAME|ID",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action:    imageInspect,
+			},
+			{
 				Name:      "rm",
 				Aliases:   []string{"remove"},
 				Usage:     "remove stored images (and the layers no other image uses)",
@@ -239,6 +246,70 @@ func imageList(c *cli.Context) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", im.Name, shortID(im.ID), im.Platform, len(im.Layers), humanBytes(im.Size), ago(im.Stored))
 	}
 	return tw.Flush()
+}
+
+func imageInspect(c *cli.Context) error {
+	if c.Args().Len() != 1 {
+		return usagef("name one image, as in: hutch image inspect alpine:3.20 (hutch image ls lists them)")
+	}
+	host, err := sandbox.ProbeHost()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(host, sandbox.IDMapAuto)
+	if err != nil {
+		return err
+	}
+	r, err := st.Root(c.Args().First())
+	if errors.Is(err, image.ErrNotFound) {
+		return &image.Error{Err: err, Tip: "hutch image ls lists the stored images"}
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	im, cfg := r.Image, r.Config
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			*image.Image
+			Config any `json:"config"`
+		}{im, cfg})
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "name:        %s\nid:          %s\ndigest:      %s\nsource:      %s\nplatform:    %s\n", im.Name, im.ID, im.Digest, im.Source, im.Platform)
+	if !im.Created.IsZero() {
+		fmt.Fprintf(w, "created:     %s\n", im.Created.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "stored:      %s (%s)\nsize:        %s in %d layers\n", im.Stored.Format(time.RFC3339), ago(im.Stored), humanBytes(im.Size), len(im.Layers))
+	for _, l := range im.Layers {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	user := cfg.User
+	if user == "" {
+		user = "(root)"
+	}
+	fmt.Fprintf(w, "entrypoint:  %s\ncmd:         %s\nworkdir:     %s\nuser:        %s\nenv:\n", argvString(cfg.Entrypoint), argvString(cfg.Cmd), or(cfg.WorkingDir, "/"), user)
+	for _, e := range cfg.Env {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	return nil
+}
+
+func argvString(a []string) string {
+	if len(a) == 0 {
+		return "(none)"
+	}
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+func or(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }
 
 func imageRemove(c *cli.Context) error {
