@@ -311,7 +311,8 @@ func (s *Store) openLocal(src Source, opts PullOptions) (*source, error) {
 		so.cleanup = func() { os.RemoveAll(dir) }
 		if err := extractLayout(src.Path, dir); err != nil {
 			so.cleanup()
-			return nil, fmt.Errorf("importing %s: %w", src, err)
+			return nil, hinted(fmt.Errorf("importing %s: %w", src, err),
+				"an oci-archive is a tar of an OCI image layout, as podman save --format oci-archive or skopeo copy … oci-archive:FILE writes")
 		}
 		if err := so.fromLayout(dir, src, opts); err != nil {
 			so.cleanup()

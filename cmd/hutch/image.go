@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -159,6 +160,14 @@ func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Ro
 	if src.Kind != image.KindRegistry {
 		key = src.String()
 	}
+	var platform *v1.Platform
+	if c.IsSet("platform") {
+		p, err := image.ParsePlatform(c.String("platform"))
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		platform = &p
+	}
 	st, err := openStore(host, spec.Process.IDMap)
 	if err != nil {
 		return nil, err
@@ -191,16 +200,9 @@ func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Ro
 		return nil, usagef("--pull %s: give missing, always or never", policy)
 	}
 	// Stored under the name it was run with, so the next run finds it.
-	opts := image.PullOptions{Name: key}
+	opts := image.PullOptions{Name: key, Platform: platform}
 	if src.Kind == image.KindRegistry {
 		opts.Name = image.DisplayName(src.Ref)
-	}
-	if c.IsSet("platform") {
-		p, err := image.ParsePlatform(c.String("platform"))
-		if err != nil {
-			return nil, usageErr(err)
-		}
-		opts.Platform = &p
 	}
 	errw := c.App.ErrWriter
 	var bar *progressBar

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,7 +25,7 @@ func applyOverlayFlags(c *cli.Context, p *profiles.Profile) error {
 		if c.IsSet("root") {
 			return usagef("--image %s and --root %s: give one of them", c.String("image"), c.String("root"))
 		}
-		if c.String("image") == "" {
+		if v := c.String("image"); v == "" || strings.HasPrefix(v, "-") {
 			return usagef("--image: give an image, as in --image docker.io/library/alpine:3.20")
 		}
 		if err := p.SetFlag("--image", "filesystem.root", "image:"+c.String("image")); err != nil {
