@@ -41,6 +41,9 @@ type sessionMeta struct {
 	Runs    int       `json:"runs"`
 	// Layers maps each layer's name to the host directory it overlays.
 	Layers map[string]string `json:"layers"`
+	// Lowers lists a layer's lower directories, top first, when it has
+	// several (an image's layers).
+	Lowers map[string][]string `json:"lowers,omitempty"`
 	// The id maps of the runs: files in the upper layers may belong to any
 	// id in them, and hutch reads and removes them inside a user namespace
 	// with the same maps when they do not all belong to you.
@@ -338,12 +341,18 @@ func (r *runLayers) prepareLayer(m Mount) error {
 		return err
 	}
 	r.meta.Layers[m.Layer] = m.Src
+	if len(m.Lower) > 0 {
+		if r.meta.Lowers == nil {
+			r.meta.Lowers = map[string][]string{}
+		}
+		r.meta.Lowers[m.Layer] = m.Lower
+	}
 	return nil
 }
 
 func (r *runLayers) layer(name string) *layers.Layer {
 	f, _ := layers.ParseFormat(r.driver)
-	return &layers.Layer{Lower: r.meta.Layers[name], Upper: filepath.Join(r.dir, "layers", name, "upper"), Format: f}
+	return &layers.Layer{Lower: r.meta.Layers[name], Lowers: r.meta.Lowers[name], Upper: filepath.Join(r.dir, "layers", name, "upper"), Format: f}
 }
 
 // recordBaseline records the project as this run found it: the whole tree
@@ -760,6 +769,7 @@ type opRequest struct {
 	Dir    string   `json:"dir"`
 	Layer  string   `json:"layer,omitempty"`
 	Lower  string   `json:"lower,omitempty"`
+	Lowers []string `json:"lowers,omitempty"`
 	Driver string   `json:"driver,omitempty"`
 	Paths  []string `json:"paths,omitempty"`
 	Force  bool     `json:"force,omitempty"`
@@ -781,6 +791,7 @@ func (s *Session) op(req opRequest, w io.Writer, progress func(layers.Result)) (
 		return nil, fmt.Errorf("session %s has no %s layer (it has: %s)", s.Name, req.Layer, strings.Join(s.Layers(), ", "))
 	}
 	req.Dir, req.Lower, req.Driver = s.dir, s.meta.Layers[req.Layer], s.meta.Driver
+	req.Lowers = s.meta.Lowers[req.Layer]
 	if s.meta.MapHelpers && foreign(filepath.Join(s.dir, "layers", req.Layer, "upper")) {
 		return s.viaHelper(req, w, progress)
 	}
@@ -816,7 +827,7 @@ func doOp(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, e
 	if err != nil {
 		return nil, err
 	}
-	l := &layers.Layer{Lower: req.Lower, Upper: filepath.Join(req.Dir, "layers", req.Layer, "upper"), Format: f}
+	l := &layers.Layer{Lower: req.Lower, Lowers: req.Lowers, Upper: filepath.Join(req.Dir, "layers", req.Layer, "upper"), Format: f}
 	cs, err := l.Diff()
 	if err != nil {
 		return nil, err
@@ -882,7 +893,13 @@ func systemTarget(abs string) bool {
 }
 
 // LayerRoot is the host directory a layer overlays ("" if none).
-func (s *Session) LayerRoot(layer string) string { return s.meta.Layers[layer] }
+// An image's layer covers the whole root.
+func (s *Session) LayerRoot(layer string) string {
+	if len(s.meta.Lowers[layer]) > 0 {
+		return "/"
+	}
+	return s.meta.Layers[layer]
+}
 
 // OverlayDriverReason says why an overlay driver cannot be used here, or
 // "" when it can (for tests and hutch doctor).

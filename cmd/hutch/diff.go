@@ -28,7 +28,7 @@ func diffCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "stat", Usage: "one line per path, with counts of lines added and removed"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			&cli.StringFlag{Name: "layer", Value: sandbox.LayerProject, Usage: "the session's `LAYER`: project, home, or root-DIR (root-usr, ...)"},
+			&cli.StringFlag{Name: "layer", Value: sandbox.LayerProject, Usage: "the session's `LAYER`: project, home, image (what the command changed in an image's /), or root-DIR (root-usr, ...)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() == 0 {

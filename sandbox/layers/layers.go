@@ -254,7 +254,11 @@ func (c Counts) String() string {
 
 // Layer is one overlay's pair of trees on the host.
 type Layer struct {
-	Lower  string // the host directory the overlay shows
+	Lower string // the host directory the overlay shows
+	// Lowers, when set, are several lower directories, top first (an
+	// image's layers): the lower is then their merged view, with overlay
+	// whiteouts (devices 0/0) and opaque directories honoured.
+	Lowers []string
 	Upper  string // the driver's upper directory
 	Format Format
 }
@@ -268,7 +272,63 @@ type upperDir struct {
 }
 
 func (l *Layer) upperPath(rel string) string { return filepath.Join(l.Upper, filepath.FromSlash(rel)) }
-func (l *Layer) lowerPath(rel string) string { return filepath.Join(l.Lower, filepath.FromSlash(rel)) }
+
+// lowerPath is where the lower holds rel; with several lowers, the
+// topmost one that shows it, or "" when none does.
+func (l *Layer) lowerPath(rel string) string {
+	if len(l.Lowers) == 0 {
+		return filepath.Join(l.Lower, filepath.FromSlash(rel))
+	}
+	for _, lw := range l.Lowers {
+		p, below := lowerLookup(lw, rel)
+		if p != "" || !below {
+			return p
+		}
+	}
+	return ""
+}
+
+// lowerLookup looks rel up in one of several lowers: its path there ("" when
+// absent or whited out), and whether the lowers below may still show it (or,
+// for a directory, merge into it): not past a whiteout, a non-directory on
+// the way, or an opaque directory.
+func lowerLookup(lower, rel string) (path string, below bool) {
+	cur := lower
+	var parts []string
+	if rel != "" {
+		parts = strings.Split(filepath.FromSlash(rel), string(filepath.Separator))
+	}
+	for i, part := range parts {
+		cur = filepath.Join(cur, part)
+		e, _ := lstatEntry(cur)
+		if e == nil {
+			return "", true
+		}
+		if isWhiteoutDev(e) {
+			return "", false
+		}
+		if i == len(parts)-1 {
+			return cur, e.Type == TypeDir && !lowerOpaque(cur)
+		}
+		if e.Type != TypeDir {
+			return "", false
+		}
+		if lowerOpaque(cur) {
+			// Beneath an opaque directory, rel is here or nowhere.
+			rest := filepath.Join(append([]string{cur}, parts[i+1:]...)...)
+			if e, _ := lstatEntry(rest); e != nil && !isWhiteoutDev(e) {
+				return rest, false
+			}
+			return "", false
+		}
+	}
+	return cur, !lowerOpaque(cur)
+}
+
+// lowerOpaque reports whether an image layer marks dir opaque.
+func lowerOpaque(dir string) bool {
+	return xattrIs(dir, xattrKOpaque, "y") || xattrIs(dir, xattrFOpaque, "y") || xattrIs(dir, xattrTOpaque, "y")
+}
 
 // readUpperDir decodes the upper directory at rel.
 func (l *Layer) readUpperDir(rel string) (*upperDir, error) {
@@ -337,6 +397,9 @@ func xattrIs(p, name, want string) bool {
 // lowerNames lists the lower's directory at rel; nil when it is not a
 // directory.
 func (l *Layer) lowerNames(rel string) ([]string, error) {
+	if len(l.Lowers) > 0 {
+		return l.mergedNames(rel)
+	}
 	names, err := readNames(l.lowerPath(rel))
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
@@ -345,6 +408,44 @@ func (l *Layer) lowerNames(rel string) ([]string, error) {
 		return nil, err
 	}
 	return names, nil
+}
+
+// mergedNames lists the directory rel as several lowers show it together;
+// nil when it is not a directory there.
+func (l *Layer) mergedNames(rel string) ([]string, error) {
+	seen := map[string]bool{} // shown or hidden: decided by a lower above
+	var out []string
+	for _, lw := range l.Lowers {
+		dir, below := lowerLookup(lw, rel)
+		if dir != "" {
+			e, err := lstatEntry(dir)
+			if err != nil {
+				return nil, err
+			}
+			if e == nil || e.Type != TypeDir {
+				break // a non-directory here hides the directories below
+			}
+			names, err := readNames(dir)
+			if err != nil {
+				return nil, err
+			}
+			for _, n := range names {
+				if seen[n] {
+					continue
+				}
+				seen[n] = true
+				if c, _ := lstatEntry(filepath.Join(dir, n)); c != nil && isWhiteoutDev(c) {
+					continue
+				}
+				out = append(out, n)
+			}
+		}
+		if !below {
+			break
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // Diff lists the changes of the merged view against the lower, sorted by

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -459,5 +460,61 @@ func TestTouchedRefresh(t *testing.T) {
 				t.Error("kept: refreshed, though the session changed it")
 			}
 		})
+	}
+}
+
+// TestDiffSeveralLowers: an image session's upper against the merged view
+// of the image's layers, whose whiteouts and opaque directories hide what
+// is below them.
+func TestDiffSeveralLowers(t *testing.T) {
+	dir := t.TempDir()
+	top, bottom := filepath.Join(dir, "l1"), filepath.Join(dir, "l2")
+	build(t, bottom, FormatKernel, fsSpec{
+		"a/x": "x1\n", "a/y": "y\n", "b/z": "z\n", "c": "c\n", "d/old": "old\n", "f/kept": "k\n",
+	})
+	build(t, top, FormatKernel, fsSpec{
+		"a/x": "x2\n", "b/z!": "", "d/*": "", "d/new": "new\n",
+	})
+	for _, f := range []Format{FormatKernel, FormatFuse} {
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			up := filepath.Join(dir, fmt.Sprint("upper-", int(f)))
+			build(t, up, f, fsSpec{
+				"a/x": "x3\n", "a/y": "y2\n", "b/z": "back\n", "c!": "", "d/new!": "", "e": "e\n",
+			})
+			l := &Layer{Lowers: []string{top, bottom}, Upper: up, Format: f}
+			cs, err := l.Diff()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "modified a/x\nmodified a/y\nadded b/z\ndeleted c\ndeleted d/new\nadded e\n"
+			if got := summary(cs); got != want {
+				t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+			}
+			var b bytes.Buffer
+			if err := l.WriteUnified(&b, cs[:1]); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), "-x2\n+x3\n") {
+				t.Errorf("a/x is not compared with the top layer's version:\n%s", b.String())
+			}
+		})
+	}
+	l := &Layer{Lowers: []string{top, bottom}}
+	for rel, want := range map[string]string{"a/x": top, "a/y": bottom, "b/z": "", "d/old": "", "d/new": top, "f/kept": bottom, "nothing": ""} {
+		got := l.lowerPath(rel)
+		if want != "" {
+			want = filepath.Join(want, rel)
+		}
+		if got != want {
+			t.Errorf("lowerPath(%s) = %q, want %q", rel, got, want)
+		}
+	}
+	names, _ := l.lowerNames("d")
+	if strings.Join(names, ",") != "new" {
+		t.Errorf("d merges to %v, want only new (opaque)", names)
+	}
+	names, _ = l.lowerNames("b")
+	if len(names) != 0 {
+		t.Errorf("b merges to %v, want nothing (z whited out)", names)
 	}
 }
