@@ -42,6 +42,9 @@ func (m Mapping) key() string {
 type Store struct {
 	Dir     string
 	Mapping Mapping
+	// Pins are layer directories (LayerPath's) that prune keeps although
+	// no stored image lists them: kept sessions made on them.
+	Pins []string
 }
 
 // Image is one named image in the store.
@@ -305,12 +308,12 @@ func (s *Store) Remove(names []string) ([]string, error) {
 
 // PruneReport says what Prune freed.
 type PruneReport struct {
-	Layers   int   `json:"layers"`
-	Blobs    int   `json:"blobs"`
-	Partial  int   `json:"partial"`
-	Bytes    int64 `json:"bytes"`
-	Skipped  bool  `json:"skipped,omitempty"` // layers in use by running sandboxes: left alone
-	Mappings int   `json:"mappings"`          // layer sets of other id mappings removed
+	Layers  int   `json:"layers"`
+	Blobs   int   `json:"blobs"`
+	Partial int   `json:"partial"`
+	Bytes   int64 `json:"bytes"`
+	Skipped bool  `json:"skipped,omitempty"` // layers in use by running sandboxes: left alone
+	Pinned  int   `json:"pinned,omitempty"`  // layers kept for sessions made on them
 }
 
 // ErrInUse is returned when layers cannot be freed because a sandbox runs
@@ -349,6 +352,10 @@ func (s *Store) Prune() (PruneReport, error) {
 		}
 		keepBlobs[digestHex(im.Digest)], keepBlobs[digestHex(im.ID)] = true, true
 	}
+	pinned := map[string]bool{}
+	for _, p := range s.Pins {
+		pinned[filepath.Clean(p)] = true
+	}
 	var doomed []string
 	maps, _ := os.ReadDir(filepath.Join(s.Dir, "layers"))
 	for _, m := range maps {
@@ -368,6 +375,10 @@ func (s *Store) Prune() (PruneReport, error) {
 					os.Remove(filepath.Join(dir, n))
 				}
 			case e.IsDir() && !keepLayers[n]:
+				if pinned[filepath.Join(dir, n, "fs")] {
+					rep.Pinned++
+					continue
+				}
 				if lockFree(filepath.Join(dir, n+".lock")) {
 					rep.Layers++
 					rep.Bytes += layerSize(filepath.Join(dir, n))

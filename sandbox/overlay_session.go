@@ -622,6 +622,31 @@ func (s *Session) Layers() []string {
 }
 
 // Sessions lists the kept sessions.
+// SessionLowers lists the lower directories that kept sessions overlay
+// with several lowers (images' layers): pruning them would leave a
+// session without the tree its upper layer was made on.
+func SessionLowers() []string {
+	dir, err := userSessionsDir()
+	if err != nil {
+		return nil
+	}
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		m, err := readMeta(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		for _, ls := range m.Lowers {
+			out = append(out, ls...)
+		}
+	}
+	return out
+}
+
 func Sessions() ([]SessionInfo, error) {
 	dir, err := userSessionsDir()
 	if err != nil {

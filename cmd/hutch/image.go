@@ -99,7 +99,13 @@ func imageCommand() *cli.Command {
 
 // openStore opens the user's image store with the id mapping sandboxes use.
 func openStore(host *sandbox.Host, idmap string) (*image.Store, error) {
-	return image.Open(image.DefaultDir(host.DataDir), sandbox.ImageMapping(host, idmap))
+	st, err := image.Open(image.DefaultDir(host.DataDir), sandbox.ImageMapping(host, idmap))
+	if err != nil {
+		return nil, err
+	}
+	// Sessions made on an image keep its layers until they are discarded.
+	st.Pins = sandbox.SessionLowers()
+	return st, nil
 }
 
 func storeImage(c *cli.Context, src image.Source, name string) error {
@@ -361,6 +367,9 @@ func imagePrune(c *cli.Context) error {
 		return nil
 	}
 	fmt.Fprintf(c.App.Writer, "freed %d layers, %d blobs and %d partial downloads (%s)\n", rep.Layers, rep.Blobs, rep.Partial, humanBytes(rep.Bytes))
+	if rep.Pinned > 0 {
+		fmt.Fprintf(c.App.Writer, "kept %d layers that kept sessions were made on (hutch discard NAME frees them)\n", rep.Pinned)
+	}
 	return nil
 }
 
