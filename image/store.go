@@ -528,12 +528,19 @@ func (s *Store) Root(want string) (*Root, error) {
 		return nil, err
 	}
 	r := &Root{Image: im, gc: gc}
+	seen := map[string]bool{}
 	for i := len(im.Layers) - 1; i >= 0; i-- {
 		if !s.hasLayer(im.Layers[i]) {
 			gc.Close()
 			return nil, &MissingLayersError{Name: im.Name, Source: im.Source}
 		}
-		r.Layers = append(r.Layers, s.LayerPath(im.Layers[i]))
+		// A layer can appear twice (two identical RUN steps); overlay
+		// refuses a lower twice. The topmost copy holds everything the
+		// lower one does, so the view is the same without it.
+		if p := s.LayerPath(im.Layers[i]); !seen[p] {
+			seen[p] = true
+			r.Layers = append(r.Layers, p)
+		}
 	}
 	b, err := os.ReadFile(filepath.Join(s.blobDir(), digestHex(im.ID)))
 	if err != nil {

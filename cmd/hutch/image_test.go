@@ -150,3 +150,47 @@ func helpersRunning() int {
 	}
 	return n
 }
+
+// TestImageManyLayers: an image of more layers than one page of overlay
+// mount options can name by absolute path, with one layer twice, runs
+// under both drivers and shows every layer.
+func TestImageManyLayers(t *testing.T) {
+	testenv.RequireUserNS(t)
+	reg, err := testimage.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	bb, _ := testimage.Layer("busybox\n")
+	layers := [][]byte{bb}
+	for i := 0; i < 44; i++ {
+		l, err := testimage.Layer(fmt.Sprintf("dir /layers\nfile /layers/%02d 0644 0:0 %d\nfile /layers/top 0644 0:0 %d\n", i, i, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	// The first numbered layer again, on top.
+	layers = append(layers, layers[1])
+	img, err := testimage.Build(testimage.Config{}, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Addr + "/many:1"
+	if err := testimage.Push(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	for _, driver := range []string{"kernel", "fuse"} {
+		cmd := hutchCmd(t, "run", "--overlay", driver, "--image", ref, "--", "sh", "-c", "ls /layers | wc -l; cat /layers/top /layers/00 /layers/43")
+		cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+data)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", driver, err, out)
+		}
+		// 45 files; top from the repeated layer 0, then 00 and 43 (no newlines).
+		if got := string(out); got != "45\n0043" {
+			t.Errorf("%s: %q, want %q", driver, got, "45\n0043")
+		}
+	}
+}
