@@ -20,6 +20,7 @@ type User struct {
 	UID, GID uint32
 	Name     string // "" when the user is numeric and not in passwd
 	Home     string // "" when unknown
+	Shell    string // the login shell in passwd; "" when unknown
 }
 
 // LookupUser resolves a config User string ("", "name", "uid",
@@ -36,10 +37,10 @@ func (r *Root) LookupUser(spec string) (User, error) {
 	if n, err := strconv.ParseUint(u, 10, 32); err == nil {
 		out.UID = uint32(n)
 		if e, ok := passwdByUID(passwd, out.UID); ok {
-			out.Name, out.GID, out.Home, found = e.name, e.gid, e.home, true
+			out.Name, out.GID, out.Home, out.Shell, found = e.name, e.gid, e.home, e.shell, true
 		}
 	} else if e, ok := passwdByName(passwd, u); ok {
-		out.UID, out.GID, out.Name, out.Home, found = e.uid, e.gid, e.name, e.home, true
+		out.UID, out.GID, out.Name, out.Home, out.Shell, found = e.uid, e.gid, e.name, e.home, e.shell, true
 	} else {
 		return User{}, fmt.Errorf("the image's user %q is not in its /etc/passwd", u)
 	}
@@ -65,16 +66,16 @@ func (r *Root) LookupUser(spec string) (User, error) {
 }
 
 type passwdEntry struct {
-	name     string
-	uid, gid uint32
-	home     string
+	name        string
+	uid, gid    uint32
+	home, shell string
 }
 
 func parsePasswd(b []byte, fn func(passwdEntry) bool) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Split(sc.Text(), ":")
-		if len(f) < 6 || strings.HasPrefix(f[0], "#") {
+		if len(f) < 7 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
 		uid, err1 := strconv.ParseUint(f[2], 10, 32)
@@ -82,7 +83,7 @@ func parsePasswd(b []byte, fn func(passwdEntry) bool) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		if fn(passwdEntry{name: f[0], uid: uint32(uid), gid: uint32(gid), home: f[5]}) {
+		if fn(passwdEntry{name: f[0], uid: uint32(uid), gid: uint32(gid), home: f[5], shell: f[6]}) {
 			return
 		}
 	}

@@ -162,6 +162,11 @@ func imageArgs(spec Spec, img *ImageRoot) []string {
 		if len(spec.Process.Shell) > 0 {
 			return spec.Process.Shell
 		}
+		// The user's login shell in the image, unless it is one that
+		// refuses logins.
+		if sh := img.User.Shell; sh != "" && !strings.HasSuffix(sh, "/nologin") && !strings.HasSuffix(sh, "/false") {
+			return []string{sh}
+		}
 		return []string{"/bin/sh"}
 	}
 	ep := img.Entrypoint
