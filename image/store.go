@@ -382,7 +382,14 @@ func (s *Store) Prune() (PruneReport, error) {
 				if lockFree(filepath.Join(dir, n+".lock")) {
 					rep.Layers++
 					rep.Bytes += layerSize(filepath.Join(dir, n))
-					doomed = append(doomed, filepath.Join(dir, n))
+					// Out of the way first, in one rename: a prune killed
+					// midway must not leave a half-removed layer that a
+					// later pull would take as stored.
+					gone := filepath.Join(dir, ".tmp-"+n+"-gc")
+					if err := os.Rename(filepath.Join(dir, n), gone); err != nil {
+						return rep, err
+					}
+					doomed = append(doomed, gone)
 				}
 			}
 		}
