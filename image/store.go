@@ -385,7 +385,7 @@ func (s *Store) Prune() (PruneReport, error) {
 					// Out of the way first, in one rename: a prune killed
 					// midway must not leave a half-removed layer that a
 					// later pull would take as stored.
-					gone := filepath.Join(dir, ".tmp-"+n+"-gc")
+					gone := filepath.Join(dir, fmt.Sprintf(".tmp-%s-gc%d", n, time.Now().UnixNano()))
 					if err := os.Rename(filepath.Join(dir, n), gone); err != nil {
 						return rep, err
 					}
