@@ -97,6 +97,24 @@ func imageCommand() *cli.Command {
 	}
 }
 
+// userStore opens the caller's store for the image commands, with the id
+// mapping sandboxes use by default.
+func userStore() (*image.Store, error) {
+	host, err := sandbox.ProbeHost()
+	if err != nil {
+		return nil, err
+	}
+	return openStore(host, sandbox.IDMapAuto)
+}
+
+// listHint points a "not found" at hutch image ls.
+func listHint(err error) error {
+	if errors.Is(err, image.ErrNotFound) {
+		return &image.Error{Err: err, Tip: "hutch image ls lists the stored images"}
+	}
+	return err
+}
+
 // openStore opens the user's image store with the id mapping sandboxes use.
 func openStore(host *sandbox.Host, idmap string) (*image.Store, error) {
 	st, err := image.Open(image.DefaultDir(host.DataDir), sandbox.ImageMapping(host, idmap))
@@ -109,11 +127,7 @@ func openStore(host *sandbox.Host, idmap string) (*image.Store, error) {
 }
 
 func storeImage(c *cli.Context, src image.Source, name string) error {
-	host, err := sandbox.ProbeHost()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(host, sandbox.IDMapAuto)
+	st, err := userStore()
 	if err != nil {
 		return err
 	}
@@ -228,11 +242,7 @@ func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Ro
 }
 
 func imageList(c *cli.Context) error {
-	host, err := sandbox.ProbeHost()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(host, sandbox.IDMapAuto)
+	st, err := userStore()
 	if err != nil {
 		return err
 	}
@@ -260,20 +270,13 @@ func imageInspect(c *cli.Context) error {
 	if c.Args().Len() != 1 {
 		return usagef("name one image, as in: hutch image inspect alpine:3.20 (hutch image ls lists them)")
 	}
-	host, err := sandbox.ProbeHost()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(host, sandbox.IDMapAuto)
+	st, err := userStore()
 	if err != nil {
 		return err
 	}
 	r, err := st.Root(c.Args().First())
-	if errors.Is(err, image.ErrNotFound) {
-		return &image.Error{Err: err, Tip: "hutch image ls lists the stored images"}
-	}
 	if err != nil {
-		return err
+		return listHint(err)
 	}
 	defer r.Close()
 	im, cfg := r.Image, r.Config
@@ -324,11 +327,7 @@ func imageRemove(c *cli.Context) error {
 	if c.Args().Len() == 0 {
 		return usagef("name the images to remove, as in: hutch image rm alpine:3.20 (hutch image ls lists them)")
 	}
-	host, err := sandbox.ProbeHost()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(host, sandbox.IDMapAuto)
+	st, err := userStore()
 	if err != nil {
 		return err
 	}
@@ -340,18 +339,11 @@ func imageRemove(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %v\n", err)
 		return nil
 	}
-	if errors.Is(err, image.ErrNotFound) {
-		return &image.Error{Err: err, Tip: "hutch image ls lists the stored images"}
-	}
-	return err
+	return listHint(err)
 }
 
 func imagePrune(c *cli.Context) error {
-	host, err := sandbox.ProbeHost()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(host, sandbox.IDMapAuto)
+	st, err := userStore()
 	if err != nil {
 		return err
 	}
