@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -61,17 +60,12 @@ func (s *Store) unpack(ctx context.Context, r io.Reader, dir string) (UnpackStat
 // newgidmap write: the store's.
 func (s *Store) helper(req helperRequest, in io.Reader) (*helperReply, error) {
 	m := s.Mapping
-	if m.NewUIDMap == "" || m.NewGIDMap == "" {
-		return nil, errors.New("newuidmap and newgidmap are needed to unpack images with your subordinate ids; install the uidmap package")
-	}
 	req.UIDMap, req.GIDMap = m.UIDMap, m.GIDMap
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe",
 		Args: []string{HelperName},
 		Env:  []string{"GOMAXPROCS=2"},
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWUSER,
-			Pdeathsig:  syscall.SIGKILL,
 			// The caps it needs as root of its namespace, kept across
 			// exec: owners, modes over others' files, file capabilities.
 			AmbientCaps: []uintptr{unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_DAC_READ_SEARCH, unix.CAP_FOWNER, unix.CAP_FSETID, unix.CAP_SETFCAP, unix.CAP_MKNOD},
@@ -82,27 +76,20 @@ func (s *Store) helper(req helperRequest, in io.Reader) (*helperReply, error) {
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	// A pipe of our own, not StdoutPipe: the goroutine waiting for the
+	// helper would close that one under our reads.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	// Pdeathsig fires when the thread that forked dies: keep it alive.
-	runtime.LockOSThread()
-	err = cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", HelperName, err)
-	}
-	kill := func() { cmd.Process.Kill(); cmd.Wait() }
+	defer stdout.Close()
+	cmd.Stdout = w
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := userns.WriteWithHelper(ctx, m.NewUIDMap, cmd.Process.Pid, m.UIDMap); err != nil {
-		kill()
-		return nil, err
-	}
-	if err := userns.WriteWithHelper(ctx, m.NewGIDMap, cmd.Process.Pid, m.GIDMap); err != nil {
-		kill()
-		return nil, err
+	exited, err := userns.Start(ctx, cmd, userns.Helpers{NewUIDMap: m.NewUIDMap, NewGIDMap: m.NewGIDMap}, m.UIDMap, m.GIDMap)
+	w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", HelperName, err)
 	}
 	// The request goes once the maps are written: the helper waits for it.
 	werr := make(chan error, 1)
@@ -118,7 +105,7 @@ func (s *Store) helper(req helperRequest, in io.Reader) (*helperReply, error) {
 	var rep helperReply
 	derr := json.NewDecoder(stdout).Decode(&rep)
 	io.Copy(io.Discard, stdout)
-	waitErr := cmd.Wait()
+	waitErr := <-exited
 	inErr := <-werr
 	if derr != nil {
 		if inErr != nil && !errors.Is(inErr, syscall.EPIPE) {

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
+	"github.com/hutch-sandbox/hutch/userns"
 )
 
 // LayersHelperName is the fixed argv[0] of the hidden entry that works on
@@ -47,23 +47,19 @@ func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Res
 		return nil, withHint(errors.New("the session holds files owned by your subordinate ids, and newuidmap/newgidmap are not usable to reach them"),
 			"install the uidmap package, or remove the session's files as root")
 	}
-	plan := &Plan{UIDMap: s.meta.UIDMap, GIDMap: s.meta.GIDMap, NewUIDMap: host.NewUIDMap, NewGIDMap: host.NewGIDMap}
 	msgR, msgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer msgR.Close()
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{LayersHelperName},
-		Env:        []string{"GOMAXPROCS=2"},
-		Stdout:     w,
-		Stderr:     os.Stderr,
-		ExtraFiles: []*os.File{msgW},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWUSER,
-			Pdeathsig:  syscall.SIGKILL,
-		},
+		Path:        "/proc/self/exe",
+		Args:        []string{LayersHelperName},
+		Env:         []string{"GOMAXPROCS=2"},
+		Stdout:      w,
+		Stderr:      os.Stderr,
+		ExtraFiles:  []*os.File{msgW},
+		SysProcAttr: &syscall.SysProcAttr{},
 	}
 	for c := uintptr(0); c <= uintptr(lastCap()); c++ {
 		cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, c)
@@ -73,18 +69,13 @@ func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Res
 		msgW.Close()
 		return nil, err
 	}
-	exited, err := lockedexec.Start(cmd)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	exited, err := userns.Start(ctx, cmd, userns.Helpers{NewUIDMap: host.NewUIDMap, NewGIDMap: host.NewGIDMap}, s.meta.UIDMap, s.meta.GIDMap)
+	cancel()
 	msgW.Close()
 	if err != nil {
-		return nil, startError(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = writeMaps(ctx, plan, cmd.Process.Pid)
-	cancel()
-	if err != nil {
-		cmd.Process.Kill()
-		<-exited
-		return nil, err
+		return nil, withHint(fmt.Errorf("starting %s: %w", LayersHelperName, err),
+			"check your /etc/subuid and /etc/subgid entries (hutch doctor)")
 	}
 	// The request goes once the maps are in place: the helper waits for it.
 	json.NewEncoder(stdin).Encode(req)
