@@ -2,7 +2,6 @@ package image
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -149,11 +148,4 @@ func platformString(p v1.Platform) string {
 		s += "/" + p.Variant
 	}
 	return s
-}
-
-// isLocalPath reports whether s names an existing file or directory, for
-// the hint on a reference that was meant as a path.
-func isLocalPath(s string) bool {
-	_, err := os.Stat(s)
-	return err == nil
 }

@@ -320,7 +320,7 @@ func (u *unpacker) whiteout(pfd int, p, target string) error {
 	switch {
 	case err == unix.ENOENT:
 		// Linux 5.8 lets anyone make a 0/0 character device, for this.
-		if err := unix.Mknodat(pfd, target, unix.S_IFCHR|0, 0); err != nil {
+		if err := unix.Mknodat(pfd, target, unix.S_IFCHR, 0); err != nil {
 			return fmt.Errorf("creating whiteout %q (a character device 0/0): %w", p, err)
 		}
 	case err != nil:
