@@ -133,7 +133,7 @@ var schema = []KeyInfo{
 		Example:  `allow = ["registry.npmjs.org"]`,
 		Widening: "a host your configuration does not allow"},
 	{Key: "network.ports", kind: kStrings, Type: "array of strings", Default: "[]",
-		Doc:      `published ports, "[HOSTIP:]HOSTPORT:PORT[/tcp]"`,
+		Doc:      `published ports, "[HOSTIP:]HOSTPORT:PORT[/tcp|udp]"`,
 		Example:  `ports = ["127.0.0.1:3000:3000"]`,
 		Widening: "always"},
 	{Key: "network.host_loopback", kind: kBool, Type: "boolean", Default: "false",

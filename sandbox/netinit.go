@@ -46,13 +46,17 @@ func serveConnects(status *os.File) {
 			continue
 		}
 		go func(r connRequest) {
-			c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)), 10*time.Second)
+			proto := "tcp"
+			if r.Proto == "udp" {
+				proto = "udp"
+			}
+			c, err := net.DialTimeout(proto, net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)), 10*time.Second)
 			if err != nil {
 				sendStatus(status, statusMsg{Conn: &connReply{ID: r.ID, Err: err.Error()}}, -1)
 				return
 			}
 			defer c.Close()
-			f, err := c.(*net.TCPConn).File()
+			f, err := c.(interface{ File() (*os.File, error) }).File()
 			if err != nil {
 				sendStatus(status, statusMsg{Conn: &connReply{ID: r.ID, Err: err.Error()}}, -1)
 				return

@@ -31,12 +31,20 @@ type netSupervisor struct {
 	proxyL  net.Listener
 	proxyWG sync.WaitGroup
 
-	listeners []net.Listener
+	published []published
 	status    *os.File
 	nextID    atomic.Uint64
 	mu        sync.Mutex
 	waiting   map[uint64]chan connResult
 	conns     sync.WaitGroup
+}
+
+// published is one published host port: a TCP listener or a UDP socket,
+// and the port inside it reaches.
+type published struct {
+	l    net.Listener
+	pc   net.PacketConn
+	port int
 }
 
 type connResult struct {
@@ -71,16 +79,22 @@ func prepareNet(plan *Plan) (*netSupervisor, error) {
 	}
 	for _, p := range plan.Ports {
 		addr := net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort))
-		l, err := net.Listen("tcp", addr)
+		pub := published{port: p.Port}
+		var err error
+		if p.Proto == "udp" {
+			pub.pc, err = net.ListenPacket("udp", addr)
+		} else {
+			pub.l, err = net.Listen("tcp", addr)
+		}
 		if err != nil {
 			ns.close()
 			hint := fmt.Sprintf("another program holds %s; pick another host port in network.ports (or -p)", addr)
 			if errors.Is(err, syscall.EACCES) {
 				hint = "ports below 1024 need privileges on this machine; publish a higher host port, as in -p 8080:80"
 			}
-			return nil, withHint(fmt.Errorf("publishing port %s: %w", addr, err), "%s", hint)
+			return nil, withHint(fmt.Errorf("publishing port %s/%s: %w", addr, p.Proto, err), "%s", hint)
 		}
-		ns.listeners = append(ns.listeners, l)
+		ns.published = append(ns.published, pub)
 	}
 	return ns, nil
 }
@@ -148,9 +162,12 @@ func (ns *netSupervisor) serveProxy(fd int) error {
 // joined to one that init opens inside.
 func (ns *netSupervisor) forward(status *os.File) {
 	ns.status = status
-	for i, l := range ns.listeners {
-		port := ns.plan.Ports[i].Port
-		go func(l net.Listener) {
+	for _, pub := range ns.published {
+		if pub.pc != nil {
+			go ns.relayUDP(pub.pc, pub.port)
+			continue
+		}
+		go func(l net.Listener, port int) {
 			for {
 				c, err := l.Accept()
 				if err != nil {
@@ -162,12 +179,83 @@ func (ns *netSupervisor) forward(status *os.File) {
 					ns.join(c, port)
 				}()
 			}
-		}(l)
+		}(pub.l, pub.port)
 	}
 }
 
 func (ns *netSupervisor) join(c net.Conn, port int) {
 	defer c.Close()
+	inside, err := ns.connectInside(port, "tcp")
+	if err != nil {
+		return // nothing listens inside: the client sees the connection close
+	}
+	defer inside.Close()
+	proxy.Pipe(c, inside)
+}
+
+// udpIdle is how long a UDP flow lives without a datagram either way, as
+// docker's userland proxy keeps them.
+const udpIdle = 90 * time.Second
+
+// relayUDP relays datagrams between host clients and the port inside: one
+// connected socket inside per client address, so that replies find their
+// way back, dropped after udpIdle of silence.
+func (ns *netSupervisor) relayUDP(pc net.PacketConn, port int) {
+	var mu sync.Mutex
+	flows := map[string]net.Conn{}
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			mu.Lock()
+			for _, c := range flows {
+				c.Close()
+			}
+			mu.Unlock()
+			return
+		}
+		key := from.String()
+		mu.Lock()
+		inside := flows[key]
+		mu.Unlock()
+		if inside == nil {
+			if inside, err = ns.connectInside(port, "udp"); err != nil {
+				continue // nothing inside: the datagram is lost, as UDP's are
+			}
+			mu.Lock()
+			flows[key] = inside
+			mu.Unlock()
+			go func(inside net.Conn, to net.Addr) {
+				b := make([]byte, 65536)
+				for {
+					inside.SetReadDeadline(time.Now().Add(udpIdle))
+					m, err := inside.Read(b)
+					if err != nil {
+						var ne net.Error
+						if errors.As(err, &ne) && ne.Timeout() {
+							break
+						}
+						if errors.Is(err, net.ErrClosed) {
+							return
+						}
+						// ECONNREFUSED: nothing listens (yet); keep the flow.
+						continue
+					}
+					pc.WriteTo(b[:m], to)
+				}
+				mu.Lock()
+				delete(flows, to.String())
+				mu.Unlock()
+				inside.Close()
+			}(inside, from)
+		}
+		inside.Write(buf[:n])
+	}
+}
+
+// connectInside asks init for a socket connected to port on the sandbox's
+// loopback.
+func (ns *netSupervisor) connectInside(port int, proto string) (net.Conn, error) {
 	id := ns.nextID.Add(1)
 	ch := make(chan connResult, 1)
 	ns.mu.Lock()
@@ -178,21 +266,16 @@ func (ns *netSupervisor) join(c net.Conn, port int) {
 		delete(ns.waiting, id)
 		ns.mu.Unlock()
 	}()
-	data, _ := json.Marshal(request{Connect: &connRequest{ID: id, Port: port}})
+	data, _ := json.Marshal(request{Connect: &connRequest{ID: id, Port: port, Proto: proto}})
 	if err := unix.Sendmsg(int(ns.status.Fd()), data, nil, nil, 0); err != nil {
-		return
+		return nil, err
 	}
-	var r connResult
 	select {
-	case r = <-ch:
+	case r := <-ch:
+		return r.conn, r.err
 	case <-time.After(15 * time.Second):
-		return
+		return nil, errors.New("the sandbox did not answer")
 	}
-	if r.err != nil {
-		return // nothing listens inside: the client sees the connection close
-	}
-	defer r.conn.Close()
-	proxy.Pipe(c, r.conn)
 }
 
 // connected delivers init's answer to a connect request.
@@ -233,8 +316,13 @@ func (ns *netSupervisor) close() {
 	if ns == nil {
 		return
 	}
-	for _, l := range ns.listeners {
-		l.Close()
+	for _, p := range ns.published {
+		if p.l != nil {
+			p.l.Close()
+		}
+		if p.pc != nil {
+			p.pc.Close()
+		}
 	}
 	if ns.proxyL != nil {
 		ns.proxyL.Close()

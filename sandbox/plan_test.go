@@ -178,8 +178,10 @@ func TestSpecValidate(t *testing.T) {
 		{Spec{Network: Network{Mode: "none", HostLoopback: true}}, `network.host_loopback: only applies to modes proxy, slirp4netns and pasta`},
 		{Spec{Network: Network{Mode: "host", Ports: []string{"8080:80"}}}, `network.ports: publishing ports makes no sense with the host's network`},
 		{Spec{Network: Network{Ports: []string{"8080:80", "127.0.0.1:8080:81"}}}, `host port 127.0.0.1:8080/tcp is published twice`},
-		{Spec{Network: Network{Ports: []string{"80"}}}, `is not [HOSTIP:]HOSTPORT:PORT[/tcp]`},
-		{Spec{Network: Network{Ports: []string{"8080:80/udp"}}}, `publishing UDP ports is not supported yet`},
+		{Spec{Network: Network{Ports: []string{"80"}}}, `is not [HOSTIP:]HOSTPORT:PORT[/tcp|udp]`},
+		{Spec{Network: Network{Ports: []string{"8080:80/udp"}}}, ``},
+		{Spec{Network: Network{Ports: []string{"8080:80/udp", "8080:80"}}}, ``},
+		{Spec{Network: Network{Ports: []string{"8080:80/udp", "8080:81/udp"}}}, `host port 127.0.0.1:8080/udp is published twice`},
 		{Spec{Network: Network{Ports: []string{"8080:80/sctp"}}}, `protocol "sctp" is not tcp or udp`},
 		{Spec{Network: Network{Ports: []string{"host:8080:80"}}}, `"host" is not an IP address`},
 		{Spec{Network: Network{Ports: []string{"70000:80"}}}, `host port: "70000" is not a port number`},
@@ -262,7 +264,8 @@ func TestParsePort(t *testing.T) {
 		{"8080:0", nil},
 		{"1.2.3:8080:80", nil},
 		{"[::1:8080:80", nil},
-		{"8080:80/udp", nil},
+		{"8080:80/udp", &Port{"127.0.0.1", 8080, 80, "udp"}},
+		{"0.0.0.0:5353:53/UDP", &Port{"0.0.0.0", 5353, 53, "udp"}},
 	}
 	for _, tt := range tests {
 		got, err := ParsePort(tt.in)

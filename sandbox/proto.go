@@ -65,6 +65,8 @@ type request struct {
 type connRequest struct {
 	ID   uint64 `json:"id"`
 	Port int    `json:"port"`
+	// Proto is "tcp" ("" too) or "udp" (a connected UDP socket).
+	Proto string `json:"proto,omitempty"`
 }
 
 // connReply answers a connRequest; on success the socket is attached.

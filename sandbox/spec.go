@@ -356,7 +356,7 @@ type Port struct {
 	HostIP   string `json:"host_ip"`
 	HostPort int    `json:"host_port"`
 	Port     int    `json:"port"`
-	Proto    string `json:"proto"` // "tcp"
+	Proto    string `json:"proto"` // "tcp" or "udp"
 }
 
 // ParsePort parses "[HOSTIP:]HOSTPORT:PORT[/tcp|udp]"; HOSTIP defaults to
@@ -368,9 +368,7 @@ func ParsePort(s string) (Port, error) {
 		p.Proto, spec = strings.ToLower(spec[i+1:]), spec[:i]
 	}
 	switch p.Proto {
-	case "tcp":
-	case "udp":
-		return p, fmt.Errorf("port %q: publishing UDP ports is not supported yet", s)
+	case "tcp", "udp":
 	default:
 		return p, fmt.Errorf("port %q: protocol %q is not tcp or udp", s, p.Proto)
 	}
@@ -386,7 +384,7 @@ func ParsePort(s string) (Port, error) {
 	}
 	hp, cp, ok := strings.Cut(spec, ":")
 	if !ok {
-		return p, fmt.Errorf("port %q is not [HOSTIP:]HOSTPORT:PORT[/tcp]", s)
+		return p, fmt.Errorf("port %q is not [HOSTIP:]HOSTPORT:PORT[/tcp|udp]", s)
 	}
 	var err error
 	if p.HostPort, err = portNumber(hp); err != nil {

@@ -292,3 +292,50 @@ func TestNetBuiltinProfileProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestNetPublishUDP: a published UDP port reaches a server inside, and
+// its replies come back to each client, in every network mode.
+func TestNetPublishUDP(t *testing.T) {
+	testenv.RequireUserNS(t)
+	for _, mode := range []string{"none", "proxy", "slirp4netns", "pasta"} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == "slirp4netns" || mode == "pasta" {
+				testenv.RequireProgram(t, mode)
+			}
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, hp, _ := net.SplitHostPort(pc.LocalAddr().String())
+			pc.Close()
+			cmd := probeCmd(t, "run", "--network", mode, "-p", hp+":5353/udp", "--", "./probe", "serve-udp", "127.0.0.1:5353")
+			stdout, _ := cmd.StdoutPipe()
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				cmd.Wait()
+			}()
+			if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "listening\n" {
+				t.Fatalf("server inside did not start: %q", line)
+			}
+			// Two clients, each answered on its own address.
+			for _, msg := range []string{"ping one", "ping two"} {
+				c, err := net.Dial("udp", "127.0.0.1:"+hp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte(msg))
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				b := make([]byte, 100)
+				n, err := c.Read(b)
+				c.Close()
+				if err != nil || string(b[:n]) != "echo: "+msg {
+					t.Errorf("published UDP port %s answered %q, %v", hp, b[:n], err)
+				}
+			}
+		})
+	}
+}

@@ -45,7 +45,7 @@ func keyedFlags() []keyedFlag {
 		{"filesystem.session", str("session", "keep the overlay's changes in session `NAME`")},
 		{"network.mode", str("network", "`MODE`: none (only lo), proxy (allowlisted HTTP(S)), slirp4netns or pasta (NAT), host", "net")},
 		{"network.allow", list("allow", "with --network proxy: allow `HOST` (*.domain, host:port; repeatable)")},
-		{"network.ports", list("publish", "publish `PORTS` ([HOSTIP:]HOSTPORT:PORT[/tcp]) from the host into the sandbox (repeatable)", "p")},
+		{"network.ports", list("publish", "publish `PORTS` ([HOSTIP:]HOSTPORT:PORT[/tcp|udp]) from the host into the sandbox (repeatable)", "p")},
 		{"network.host_loopback", boolean("host-loopback", "let the sandbox reach the host's 127.0.0.1")},
 		{"env.keep", list("keep-env", "pass host variables matching `PATTERN` (glob, repeatable)")},
 		{"env.set", list("env", "set `KEY=VALUE` inside; KEY alone passes your value (repeatable)", "e")},

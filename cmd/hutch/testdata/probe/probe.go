@@ -120,6 +120,23 @@ func main() {
 			fmt.Fprintf(c, "hello from the sandbox\n")
 			c.Close()
 		}
+	case "serve-udp":
+		// Not an attack: a UDP server inside for published-port tests.
+		// Echoes each datagram back, prefixed, until killed.
+		pc, err := net.ListenPacket("udp", arg(1))
+		if err != nil {
+			fmt.Printf("serve-udp: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Println("listening")
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				os.Exit(1)
+			}
+			pc.WriteTo(append([]byte("echo: "), buf[:n]...), from)
+		}
 	case "get":
 		// Not an attack: read what a TCP server says first.
 		c, err := net.DialTimeout("tcp", arg(1), 5*time.Second)
