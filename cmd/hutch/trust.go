@@ -27,6 +27,21 @@ func trustCommand() *cli.Command {
 				return usagef("trust takes one PATH")
 			}
 			path := c.Args().First()
+			if path == "" && c.Bool("revoke") {
+				// Found without parsing it: a file that no longer parses
+				// can still lose its approval.
+				wd, err := os.Getwd()
+				if err != nil {
+					return err
+				}
+				home, _ := os.UserHomeDir()
+				if path, err = profiles.Discover(wd, home); err != nil {
+					return usageErr(err)
+				}
+				if path == "" {
+					return usagef("no hutch.toml in %s or its parents (up to your home); name the file: hutch trust --revoke PATH", wd)
+				}
+			}
 			if path == "" {
 				found, err := discover()
 				if err != nil {
