@@ -804,3 +804,22 @@ func TestDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustMootAllow: allow entries (and host_loopback) that a later
+// network.mode made moot are not asked for: the sandbox will not have them.
+func TestTrustMootAllow(t *testing.T) {
+	w := newWorld(t, map[string]string{
+		".config/hutch/config.toml": "",
+		"proj/hutch.toml":           "extends = [\"go\"]\n[network]\nmode = \"none\"\n",
+		"go/pkg/mod/.k":             "",
+	})
+	p := w.load(w.opts())
+	for _, a := range p.Asks() {
+		if strings.HasPrefix(a.Key, "network.") {
+			t.Errorf("asks for %s %s (%s), which mode none makes moot", a.Key, a.Value, a.What)
+		}
+	}
+	if len(p.Asks()) == 0 {
+		t.Error("no asks at all: the go profile's binds outside the project still need trust")
+	}
+}

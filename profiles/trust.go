@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
 // Trust: a project's hutch.toml arrives with a cloned repository, so it is
@@ -212,10 +214,19 @@ func (p *Profile) widenings() []Ask {
 		}
 		ask("network.mode", strconv.Quote(v), what, src)
 	}
+	// Entries a later network.mode made moot (an npm profile's allow list
+	// under mode "none") ask for nothing: the sandbox will not have them.
+	var eff sandbox.Spec
+	fill(&eff, full, exists)
+	p.dropMoot(&eff)
+	live := map[string]bool{}
+	for _, v := range append(append([]string(nil), eff.Network.Allow...), eff.Network.Ports...) {
+		live[v] = true
+	}
 	for _, key := range []string{"network.allow", "network.ports"} {
 		if s := full[key]; s != nil {
 			for _, it := range s.items {
-				if !in(base, key, it.Value) {
+				if !in(base, key, it.Value) && live[it.Value] {
 					what := "reaches a host your configuration does not allow"
 					if key == "network.ports" {
 						what = "publishes a port on the host"
@@ -237,6 +248,9 @@ func (p *Profile) widenings() []Ask {
 		{"security.nested", "allows user namespaces inside the sandbox"},
 	} {
 		was, _ := boolOf(base, b.key)
+		if b.key == "network.host_loopback" && !eff.Network.HostLoopback {
+			continue // moot under the effective mode
+		}
 		if now, src := boolOf(full, b.key); now && !was {
 			ask(b.key, "true", b.what, src)
 		}
