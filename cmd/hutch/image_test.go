@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,5 +194,79 @@ func TestImageManyLayers(t *testing.T) {
 		if got := string(out); got != "45\n0043" {
 			t.Errorf("%s: %q, want %q", driver, got, "45\n0043")
 		}
+	}
+}
+
+// TestImageRunKill9: kill -9 of hutch running on an image, under either
+// driver, leaves no process (the command, fuse-overlayfs) and no lock: the
+// next run collects the dead run's upper layer, and prune is not blocked.
+func TestImageRunKill9(t *testing.T) {
+	testenv.RequireUserNS(t)
+	reg, err := testimage.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	bb, _ := testimage.Layer("busybox\n")
+	img, err := testimage.Build(testimage.Config{}, bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Addr + "/kill:1"
+	if err := testimage.Push(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	for _, driver := range []string{"kernel", "fuse"} {
+		t.Run(driver, func(t *testing.T) {
+			marker := fmt.Sprintf("hutch-image-kill9-%s-%d", driver, time.Now().UnixNano())
+			cmd := hutchCmd(t, "run", "--overlay", driver, "--image", ref, "--", "sh", "-c", "echo ready; sleep 1000; : "+marker)
+			cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+data)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("sandbox did not start: %q", line)
+			}
+			fuseBefore := len(pgrep(t, filepath.Join(data, "hutch")))
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			// The kernel tears the pid namespace down asynchronously; this
+			// bounds the wait, it does not time anything.
+			deadline := time.Now().Add(10 * time.Second)
+			for len(pgrep(t, marker))+len(pgrep(t, filepath.Join(data, "hutch"))) > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("outlived kill -9 of hutch: %v %v (fuse-overlayfs before: %d)", pgrep(t, marker), pgrep(t, filepath.Join(data, "hutch")), fuseBefore)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if driver == "fuse" && fuseBefore == 0 {
+				t.Errorf("no fuse-overlayfs ran for the fuse driver")
+			}
+			stale, _ := filepath.Glob(filepath.Join(data, "hutch", "sessions", ".run-*"))
+			if len(stale) != 1 {
+				t.Fatalf("want the killed run's upper layer left behind, have %v", stale)
+			}
+			next := hutchCmd(t, "run", "--overlay", driver, "--image", ref, "--", "true")
+			next.Env = append(next.Env, "XDG_DATA_HOME="+data)
+			if out, err := next.CombinedOutput(); err != nil {
+				t.Fatalf("next run: %v\n%s", err, out)
+			}
+			if stale, _ := filepath.Glob(filepath.Join(data, "hutch", "sessions", ".run-*")); len(stale) != 0 {
+				t.Errorf("the dead run's upper layer was not collected: %v", stale)
+			}
+			prune := hutchCmd(t, "image", "prune")
+			prune.Env = append(prune.Env, "XDG_DATA_HOME="+data)
+			if out, err := prune.CombinedOutput(); err != nil || strings.Contains(string(out), "in use") {
+				t.Errorf("prune after the kill: %v\n%s", err, out)
+			}
+		})
 	}
 }
