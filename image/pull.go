@@ -119,7 +119,9 @@ func (s *Store) Pull(ctx context.Context, src Source, opts PullOptions) (*Image,
 		so.name = opts.Name
 	}
 	if so.name == "" {
-		return nil, hinted(fmt.Errorf("%s holds no image name", src), "give one: hutch image import %s NAME", src)
+		// Untagged (an OCI layout whose ref.name is a bare tag, or none):
+		// known by where it came from, as hutch run --image names it.
+		so.name = src.String()
 	}
 	// Held shared until the image is recorded: prune must not take the
 	// layers this pull has stored but not yet listed.
