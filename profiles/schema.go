@@ -166,7 +166,7 @@ var schema = []KeyInfo{
 	{Key: "process.shell", kind: kArgv, Type: "string or array of strings", Default: "your login shell",
 		Doc:     "what `hutch shell` runs",
 		Example: `shell = ["bash", "--norc"]`},
-	{Key: "process.workdir", kind: kString, Type: "path inside", Default: "your working directory when visible inside; with an image, its WorkingDir unless you are in the project",
+	{Key: "process.workdir", kind: kString, Type: "path inside", Default: "your working directory when visible inside; with an image, its WorkingDir, else where you are in the project",
 		Doc:     "where the command starts; with an image root, the project is bound here instead of at its own path",
 		Example: `workdir = "/src"`},
 

@@ -445,16 +445,22 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	// as an empty tmpfs), else /.
 	p.Cwd = "/"
 	if img != nil {
-		// In an image: the caller's place in the project, else the
-		// image's working directory.
-		if img.WorkingDir != "" {
-			p.Cwd = img.WorkingDir
+		// In an image: process.workdir (the project is bound there; the
+		// caller's place in it kept), else the image's WorkingDir, else
+		// the caller's place in the project (an image without a
+		// WorkingDir, as node's, runs `npm test` where you are).
+		inProject := bindProject && isWithin(project, host.Cwd)
+		rel := "."
+		if inProject {
+			rel, _ = filepath.Rel(project, host.Cwd)
 		}
-		if bindProject && isWithin(project, host.Cwd) {
-			rel, _ := filepath.Rel(project, host.Cwd)
+		switch {
+		case spec.Process.Workdir != "":
 			p.Cwd = filepath.Join(projectAt, rel)
-		} else if spec.Process.Workdir != "" {
-			p.Cwd = projectAt
+		case img.WorkingDir != "":
+			p.Cwd = img.WorkingDir
+		case inProject:
+			p.Cwd = host.Cwd
 		}
 	} else if spec.Process.Workdir != "" {
 		p.Cwd = filepath.Clean(spec.Process.Workdir)
