@@ -21,6 +21,8 @@ type User struct {
 	Name     string // "" when the user is numeric and not in passwd
 	Home     string // "" when unknown
 	Shell    string // the login shell in passwd; "" when unknown
+	// Groups are the supplementary groups /etc/group lists the user in.
+	Groups []uint32
 }
 
 // LookupUser resolves a config User string ("", "name", "uid",
@@ -49,6 +51,10 @@ func (r *Root) LookupUser(spec string) (User, error) {
 		if out.UID == 0 {
 			out.GID, out.Home = 0, "/root"
 		}
+	}
+	if out.Name != "" {
+		group, _ := r.ReadFile("/etc/group")
+		out.Groups = groupsOf(group, out.Name, out.GID)
 	}
 	if hasGroup {
 		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
@@ -107,6 +113,30 @@ func passwdByName(b []byte, name string) (e passwdEntry, ok bool) {
 		return ok
 	})
 	return
+}
+
+// groupsOf lists the groups whose member lists name the user, but its
+// primary one.
+func groupsOf(b []byte, user string, primary uint32) []uint32 {
+	var out []uint32
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 4 {
+			continue
+		}
+		gid, err := strconv.ParseUint(f[2], 10, 32)
+		if err != nil || uint32(gid) == primary {
+			continue
+		}
+		for _, m := range strings.Split(f[3], ",") {
+			if strings.TrimSpace(m) == user {
+				out = append(out, uint32(gid))
+				break
+			}
+		}
+	}
+	return out
 }
 
 func groupByName(b []byte, name string) (uint32, bool) {

@@ -113,13 +113,18 @@ func imageIdentity(spec Spec, host *Host, p *Plan) {
 		p.UID, p.GID = 0, 0
 	default:
 		p.UID, p.GID = img.User.UID, img.User.GID
+		for _, g := range img.User.Groups {
+			if userns.Contains(p.GIDMap, g) {
+				p.Groups = append(p.Groups, g)
+			}
+		}
 		if p.UID == 0 {
 			p.Caps = append([]string(nil), defaultCaps...)
 		}
 	}
 	if !userns.Contains(p.UIDMap, p.UID) || !userns.Contains(p.GIDMap, p.GID) {
 		p.Notes = append(p.Notes, fmt.Sprintf("the image's user %s (%d:%d) has no id here (you have no subordinate ids, or process.idmap is \"single\"), so the command runs as the image's root", img.UserSpec, p.UID, p.GID))
-		p.UID, p.GID = 0, 0
+		p.UID, p.GID, p.Groups = 0, 0, nil
 	}
 }
 

@@ -261,8 +261,12 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	// An image's user other than the one init runs as (the image's root):
 	// the child switches to it, which clears its capabilities.
 	var extra uint64
-	if uint32(os.Getuid()) != plan.UID || uint32(os.Getgid()) != plan.GID {
-		attr.Credential = &syscall.Credential{Uid: plan.UID, Gid: plan.GID, Groups: []uint32{}, NoSetGroups: !plan.MapHelpers}
+	if uint32(os.Getuid()) != plan.UID || uint32(os.Getgid()) != plan.GID || len(plan.Groups) > 0 {
+		groups := plan.Groups
+		if groups == nil {
+			groups = []uint32{}
+		}
+		attr.Credential = &syscall.Credential{Uid: plan.UID, Gid: plan.GID, Groups: groups, NoSetGroups: !plan.MapHelpers}
 		extra = 1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID
 	}
 	go func() {

@@ -24,6 +24,9 @@ type Plan struct {
 	// UID and GID are the command's ids inside the sandbox.
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
+	// Groups are the command's supplementary groups (an image user's, from
+	// its /etc/group); none otherwise.
+	Groups []uint32 `json:"groups,omitempty"`
 	// UIDMap and GIDMap are written by the supervisor: through newuidmap and
 	// newgidmap when MapHelpers is set, else directly (one id only).
 	UIDMap     []userns.Mapping `json:"uid_map"`
