@@ -24,11 +24,6 @@ import (
 // and layers, then says what it stored (the scripts check that it is quiet
 // otherwise).
 func TestImagePullProgress(t *testing.T) {
-	reg, err := testimage.StartRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
 	var layers [][]byte
 	for _, spec := range []string{"busybox\n", "file /a 0644 0:0 " + strings.Repeat("a", 1<<20) + "\n", "file /b 0644 0:0 b\n"} {
 		l, err := testimage.Layer(spec)
@@ -37,14 +32,7 @@ func TestImagePullProgress(t *testing.T) {
 		}
 		layers = append(layers, l)
 	}
-	img, err := testimage.Build(testimage.Config{}, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.Addr + "/progress:1"
-	if err := testimage.Push(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	ref := serveImage(t, "progress:1", layers...)
 	cmd := hutchCmd(t, "image", "pull", ref)
 	cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+filepath.Join(t.TempDir(), "data"))
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 120})
@@ -72,12 +60,8 @@ func TestImagePullProgress(t *testing.T) {
 // leaves no helper running, and the next pull completes the image.
 func TestImagePullKill9(t *testing.T) {
 	testenv.RequireUserNS(t)
-	reg, err := testimage.StartRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	var layers [][]byte
+	bb, _ := testimage.Layer("busybox\n")
+	layers := [][]byte{bb}
 	for i := 0; i < 3; i++ {
 		// Incompressible, so that the pull takes a while.
 		b := make([]byte, 3<<20)
@@ -88,15 +72,7 @@ func TestImagePullKill9(t *testing.T) {
 		}
 		layers = append(layers, l)
 	}
-	bb, _ := testimage.Layer("busybox\n")
-	img, err := testimage.Build(testimage.Config{}, append([][]byte{bb}, layers...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.Addr + "/kill:1"
-	if err := testimage.Push(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	ref := serveImage(t, "kill:1", layers...)
 	data := filepath.Join(t.TempDir(), "data")
 	for _, delay := range []time.Duration{0, 20 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond} {
 		cmd := hutchCmd(t, "image", "pull", ref)
@@ -158,11 +134,6 @@ func helpersRunning() int {
 // under both drivers and shows every layer.
 func TestImageManyLayers(t *testing.T) {
 	testenv.RequireUserNS(t)
-	reg, err := testimage.StartRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
 	bb, _ := testimage.Layer("busybox\n")
 	layers := [][]byte{bb}
 	for i := 0; i < 44; i++ {
@@ -173,15 +144,7 @@ func TestImageManyLayers(t *testing.T) {
 		layers = append(layers, l)
 	}
 	// The first numbered layer again, on top.
-	layers = append(layers, layers[1])
-	img, err := testimage.Build(testimage.Config{}, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.Addr + "/many:1"
-	if err := testimage.Push(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	ref := serveImage(t, "many:1", append(layers, layers[1])...)
 	data := filepath.Join(t.TempDir(), "data")
 	for _, driver := range []string{"kernel", "fuse"} {
 		cmd := hutchCmd(t, "run", "--overlay", driver, "--image", ref, "--", "sh", "-c", "ls /layers | wc -l; cat /layers/top /layers/00 /layers/43")
@@ -202,20 +165,8 @@ func TestImageManyLayers(t *testing.T) {
 // next run collects the dead run's upper layer, and prune is not blocked.
 func TestImageRunKill9(t *testing.T) {
 	testenv.RequireUserNS(t)
-	reg, err := testimage.StartRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
 	bb, _ := testimage.Layer("busybox\n")
-	img, err := testimage.Build(testimage.Config{}, bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.Addr + "/kill:1"
-	if err := testimage.Push(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	ref := serveImage(t, "kill:1", bb)
 	data := filepath.Join(t.TempDir(), "data")
 	for _, driver := range []string{"kernel", "fuse"} {
 		t.Run(driver, func(t *testing.T) {
@@ -269,4 +220,25 @@ func TestImageRunKill9(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveImage pushes an image of the given layers (uncompressed tars,
+// bottom first) to a registry of the test's own and returns the image's
+// reference.
+func serveImage(t *testing.T, name string, layers ...[]byte) string {
+	t.Helper()
+	reg, err := testimage.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	img, err := testimage.Build(testimage.Config{}, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Addr + "/" + name
+	if err := testimage.Push(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }
