@@ -164,19 +164,7 @@ func TestNetPublish(t *testing.T) {
 				testenv.RequireProgram(t, mode)
 			}
 			hp := freePort(t)
-			cmd := probeCmd(t, "run", "--network", mode, "-p", hp+":8000", "--", "./probe", "serve", "127.0.0.1:8000")
-			stdout, _ := cmd.StdoutPipe()
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				cmd.Wait()
-			}()
-			if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "listening\n" {
-				t.Fatalf("server inside did not start: %q", line)
-			}
+			serveInside(t, "run", "--network", mode, "-p", hp+":8000", "--", "./probe", "serve", "127.0.0.1:8000")
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+hp, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -308,19 +296,7 @@ func TestNetPublishUDP(t *testing.T) {
 			}
 			_, hp, _ := net.SplitHostPort(pc.LocalAddr().String())
 			pc.Close()
-			cmd := probeCmd(t, "run", "--network", mode, "-p", hp+":5353/udp", "--", "./probe", "serve-udp", "127.0.0.1:5353")
-			stdout, _ := cmd.StdoutPipe()
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				cmd.Wait()
-			}()
-			if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "listening\n" {
-				t.Fatalf("server inside did not start: %q", line)
-			}
+			serveInside(t, "run", "--network", mode, "-p", hp+":5353/udp", "--", "./probe", "serve-udp", "127.0.0.1:5353")
 			// Two clients, each answered on its own address.
 			for _, msg := range []string{"ping one", "ping two"} {
 				c, err := net.Dial("udp", "127.0.0.1:"+hp)
@@ -337,5 +313,24 @@ func TestNetPublishUDP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// serveInside starts hutch ARGS running the probe as a server, waits until
+// it says it listens, and stops it when the test ends.
+func serveInside(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := probeCmd(t, args...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "listening\n" {
+		t.Fatalf("server inside did not start: %q", line)
 	}
 }
