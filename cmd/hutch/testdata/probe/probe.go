@@ -1,16 +1,34 @@
 // Command probe makes one escape attempt from inside a sandbox and reports
-// how it ended: "blocked: <error>" with exit status 0 when the sandbox
-// refused it, "ESCAPED: <what>" with exit status 3 when it got through.
-// The escape tests (cmd/hutch/testdata/script/escape_*.txtar and
-// escape_test.go) run it inside hutch and read its verdict.
+// how it ended. The escape tests (cmd/hutch/testdata/script/escape_*.txtar
+// and the Go escape tests) run it inside hutch and read its verdict.
+//
+//	probe -want ERRNO[,ERRNO...] ATTACK [ARGS]
+//
+// states which refusal the defence under test gives. The verdicts:
+//
+//   - "blocked: ATTACK: ERRNO" and exit 0: refused with an expected errno;
+//   - "ESCAPED: ..." and exit 3: the attempt succeeded;
+//   - "NOT-TRIED: ..." and exit 4: it failed for a reason that says the
+//     attempt never reached the defence (ENOENT, EINVAL, EBADF, EFAULT,
+//     ENOTTY, ETXTBSY, ESRCH), unless that errno is the one wanted;
+//   - "UNEXPECTED: ..." and exit 5: refused, but with another errno, so
+//     some other layer (or a broken probe) blocked it.
+//
+// -want ok is a positive control: exit 0 with "ok: ..." only when the
+// attempt succeeds, which proves the same probe can get through where the
+// sandbox allows it. Without -want the probe reports "blocked: <error>" for
+// any error; new tests must say what they expect. Malformed arguments exit 2.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -18,23 +36,116 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: probe ATTACK [ARGS]")
-		os.Exit(2)
+	args := os.Args[1:]
+	var want []unix.Errno
+	wantOK, strict := false, false
+	if len(args) > 0 && args[0] == "-want" {
+		if len(args) < 2 {
+			usage("-want needs an errno name")
+		}
+		strict = true
+		for _, name := range strings.Split(args[1], ",") {
+			if name == "ok" {
+				wantOK = true
+				continue
+			}
+			e, ok := errnoByName(name)
+			if !ok {
+				usage(fmt.Sprintf("unknown errno %q", name))
+			}
+			want = append(want, e)
+		}
+		args = args[2:]
+	}
+	if len(args) < 1 {
+		usage("no attack named")
 	}
 	arg := func(i int) string {
-		if len(os.Args) <= i+1 {
-			fmt.Fprintf(os.Stderr, "probe %s: missing argument %d\n", os.Args[1], i)
-			os.Exit(2)
+		if len(args) <= i {
+			usage(fmt.Sprintf("%s: missing argument %d", args[0], i))
 		}
-		return os.Args[i+1]
+		return args[i]
 	}
-	var err error
-	what := os.Args[1]
+	num := func(i int) int {
+		n, err := strconv.Atoi(arg(i))
+		if err != nil {
+			usage(fmt.Sprintf("%s: argument %d: %q is not a number", args[0], i, args[i]))
+		}
+		return n
+	}
+	err := attack(args[0], arg, num)
+	os.Exit(verdict(args, err, strict, wantOK, want))
+}
+
+func usage(msg string) {
+	fmt.Fprintf(os.Stderr, "probe: %s\nusage: probe [-want ERRNO[,ERRNO...]|ok] ATTACK [ARGS]\n", msg)
+	os.Exit(2)
+}
+
+// notTried are errnos that say the attempt did not reach a defence: a
+// missing path, a bad argument, a busy text file. An escape check that
+// ends with one of them proves nothing.
+var notTried = []unix.Errno{unix.ENOENT, unix.EINVAL, unix.EBADF, unix.EFAULT, unix.ENOTTY, unix.ETXTBSY, unix.ESRCH}
+
+func errnoByName(name string) (unix.Errno, bool) {
+	for e := unix.Errno(1); e < 256; e++ {
+		if unix.ErrnoName(e) == name {
+			return e, true
+		}
+	}
+	return 0, false
+}
+
+// verdict prints how the attempt ended and returns the exit status.
+func verdict(args []string, err error, strict, wantOK bool, want []unix.Errno) int {
+	what := strings.Join(args, " ")
+	if err == nil {
+		if wantOK {
+			fmt.Printf("ok: %s\n", what)
+			return 0
+		}
+		fmt.Printf("ESCAPED: %s succeeded\n", what)
+		return 3
+	}
+	if !strict {
+		fmt.Printf("blocked: %v\n", err)
+		return 0
+	}
+	var e unix.Errno
+	if !errors.As(err, &e) {
+		fmt.Printf("UNEXPECTED: %s: %v (no errno)\n", what, err)
+		return 5
+	}
+	if slices.Contains(want, e) {
+		fmt.Printf("blocked: %s: %s\n", args[0], unix.ErrnoName(e))
+		return 0
+	}
+	if wantOK {
+		fmt.Printf("UNEXPECTED: %s failed: %s (%v), want success\n", what, unix.ErrnoName(e), err)
+		return 5
+	}
+	if slices.Contains(notTried, e) {
+		fmt.Printf("NOT-TRIED: %s: %s (%v)\n", what, unix.ErrnoName(e), err)
+		return 4
+	}
+	fmt.Printf("UNEXPECTED: %s: %s (%v), want %s\n", what, unix.ErrnoName(e), err, names(want))
+	return 5
+}
+
+func names(es []unix.Errno) string {
+	var s []string
+	for _, e := range es {
+		s = append(s, unix.ErrnoName(e))
+	}
+	return strings.Join(s, ",")
+}
+
+// attack makes one attempt and returns its error.
+func attack(what string, arg func(int) string, num func(int) int) (err error) {
 	switch what {
 	case "tiocsti":
 		// Push a character into the input of the terminal on fd N.
-		fd, _ := strconv.Atoi(arg(1))
+		fd := num(1)
 		c := byte('x')
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCSTI, uintptr(unsafe.Pointer(&c)))
 		err = errnoErr(e)
@@ -50,7 +161,7 @@ func main() {
 	case "umount":
 		err = unix.Unmount(arg(1), unix.MNT_DETACH)
 	case "ptrace":
-		pid, _ := strconv.Atoi(arg(1))
+		pid := num(1)
 		err = unix.PtraceAttach(pid)
 	case "open-write":
 		var f *os.File
@@ -142,7 +253,7 @@ func main() {
 		c, err := net.DialTimeout("tcp", arg(1), 5*time.Second)
 		if err != nil {
 			fmt.Printf("blocked: %v\n", err)
-			return
+			os.Exit(0)
 		}
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		b, _ := io.ReadAll(c)
@@ -151,15 +262,9 @@ func main() {
 	case "sethostname":
 		err = unix.Sethostname([]byte("pwned"))
 	default:
-		fmt.Fprintf(os.Stderr, "probe: unknown attack %q\n", what)
-		os.Exit(2)
+		usage(fmt.Sprintf("unknown attack %q", what))
 	}
-	if err != nil {
-		fmt.Printf("blocked: %v\n", err)
-		return
-	}
-	fmt.Printf("ESCAPED: %s %v succeeded\n", what, os.Args[2:])
-	os.Exit(3)
+	return err
 }
 
 func errnoErr(e unix.Errno) error {
