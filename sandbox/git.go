@@ -70,6 +70,17 @@ func ProbeGit(project string) *GitFacts {
 			g.gitDir(gd, map[string]bool{})
 		}
 	}
+	// A worktree's pointer file is found both as the project's .git and
+	// through its git directory's back-link.
+	seen := map[string]bool{}
+	pins := g.Pins[:0]
+	for _, p := range g.Pins {
+		if !seen[p.Path] {
+			seen[p.Path] = true
+			pins = append(pins, p)
+		}
+	}
+	g.Pins = pins
 	return g
 }
 
