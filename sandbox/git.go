@@ -42,6 +42,8 @@ type GitFacts struct {
 	// NoDotGit is the project's .git when there is none: a repository
 	// planted there is what git in the project would read.
 	NoDotGit string `json:"no_dot_git,omitempty"`
+
+	common string // the project's common git directory, once found
 }
 
 // GitPath is a path and whether it is a directory.
@@ -51,9 +53,9 @@ type GitPath struct {
 }
 
 // ProbeGit gathers the git facts of project (an absolute path, symlinks
-// resolved). It reads only; a project that is no repository gives facts
-// with only NoDotGit.
-func ProbeGit(project string) *GitFacts {
+// resolved) for a user whose home is home. It reads only; a project that
+// is no repository gives facts with only NoDotGit.
+func ProbeGit(project, home string) *GitFacts {
 	g := &GitFacts{Project: project}
 	dotGit := filepath.Join(project, ".git")
 	fi, err := os.Lstat(dotGit)
@@ -69,6 +71,9 @@ func ProbeGit(project string) *GitFacts {
 		if gd := readGitFile(dotGit); gd != "" {
 			g.gitDir(gd, map[string]bool{})
 		}
+	}
+	if g.common != "" {
+		g.hooksPath(project, home)
 	}
 	// A worktree's pointer file is found both as the project's .git and
 	// through its git directory's back-link.
@@ -126,6 +131,16 @@ func (g *GitFacts) gitDir(dir string, seen map[string]bool) {
 	if common != dir {
 		g.gitDir(common, seen)
 		return
+	}
+	if g.common == "" {
+		g.common = dir
+	}
+	// With extensions.worktreeConfig git reads config.worktree too: one
+	// created where there was none is as good as config.
+	if isTrue(configValue(filepath.Join(dir, "config"), "extensions", "worktreeConfig")) {
+		if cw := filepath.Join(dir, "config.worktree"); !exists(cw) {
+			g.Absent = append(g.Absent, cw)
+		}
 	}
 	if c := filepath.Join(dir, "config"); exists(c) {
 		g.Protect = append(g.Protect, c)
@@ -185,6 +200,52 @@ func (g *GitFacts) modules(dir string, seen map[string]bool) {
 	}
 }
 
+// hooksPath protects the directory core.hooksPath names (husky and
+// similar tools point it into the working tree), from the repository's
+// config, else the user's, else the system's.
+func (g *GitFacts) hooksPath(project, home string) {
+	var hp string
+	for _, f := range []string{filepath.Join(g.common, "config"), filepath.Join(xdgConfig(home), "git", "config"),
+		filepath.Join(home, ".gitconfig"), "/etc/gitconfig"} {
+		if hp = configValue(f, "core", "hooksPath"); hp != "" {
+			break
+		}
+	}
+	switch {
+	case hp == "":
+		return
+	case hp == "~" || strings.HasPrefix(hp, "~/"):
+		hp = filepath.Join(home, hp[1:])
+	case !filepath.IsAbs(hp):
+		// Relative to the top of the working tree, where hooks run.
+		hp = filepath.Join(project, hp)
+	}
+	hp = filepath.Clean(hp)
+	if isWithin(hp, project) {
+		return // the project itself, or above it: no read-only bind can cover that and leave the project writable
+	}
+	if _, err := os.Lstat(hp); err == nil {
+		g.Protect = append(g.Protect, hp)
+	} else {
+		g.Missing = append(g.Missing, hp)
+	}
+}
+
+func xdgConfig(home string) string {
+	if d := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join(home, ".config")
+}
+
+func isTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on", "1":
+		return true
+	}
+	return false
+}
+
 // readGitFile returns the directory a `gitdir: PATH` file points to.
 func readGitFile(p string) string {
 	b, err := os.ReadFile(p)
@@ -201,16 +262,16 @@ func readGitFile(p string) string {
 	return filepath.Clean(d)
 }
 
-// configValue reads one plain `key = value` of a git config section (no
-// includes, no quoting beyond a pair of double quotes): enough for the
-// core.worktree git itself writes for a submodule.
+// configValue reads one plain `key = value` of a git config section, the
+// last one as git does (no includes, no quoting beyond a pair of double
+// quotes): enough for what git itself writes there.
 func configValue(path, section, key string) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	in := false
+	in, val := false, ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		l := strings.TrimSpace(sc.Text())
@@ -220,10 +281,10 @@ func configValue(path, section, key string) string {
 		}
 		k, v, ok := strings.Cut(l, "=")
 		if in && ok && strings.EqualFold(strings.TrimSpace(k), key) {
-			return strings.Trim(strings.TrimSpace(v), `"`)
+			val = strings.Trim(strings.TrimSpace(v), `"`)
 		}
 	}
-	return ""
+	return val
 }
 
 // GitCheck is a path checked on the host after the run (Plan.GitAfter).

@@ -28,7 +28,7 @@ func TestProbeGit(t *testing.T) {
 	}
 	g := "proj/.git/"
 	write(g+"HEAD", "ref: refs/heads/main\n")
-	write(g+"config", "[core]\n")
+	write(g+"config", "[core]\n\thooksPath = .husky\n[extensions]\n\tworktreeConfig = true\n")
 	write(g+"hooks/pre-commit.sample", "")
 	// No info/: it must come out as missing.
 	write(g+"worktrees/wt/commondir", "../..\n")
@@ -41,18 +41,18 @@ func TestProbeGit(t *testing.T) {
 	write("proj/lib/a/.git", "gitdir: ../../.git/modules/lib/a\n")
 	write("proj/docs/README", "")
 
-	main := ProbeGit(filepath.Join(d, "proj"))
+	main := ProbeGit(filepath.Join(d, "proj"), d)
 	for _, want := range []string{g + "config", g + "hooks", g + "worktrees/wt/commondir", g + "modules/lib/a/config", g + "modules/lib/a/info"} {
 		if !slices.Contains(main.Protect, filepath.Join(d, want)) {
 			t.Errorf("main: %s not protected: %v", want, main.Protect)
 		}
 	}
-	for _, want := range []string{g + "info", g + "modules/lib/a/hooks"} {
+	for _, want := range []string{g + "info", g + "modules/lib/a/hooks", "proj/.husky"} {
 		if !slices.Contains(main.Missing, filepath.Join(d, want)) {
 			t.Errorf("main: %s not missing: %v", want, main.Missing)
 		}
 	}
-	for _, want := range []string{g + "commondir", g + "modules/lib/a/commondir"} {
+	for _, want := range []string{g + "commondir", g + "modules/lib/a/commondir", g + "config.worktree"} {
 		if !slices.Contains(main.Absent, filepath.Join(d, want)) {
 			t.Errorf("main: %s not checked after the run: %v", want, main.Absent)
 		}
@@ -70,7 +70,7 @@ func TestProbeGit(t *testing.T) {
 		}
 	}
 
-	wt := ProbeGit(filepath.Join(d, "wt"))
+	wt := ProbeGit(filepath.Join(d, "wt"), d)
 	n := 0
 	for _, p := range wt.Pins {
 		if p.Path == filepath.Join(d, "wt/.git") {
@@ -84,12 +84,12 @@ func TestProbeGit(t *testing.T) {
 		t.Errorf("worktree: the common config and its commondir not protected: %v", wt.Protect)
 	}
 
-	sub := ProbeGit(filepath.Join(d, "proj/lib/a"))
+	sub := ProbeGit(filepath.Join(d, "proj/lib/a"), d)
 	if !slices.Contains(sub.Protect, filepath.Join(d, g+"modules/lib/a/config")) {
 		t.Errorf("submodule: its config not protected: %v", sub.Protect)
 	}
 
-	none := ProbeGit(filepath.Join(d, "proj/docs"))
+	none := ProbeGit(filepath.Join(d, "proj/docs"), d)
 	if none.NoDotGit != filepath.Join(d, "proj/docs/.git") || len(none.Pins)+len(none.Protect) != 0 {
 		t.Errorf("no repository: %+v", none)
 	}

@@ -95,7 +95,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 			return err
 		}
 	}
-	host.Git = sandbox.ProbeGit(sandbox.ProjectDir(spec, host))
+	host.Git = sandbox.ProbeGit(sandbox.ProjectDir(spec, host), host.Home)
 	plan, err := sandbox.NewPlan(spec, host)
 	if err != nil {
 		return err
