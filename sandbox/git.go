@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -64,7 +65,6 @@ func ProbeGit(project, home string) *GitFacts {
 		g.NoDotGit = dotGit
 		return g
 	case fi.IsDir():
-		g.Pins = append(g.Pins, GitPath{Path: dotGit, Dir: true})
 		g.gitDir(dotGit, map[string]bool{})
 	case fi.Mode().IsRegular():
 		g.Pins = append(g.Pins, GitPath{Path: dotGit})
@@ -76,7 +76,8 @@ func ProbeGit(project, home string) *GitFacts {
 		g.hooksPath(project, home)
 	}
 	// A worktree's pointer file is found both as the project's .git and
-	// through its git directory's back-link.
+	// through its git directory's back-link. Parents are pinned before
+	// their children.
 	seen := map[string]bool{}
 	pins := g.Pins[:0]
 	for _, p := range g.Pins {
@@ -85,7 +86,18 @@ func ProbeGit(project, home string) *GitFacts {
 			pins = append(pins, p)
 		}
 	}
+	sort.SliceStable(pins, func(i, j int) bool { return depth(pins[i].Path) < depth(pins[j].Path) })
 	g.Pins = pins
+	// A control file or directory that is a symlink (hooks linked to a
+	// directory in the tree) is protected where it leads too: the
+	// read-only bind would otherwise follow an absolute link on the host.
+	for _, p := range append([]string(nil), g.Protect...) {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if r, err := filepath.EvalSymlinks(p); err == nil {
+				g.Protect = append(g.Protect, r)
+			}
+		}
+	}
 	return g
 }
 
@@ -111,6 +123,9 @@ func (g *GitFacts) gitDir(dir string, seen map[string]bool) {
 		return
 	}
 	seen[dir] = true
+	// Every git directory is pinned: renamed away and replaced by one with
+	// a config of its own, it would be what git on the host reads.
+	g.Pins = append(g.Pins, GitPath{Path: dir, Dir: true})
 	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
 	common := dir
 	if cd := filepath.Join(dir, "commondir"); exists(cd) {
@@ -157,6 +172,10 @@ func (g *GitFacts) gitDir(dir string, seen map[string]bool) {
 	wts, _ := os.ReadDir(filepath.Join(dir, "worktrees"))
 	for _, e := range wts {
 		wd := filepath.Join(dir, "worktrees", e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		g.Pins = append(g.Pins, GitPath{Path: wd, Dir: true})
 		for _, f := range []string{"commondir", "config.worktree"} {
 			if p := filepath.Join(wd, f); exists(p) {
 				g.Protect = append(g.Protect, p)

@@ -64,6 +64,11 @@ func TestProbeGit(t *testing.T) {
 	if dir, ok := pins["proj/.git"]; !ok || !dir {
 		t.Errorf("main: .git not pinned as a directory: %v", main.Pins)
 	}
+	for _, f := range []string{g + "modules/lib/a", g + "worktrees/wt"} {
+		if dir, ok := pins[strings.TrimSuffix(f, "/")]; !ok || !dir {
+			t.Errorf("main: git directory %s not pinned: %v", f, main.Pins)
+		}
+	}
 	for _, f := range []string{"wt/.git", "proj/lib/a/.git"} {
 		if dir, ok := pins[f]; !ok || dir {
 			t.Errorf("main: pointer file %s not pinned: %v", f, main.Pins)
