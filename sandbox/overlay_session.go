@@ -406,6 +406,15 @@ func (r *runLayers) finish(w io.Writer, ran bool) {
 			}
 		case len(cs) > 0:
 			where := displayDir(r.lp.Project)
+			later := 0
+			for _, c := range cs {
+				if c.RunsLater != "" {
+					later++
+				}
+			}
+			if r.name != "" && later > 0 {
+				where += fmt.Sprintf(" (%d the host runs later, which apply holds back)", later)
+			}
 			if r.name != "" {
 				fmt.Fprintf(w, "hutch: %s in %s — hutch diff %s | hutch apply %s | hutch discard %s\n",
 					layers.Count(cs), where, r.name, r.name, r.name)
