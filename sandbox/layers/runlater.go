@@ -16,6 +16,12 @@ func RunsLater(rel string) string {
 	for i, p := range parts {
 		last := i == len(parts)-1
 		switch {
+		case p == ".git" && !last && gitData(parts[i+1:]):
+			// A repository's data (objects, refs, the index, HEAD) runs
+			// nothing: commits made inside apply like any file. A new
+			// repository's .git is itself a change, held, and everything
+			// beneath a held directory waits with it.
+			return ""
 		case p == ".git":
 			return "git's own files: git on the host runs what its config and hooks say"
 		case p == ".vscode" || p == ".idea":
@@ -27,6 +33,19 @@ func RunsLater(rel string) string {
 		}
 	}
 	return ""
+}
+
+// gitData reports whether rest (beneath a .git) is repository data that
+// git never runs: not config, hooks, info, modules, worktrees, nor the todo
+// lists of a rebase in progress (whose exec lines run on --continue).
+func gitData(rest []string) bool {
+	switch rest[0] {
+	case "objects", "refs", "logs":
+		return true
+	case "index", "HEAD", "ORIG_HEAD", "FETCH_HEAD", "COMMIT_EDITMSG", "packed-refs":
+		return len(rest) == 1
+	}
+	return false
 }
 
 // MarkRunsLater sets RunsLater on the changes it applies to.

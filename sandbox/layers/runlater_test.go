@@ -11,6 +11,11 @@ func TestRunsLater(t *testing.T) {
 		{"vendor/x/.git/modules/y/config", true}, {".envrc", true}, {"sub/.envrc", true},
 		{"hutch.toml", true}, {"sub/.hutch.toml", true}, {".vscode", true}, {".vscode/tasks.json", true},
 		{"a/.idea/workspace.xml", true},
+		{".git/objects/ab/cdef", false}, {".git/refs/heads/main", false}, {".git/logs/HEAD", false},
+		{".git/index", false}, {".git/HEAD", false}, {".git/packed-refs", false}, {"sub/.git/refs/heads/x", false},
+		{".git/index/x", true}, {".git/rebase-merge/git-rebase-todo", true}, {".git/sequencer/todo", true},
+		{".git/modules/x/objects/ab/cd", true}, {".git/modules/x/config", true}, {".git/worktrees/w/HEAD", true},
+		{".git/commondir", true}, {".git/config.worktree", true}, {"sub/.git", true},
 		{"src/main.go", false}, {".gitignore", false}, {".github/workflows/ci.yml", false},
 		{"hutch.toml.bak", false}, {"hutch.toml/x", false}, {".envrc.d/x", false}, {"docs/.git-notes", false},
 	} {
