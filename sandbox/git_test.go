@@ -94,6 +94,16 @@ func TestProbeGit(t *testing.T) {
 		t.Errorf("submodule: its config not protected: %v", sub.Protect)
 	}
 
+	// Hooks linked into the tree are protected where they lead.
+	write("linked/.git/HEAD", "ref: refs/heads/main\n")
+	write("linked/scripts/hooks/pre-commit", "")
+	if err := os.Symlink(d+"/linked/scripts/hooks", d+"/linked/.git/hooks"); err != nil {
+		t.Fatal(err)
+	}
+	if l := ProbeGit(filepath.Join(d, "linked"), d); !slices.Contains(l.Protect, d+"/linked/scripts/hooks") {
+		t.Errorf("linked hooks: %v", l.Protect)
+	}
+
 	none := ProbeGit(filepath.Join(d, "proj/docs"), d)
 	if none.NoDotGit != filepath.Join(d, "proj/docs/.git") || len(none.Pins)+len(none.Protect) != 0 {
 		t.Errorf("no repository: %+v", none)
