@@ -14,6 +14,9 @@ import "strings"
 func RunsLater(rel string) string {
 	parts := strings.Split(rel, "/")
 	for i, p := range parts {
+		// Case folded: on a case-insensitive file system (a casefolded
+		// directory, a vfat stick) .GIT is .git.
+		p = strings.ToLower(p)
 		last := i == len(parts)-1
 		switch {
 		case p == ".git" && !last && gitData(parts[i+1:]):

@@ -15,7 +15,7 @@ func TestRunsLater(t *testing.T) {
 		{".git/index", false}, {".git/HEAD", false}, {".git/packed-refs", false}, {"sub/.git/refs/heads/x", false},
 		{".git/index/x", true}, {".git/rebase-merge/git-rebase-todo", true}, {".git/sequencer/todo", true},
 		{".git/modules/x/objects/ab/cd", true}, {".git/modules/x/config", true}, {".git/worktrees/w/HEAD", true},
-		{".git/commondir", true}, {".git/config.worktree", true}, {"sub/.git", true},
+		{".git/commondir", true}, {".git/config.worktree", true}, {"sub/.git", true}, {".GIT/config", true}, {"Hutch.toml", true}, {".VSCode/x", true},
 		{"src/main.go", false}, {".gitignore", false}, {".github/workflows/ci.yml", false},
 		{"hutch.toml.bak", false}, {"hutch.toml/x", false}, {".envrc.d/x", false}, {"docs/.git-notes", false},
 	} {
