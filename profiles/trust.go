@@ -206,6 +206,11 @@ func (p *Profile) widenings() []Ask {
 		ask("filesystem.home", strconv.Quote(v), "shows your home directory", src)
 	}
 
+	bg, _ := str(base, "filesystem.git", sandbox.GitProtect)
+	if v, src := str(full, "filesystem.git", sandbox.GitProtect); v == sandbox.GitRW && bg != v {
+		ask("filesystem.git", strconv.Quote(v), "lets the command change git's config and hooks, which git on your host runs", src)
+	}
+
 	bm, _ := str(base, "network.mode", "none")
 	if v, src := str(full, "network.mode", "none"); modeRank[v] > modeRank[bm] {
 		what := "network access beyond your configuration's " + strconv.Quote(bm)

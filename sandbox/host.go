@@ -42,6 +42,10 @@ type Host struct {
 	// host's network.
 	ResolvConf string
 
+	// Git is what ProbeGit found of git in the project (the CLI probes it
+	// once the spec names the project); nil when not probed.
+	Git *GitFacts
+
 	// Image is the opened image of a spec whose root is one (the CLI opens
 	// it from the store, image.go).
 	Image *ImageRoot

@@ -406,6 +406,15 @@ func (r *runLayers) finish(w io.Writer, ran bool) {
 			}
 		case len(cs) > 0:
 			where := displayDir(r.lp.Project)
+			later := 0
+			for _, c := range cs {
+				if c.RunsLater != "" {
+					later++
+				}
+			}
+			if r.name != "" && later > 0 {
+				where += fmt.Sprintf(" (%d the host runs later, which apply holds back)", later)
+			}
 			if r.name != "" {
 				fmt.Fprintf(w, "hutch: %s in %s — hutch diff %s | hutch apply %s | hutch discard %s\n",
 					layers.Count(cs), where, r.name, r.name, r.name)
@@ -726,8 +735,11 @@ func (s *Session) WriteDiff(w io.Writer, layer string, paths []string, format st
 
 // ApplyOptions tune Session.Apply.
 type ApplyOptions struct {
-	Paths    []string // at or beneath these (relative to the project); all when empty
-	Force    bool     // over conflicts
+	Paths []string // at or beneath these (relative to the project); all when empty
+	Force bool     // over conflicts
+	// RunLater applies changes that run later on the host (git config and
+	// hooks, hutch.toml, .envrc, editor settings) without naming them.
+	RunLater bool
 	Progress func(layers.Result)
 }
 
@@ -737,7 +749,7 @@ func (s *Session) Apply(opts ApplyOptions) (*layers.Report, error) {
 	if s.meta.Project == "" {
 		return nil, fmt.Errorf("session %s does not overlay a project: there is nothing to apply", s.Name)
 	}
-	rep, err := s.op(opRequest{Op: "apply", Layer: LayerProject, Paths: opts.Paths, Force: opts.Force}, io.Discard, opts.Progress)
+	rep, err := s.op(opRequest{Op: "apply", Layer: LayerProject, Paths: opts.Paths, Force: opts.Force, RunLater: opts.RunLater}, io.Discard, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -798,6 +810,8 @@ type opRequest struct {
 	Driver string   `json:"driver,omitempty"`
 	Paths  []string `json:"paths,omitempty"`
 	Force  bool     `json:"force,omitempty"`
+	// RunLater: apply held changes (ApplyOptions.RunLater).
+	RunLater bool `json:"run_later,omitempty"`
 	// Output of a diff: "" (none), "unified" or "stat".
 	Output string `json:"output,omitempty"`
 }
@@ -858,6 +872,9 @@ func doOp(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, e
 		return nil, err
 	}
 	cs = layers.Select(cs, req.Paths)
+	if req.Layer == LayerProject {
+		layers.MarkRunsLater(cs)
+	}
 	switch req.Op {
 	case "diff":
 		switch req.Output {
@@ -877,7 +894,8 @@ func doOp(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, e
 			}
 			base = nil
 		}
-		rep, err := l.Apply(req.Lower, cs, layers.ApplyOptions{Force: req.Force, Baseline: base, SymlinkOK: systemTarget, Progress: progress})
+		rep, err := l.Apply(req.Lower, cs, layers.ApplyOptions{Force: req.Force, Baseline: base, SymlinkOK: systemTarget,
+			RunLater: layers.RunLaterAllowed(req.RunLater, req.Paths), Progress: progress})
 		if err != nil {
 			return nil, err
 		}

@@ -69,6 +69,10 @@ type Plan struct {
 	// Notes are things the user should know about how the plan differs
 	// from what was asked (printed by the CLI).
 	Notes []string `json:"notes,omitempty"`
+	// GitAfter are checked on the host once the command has ended (git.go):
+	// files that would send git elsewhere, which no mount can keep from
+	// being created.
+	GitAfter []GitCheck `json:"git_after,omitempty"`
 	// Layers is set when anything is overlaid (overlay.go).
 	Layers *LayersPlan `json:"layers,omitempty"`
 	// Image is set when the root is an image (image.go): / is then the
@@ -403,6 +407,21 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 				visible = append(visible, b.path)
 			}
 		}
+	}
+	// Git's control files stay read-only under writable binds (git.go).
+	if g := host.Git; g != nil && g.Project == project && fs.Git == GitProtect {
+		planGit(p, g, func(x string) (string, bool) {
+			if bindProject && fs.ProjectMode == "rw" && isWithin(project, x) {
+				rel, _ := filepath.Rel(project, x)
+				return filepath.Join(projectAt, rel), true
+			}
+			for _, rw := range fs.RW {
+				if isWithin(expand(rw), x) {
+					return x, true
+				}
+			}
+			return "", false
+		})
 	}
 	// Secrets stay masked under any bind that would reveal them, and so do
 	// hutch's own state and configuration.

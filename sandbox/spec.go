@@ -68,6 +68,10 @@ type Filesystem struct {
 	// read-only, secrets still masked) or "overlay" (the real home, secrets
 	// still masked, writes kept in an upper layer).
 	Home string `json:"home" key:"filesystem.home"`
+	// Git is "protect" (default: in a writable project, git's config, hooks
+	// and info, the .git entries and what points at them are read-only,
+	// since git on the host runs what they say) or "rw". docs/security.md.
+	Git string `json:"git" key:"filesystem.git"`
 	// Session names the kept upper layers of an overlaid run; "" throws
 	// them away when the run ends.
 	Session string `json:"session" key:"filesystem.session"`
@@ -156,6 +160,8 @@ const (
 	NetworkProxy    = "proxy"
 	NetworkSlirp    = "slirp4netns"
 	NetworkPasta    = "pasta"
+	GitProtect      = "protect"
+	GitRW           = "rw"
 )
 
 // FieldError is a Spec value no plan can satisfy. Key is the profile key
@@ -187,6 +193,7 @@ func (s *Spec) Validate() error {
 	def(&fs.ProjectMode, "rw")
 	def(&fs.Overlay, "auto")
 	def(&fs.Home, "tmpfs")
+	def(&fs.Git, GitProtect)
 	def(&nw.Mode, NetworkNone)
 	if !strings.HasPrefix(fs.Root, "image:") {
 		// With an image the default is the image's own user.
@@ -216,6 +223,7 @@ func (s *Spec) Validate() error {
 	oneOf("filesystem.project", fs.ProjectMode, "rw", "ro", "overlay")
 	oneOf("filesystem.overlay", fs.Overlay, OverlayAuto, OverlayKernel, OverlayFuse)
 	oneOf("filesystem.home", fs.Home, "tmpfs", "ro", "overlay")
+	oneOf("filesystem.git", fs.Git, GitProtect, GitRW)
 	if fs.Session != "" && !validSessionName(fs.Session) {
 		bad("filesystem.session", "%q is not a valid session name (letters, digits, '.', '_' and '-', at most 64, not starting with '.' or '-')", fs.Session)
 	}

@@ -19,10 +19,14 @@ func applyCommand() *cli.Command {
 			"project directory: each file is written aside and renamed into place, set-id\n" +
 			"bits are stripped, no symlink on the host is followed. A path that changed on\n" +
 			"the host since the session began is a conflict, left as it is (--force\n" +
-			"overwrites it). Applied changes leave the session; the rest stay.",
-		UsageText: "hutch apply [--force] NAME [PATH...]",
+			"overwrites it). Changes that run later on the host (git config and hooks,\n" +
+			"any .git, hutch.toml, .envrc, .vscode/, .idea/) are held back unless a PATH\n" +
+			"names them or --allow-run-later is given. Applied changes leave the session;\n" +
+			"the rest stay.",
+		UsageText: "hutch apply [--force] [--allow-run-later] NAME [PATH...]",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "apply over changes made on the host since the session began"},
+			&cli.BoolFlag{Name: "allow-run-later", Usage: "also apply changes the host runs later: git config and hooks, hutch.toml, .envrc, editor settings"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() == 0 {
@@ -42,7 +46,7 @@ func applyCommand() *cli.Command {
 			defer s.Close()
 			w := c.App.Writer
 			carried := 0
-			rep, err := s.Apply(sandbox.ApplyOptions{Paths: paths, Force: c.Bool("force"), Progress: func(r layers.Result) {
+			rep, err := s.Apply(sandbox.ApplyOptions{Paths: paths, Force: c.Bool("force"), RunLater: c.Bool("allow-run-later"), Progress: func(r layers.Result) {
 				if r.Under != "" {
 					carried++ // a file in a directory that went as a whole
 					return
@@ -67,6 +71,10 @@ func applyCommand() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "hutch: error: apply stopped: %s; every file is either as it was or as the session has it\n", rep.Stopped)
 			}
 			if applied < total {
+				if n := rep.Counts[layers.Held]; n > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "hutch: held back %s that the host runs later (git config and hooks, hutch.toml, .envrc, editor settings); they stay in the session\n", plural(n, "change"))
+					fmt.Fprintf(c.App.ErrWriter, "hutch: hint: read them with hutch diff %s, then apply them by name (hutch apply %s PATH) or with --allow-run-later\n", s.Name, s.Name)
+				}
 				if rep.Counts[layers.Conflict] > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "hutch: hint: the conflicts stay in the session: compare with hutch diff %s PATH, then hutch apply --force %s PATH to overwrite\n", s.Name, s.Name)
 				}

@@ -110,7 +110,7 @@ func writeStat(w io.Writer, cs []layers.Change) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
-	ins, del := 0, 0
+	ins, del, later := 0, 0, 0
 	for _, c := range cs {
 		name := c.Path
 		if (c.New != nil && c.New.Type == layers.TypeDir) || (c.New == nil && c.Old != nil && c.Old.Type == layers.TypeDir) {
@@ -135,10 +135,18 @@ func writeStat(w io.Writer, cs []layers.Change) error {
 		if detail != "" {
 			detail = " " + detail
 		}
-		fmt.Fprintf(tw, " %s\t%s\t|%s\n", c.Kind, name, detail)
+		mark := " "
+		if c.RunsLater != "" {
+			mark = "!"
+			later++
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t|%s\n", mark, c.Kind, name, detail)
 	}
 	tw.Flush()
 	_, err := fmt.Fprintf(w, " %s; %s(+), %s(-)\n", layers.Count(cs), plural(ins, "insertion"), plural(del, "deletion"))
+	if later > 0 && err == nil {
+		_, err = fmt.Fprintf(w, "! marks %s the host runs later (git config and hooks, .git, hutch.toml, .envrc, editor settings): hutch apply holds them back unless named or given --allow-run-later\n", plural(later, "path"))
+	}
 	return err
 }
 

@@ -42,6 +42,7 @@ func keyedFlags() []keyedFlag {
 		{"filesystem.hide", list("hide", "mask `PATH` with an empty directory or file (repeatable)")},
 		{"filesystem.tmpfs", list("tmpfs", "mount an empty writable tmpfs at `PATH` (repeatable)")},
 		{"filesystem.home", str("home", "your home inside: `tmpfs` (empty), ro or overlay")},
+		{"filesystem.git", str("git", "`protect` git's config and hooks (read-only) or leave them rw")},
 		{"filesystem.session", str("session", "keep the overlay's changes in session `NAME`")},
 		{"network.mode", str("network", "`MODE`: none (only lo), proxy (allowlisted HTTP(S)), slirp4netns or pasta (NAT), host", "net")},
 		{"network.allow", list("allow", "with --network proxy: allow `HOST` (*.domain, host:port; repeatable)")},

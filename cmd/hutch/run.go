@@ -95,6 +95,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 			return err
 		}
 	}
+	host.Git = sandbox.ProbeGit(sandbox.ProjectDir(spec, host), host.Home)
 	plan, err := sandbox.NewPlan(spec, host)
 	if err != nil {
 		return err
@@ -111,6 +112,9 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
 	}
 	res, err := sandbox.Launch(c.Context, plan, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
+	for _, w := range sandbox.CheckGit(plan) {
+		opts.Warn(w)
+	}
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ const (
 	Conflict Outcome = "conflict" // the host path changed since the session began
 	Refused  Outcome = "refused"  // never applied (a symlink out of the tree, a device)
 	Skipped  Outcome = "skipped"  // not attempted (its directory was not applied, or an earlier error stopped apply)
+	Held     Outcome = "held"     // runs later on the host: applied only when named or allowed (runlater.go)
 	Failed   Outcome = "failed"
 )
 
@@ -55,6 +56,9 @@ type ApplyOptions struct {
 	// SymlinkOK allows a symlink whose target (absolute, cleaned) lies
 	// outside the target tree; nil refuses every such link.
 	SymlinkOK func(abs string) bool
+	// RunLater says whether a change that runs later on the host (marked
+	// by MarkRunsLater) may be applied; nil holds every one back.
+	RunLater func(rel string) bool
 	// Progress, when set, sees each result as it happens: if apply is cut
 	// short, what it printed is what was applied.
 	Progress func(Result)
@@ -99,6 +103,14 @@ func (l *Layer) Apply(target string, changes []Change, opts ApplyOptions) (*Repo
 		if under := ancestorIn(c.Path, carried); under != "" {
 			res.Outcome, res.Under = carriedOutcome[under], under
 			a.record(res)
+			continue
+		}
+		if c.RunsLater != "" && (a.opts.RunLater == nil || !a.opts.RunLater(c.Path)) {
+			// Held before anything else: beneath a held directory each
+			// path says for itself why it waits.
+			res.Outcome, res.Reason = Held, c.RunsLater
+			a.record(res)
+			blocked = append(blocked, c.Path)
 			continue
 		}
 		if under := ancestorIn(c.Path, blocked); under != "" {

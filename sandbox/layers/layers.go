@@ -198,6 +198,9 @@ type Change struct {
 	// Insertions and Deletions are line counts, set by Stat.
 	Insertions int `json:"insertions,omitempty"`
 	Deletions  int `json:"deletions,omitempty"`
+	// RunsLater says why the host may run this path later (runlater.go),
+	// set by MarkRunsLater for a project's changes.
+	RunsLater string `json:"runs_later,omitempty"`
 }
 
 // Counts sums changes by kind.

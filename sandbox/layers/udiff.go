@@ -101,6 +101,9 @@ func gitMode(e *Entry) string {
 func (l *Layer) WriteUnified(w io.Writer, changes []Change) error {
 	for i := range changes {
 		c := &changes[i]
+		if c.RunsLater != "" {
+			fmt.Fprintf(w, "! %s runs later on the host: %s\n", c.Path, c.RunsLater)
+		}
 		if (c.Old != nil && c.Old.Type == TypeDir && c.Kind != TypeChanged) || (c.New != nil && c.New.Type == TypeDir && c.Kind != TypeChanged) {
 			if c.Kind == ModeChanged {
 				fmt.Fprintf(w, "diff --git a/%s/ b/%s/\nold mode %s\nnew mode %s\n", c.Path, c.Path, gitMode(c.Old), gitMode(c.New))
@@ -115,6 +118,7 @@ func (l *Layer) WriteUnified(w io.Writer, changes []Change) error {
 			// git shows a type change as a deletion and an addition.
 			del, add := *c, *c
 			del.Kind, del.New = Deleted, nil
+			del.RunsLater, add.RunsLater = "", "" // marked once, above
 			add.Kind, add.Old = Added, nil
 			if err := l.WriteUnified(w, []Change{del, add}); err != nil {
 				return err

@@ -261,6 +261,17 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 		os.Exit(3)
 	case "sethostname":
 		err = unix.Sethostname([]byte("pwned"))
+	case "create":
+		// Create (or truncate) a file, as planting a git hook does.
+		var f *os.File
+		f, err = os.OpenFile(arg(1), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+		if err == nil {
+			f.Close()
+		}
+	case "rename":
+		err = os.Rename(arg(1), arg(2))
+	case "unlink":
+		err = unix.Unlink(arg(1))
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
