@@ -58,6 +58,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			discardCommand(),
 			sessionsCommand(),
 			imageCommand(),
+			completionCommand(),
+			completeCommand(),
 		},
 	}
 	// Subcommands print usage errors through report too, not with a
