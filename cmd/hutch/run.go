@@ -116,7 +116,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	}
 	res, err := sandbox.Launch(c.Context, plan, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	if err != nil {
-		return err
+		return hiddenToolHint(err, host.Home)
 	}
 	if err := reportDenials(c, res.Denials); err != nil {
 		return err
