@@ -52,4 +52,3 @@ func hiddenToolHint(err error, home string) error {
 	}
 	return err
 }
-
