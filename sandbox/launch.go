@@ -85,6 +85,9 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := makeCaches(plan.Create); err != nil {
+		return nil, err
+	}
 	netsup, err := prepareNet(plan)
 	if err != nil {
 		return nil, err
