@@ -29,8 +29,8 @@ type item struct {
 	// directory on the host before the run binds it: a tool's cache that
 	// should persist from the first run on.
 	Create bool
-	Src      Source
-	refs     []string // variables the value read
+	Src    Source
+	refs   []string // variables the value read
 }
 
 // setting is one key's value: a scalar, a list, or env.set's table.

@@ -59,13 +59,13 @@ type Filesystem struct {
 	Overlay string `json:"overlay" key:"filesystem.overlay"`
 	// RW and RO are host paths bound writable or read-only at their own
 	// paths. Hide paths are masked (an empty directory or file).
-	RW   []string `json:"rw" key:"filesystem.rw"`
+	RW []string `json:"rw" key:"filesystem.rw"`
 	// Create are RW paths (from "+PATH") made on the host, as directories
 	// of mode 0700, when missing at launch: caches that should persist
 	// from the first run on. The profile layer fills it.
 	Create []string `json:"create,omitempty"`
-	RO   []string `json:"ro" key:"filesystem.ro"`
-	Hide []string `json:"hide" key:"filesystem.hide"`
+	RO     []string `json:"ro" key:"filesystem.ro"`
+	Hide   []string `json:"hide" key:"filesystem.hide"`
 	// Tmpfs paths get an empty, writable tmpfs.
 	Tmpfs []string `json:"tmpfs" key:"filesystem.tmpfs"`
 	// Home is "tmpfs" (default: an empty home), "ro" (the real home,
