@@ -40,8 +40,9 @@ func ExecStageMain() int {
 		return 125
 	}
 	// hutch exec's nsenter is our parent, outside the sandbox's pid
-	// namespace: if it dies, so do we (and the command, below).
-	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	// namespace: when it dies (hutch exec killed with -9), SIGUSR1 tells
+	// us to kill the command's group, below.
+	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGUSR1), 0, 0, 0)
 	status := os.NewFile(execStatusFD, "status")
 	fail := func(err error) int {
 		sendStatus(status, statusMsg{Error: toInitError(err)}, -1)
@@ -58,12 +59,36 @@ func ExecStageMain() int {
 	markCloexecFrom(3)
 
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGCHLD, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	signal.Notify(sigs, unix.SIGCHLD, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1)
+	if !parentAlive() {
+		return 125 // hutch exec died before PDEATHSIG was armed
+	}
 	pid, err := startCommand(cfg.Plan, &cfg, status)
 	if err != nil {
 		return fail(err)
 	}
 	sendStatus(status, statusMsg{Started: pid}, -1)
-	ex := reap(pid, sigs)
+	fwd := make(chan os.Signal, 16)
+	go func() {
+		for sig := range sigs {
+			if sig == unix.SIGUSR1 {
+				// hutch exec is gone: so is what it started.
+				unix.Kill(-pid, unix.SIGKILL)
+				unix.Kill(pid, unix.SIGKILL)
+				continue
+			}
+			fwd <- sig
+		}
+	}()
+	ex := reap(pid, fwd)
 	return ex.Code
+}
+
+// parentAlive says whether hutch exec's config pipe still has a writer
+// end: our parent, outside the sandbox's pid namespace, is invisible to
+// getppid (0), so its life shows only through what it holds.
+func parentAlive() bool {
+	fds := []unix.PollFd{{Fd: execStatusFD, Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) == 0
 }

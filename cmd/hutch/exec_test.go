@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/sandbox"
@@ -129,6 +130,44 @@ func TestExec(t *testing.T) {
 	callerTTY, _ := os.Readlink("/proc/self/fd/0")
 	if strings.Contains(buf.String(), callerTTY+"\r") && callerTTY != "" && strings.HasPrefix(callerTTY, "/dev/pts/") {
 		t.Errorf("the command got the caller's terminal %s", callerTTY)
+	}
+
+	// kill -9 of hutch exec: the command it started goes too (the run's
+	// own command stays).
+	bg := execIn(run, id, "--", "sh", "-c", "echo started; exec sleep 601")
+	bgOut, _ := bg.StdoutPipe()
+	if err := bg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(bgOut).ReadString('\n'); line != "started\n" {
+		t.Fatalf("hutch exec did not start its command: %q", line)
+	}
+	// The exec'd sh, or the sleep it became (the same process): "601" is
+	// in its command line either way, as in hutch exec's own.
+	var pids []int
+	for _, p := range pgrep(t, "601") {
+		if p != bg.Process.Pid {
+			pids = append(pids, p)
+		}
+	}
+	if len(pids) != 1 {
+		t.Fatalf("the exec'd sleep 601: pids %v", pids)
+	}
+	pidfd, err := unix.PidfdOpen(pids[0], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg.Process.Kill()
+	bg.Wait()
+	// Event-based: the pidfd turns readable when the process exits; a
+	// minute is only the bound that turns a leak into a failure.
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 60_000); err != nil || n != 1 {
+		t.Errorf("ESCAPED: the command of a killed hutch exec runs on (poll: %d, %v)", n, err)
+	}
+	unix.Close(pidfd)
+	if out, err := execIn(run, id, "--", "true").CombinedOutput(); err != nil {
+		t.Errorf("the sandbox did not survive a killed hutch exec: %v\n%s", err, out)
 	}
 
 	// Once the sandbox ended, there is nothing to join.
