@@ -1,7 +1,11 @@
 package image
 
 import (
+	"archive/tar"
 	"fmt"
+	"io"
+	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -148,4 +152,55 @@ func platformString(p v1.Platform) string {
 		s += "/" + p.Variant
 	}
 	return s
+}
+
+// DetectLocal reads what kind of local source the file or directory at p
+// is, for a path given without its KIND: prefix: a directory holding an
+// oci-layout file, or a tar archive written by docker save (manifest.json,
+// preferred, since it names its tags) or as an OCI archive (oci-layout).
+// Only tar headers are read.
+func DetectLocal(p string) (Source, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return Source{}, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return Source{}, err
+	}
+	if fi.IsDir() {
+		if _, err := os.Stat(filepath.Join(abs, "oci-layout")); err != nil {
+			return Source{}, fmt.Errorf("%s is a directory without an oci-layout file: not an OCI image layout", p)
+		}
+		return Source{Kind: KindOCILayout, Path: abs}, nil
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return Source{}, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	var docker, oci bool
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Source{}, fmt.Errorf("%s is not a tar archive (%v): docker save and OCI archives are uncompressed tar files", p, err)
+		}
+		switch path.Clean(h.Name) {
+		case "manifest.json":
+			docker = true
+		case "oci-layout":
+			oci = true
+		}
+	}
+	switch {
+	case docker:
+		return Source{Kind: KindDockerArchive, Path: abs}, nil
+	case oci:
+		return Source{Kind: KindOCIArchive, Path: abs}, nil
+	}
+	return Source{}, fmt.Errorf("%s is a tar archive with neither manifest.json nor oci-layout: not an image archive", p)
 }

@@ -488,8 +488,10 @@ func (l *loader) readFile(path string, kind SourceKind, name string, optional bo
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && optional:
 		return nil, nil
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) && name != "":
 		return nil, &Error{File: disp, Msg: "no such file", Tip: hintProfiles}
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &Error{File: disp, Msg: "no such file", Tip: "check the path: a relative one is read from the current directory"}
 	case err != nil:
 		return nil, &Error{File: disp, Msg: unwrapPathErr(err)}
 	case fi.IsDir():
@@ -534,7 +536,9 @@ func displayPath(path, cwd, home string) string {
 		if !strings.HasPrefix(rel, "..") {
 			return rel
 		}
-		if within(filepath.Dir(path), cwd) {
+		// A file in the parent or grandparent reads well as ../x; one
+		// further up reads better as itself.
+		if d := filepath.Dir(path); d != "/" && within(d, cwd) && strings.Count(rel, "..") <= 2 {
 			return rel
 		}
 	}

@@ -25,8 +25,12 @@ type item struct {
 	// Raw is the element as written in the file.
 	Raw      string
 	Optional bool
-	Src      Source
-	refs     []string // variables the value read
+	// Create (a leading "+", filesystem.rw only) makes a missing
+	// directory on the host before the run binds it: a tool's cache that
+	// should persist from the first run on.
+	Create bool
+	Src    Source
+	refs   []string // variables the value read
 }
 
 // setting is one key's value: a scalar, a list, or env.set's table.
@@ -361,6 +365,9 @@ func (l *loader) listItem(f *file, k kind, raw string, x expander) (item, error)
 		s := raw
 		if k == kBinds {
 			s, it.Optional = strings.CutPrefix(raw, "?")
+			if !it.Optional {
+				s, it.Create = strings.CutPrefix(raw, "+")
+			}
 		}
 		abs, refs, err := x.path(s)
 		it.refs = refs
@@ -452,7 +459,7 @@ func fill(spec *sandbox.Spec, vals map[string]*setting, include func(abs string)
 		case k.isList():
 			var out []string
 			for _, it := range s.items {
-				if it.Optional && !include(it.Abs) {
+				if it.Optional && !it.Create && !include(it.Abs) {
 					continue
 				}
 				out = append(out, it.Value)

@@ -500,9 +500,11 @@ func TestTrust(t *testing.T) {
 		{"limits", "[limits]\nmemory = \"1GiB\"\npids = 100\nrequired = true\n[process]\ntimeout = \"10m\"",
 			"[limits]\nmemory = \"2GiB\"\npids = 50\nrequired = false\n[process]\ntimeout = \"0\"", nil,
 			[]string{"limits.memory raises", "process.timeout removes", "limits.required lets"}},
-		{"built-in caches", "", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""},
+		// Optional paths that do not exist (~/.rustup) bind nothing and
+		// are not asked about; caches made when missing (~/.cargo/git) are.
+		{"built-in caches", "", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": "", ".cargo/bin/cargo": ""},
 			[]string{"filesystem.rw writable, outside the project", "filesystem.rw writable, outside the project",
-				"filesystem.ro visible outside the project", "filesystem.ro visible outside the project",
+				"filesystem.ro visible outside the project",
 				"network.mode network access beyond your configuration's \"none\"",
 				"network.allow reaches a host", "network.allow reaches a host", "network.allow reaches a host"}},
 		{"image from the registry", "", "[filesystem]\nroot = \"image:docker.io/library/node:22\"", nil, nil},

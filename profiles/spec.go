@@ -146,6 +146,13 @@ func (p *Profile) Spec(inv sandbox.Spec) (sandbox.Spec, error) {
 	spec := sandbox.Spec{Args: inv.Args, TTY: inv.TTY, PreserveFDs: inv.PreserveFDs, Entrypoint: inv.Entrypoint, Shell: inv.Shell}
 	var errs errList
 	fill(&spec, p.settings, exists)
+	if s := p.settings["filesystem.rw"]; s != nil {
+		for _, it := range s.items {
+			if it.Create {
+				spec.Filesystem.Create = append(spec.Filesystem.Create, it.Value)
+			}
+		}
+	}
 	if s := p.settings["filesystem.project_dir"]; s == nil || !s.set {
 		if p.projectFile != "" {
 			spec.Filesystem.Project = p.projectDir
@@ -259,9 +266,22 @@ func (p *Profile) checkBinds(errs *errList) {
 			continue
 		}
 		for _, it := range s.items {
+			if it.Create && key != "filesystem.rw" {
+				errs.add(it.Src.errorAt(key, fmt.Sprintf("%s: a leading + (create when missing) is for filesystem.rw", it.Raw),
+					`write it as "?PATH" to skip it when missing`))
+				continue
+			}
 			fi, err := os.Lstat(it.Abs)
 			switch {
 			case err != nil && it.Optional:
+				continue
+			case errors.Is(err, os.ErrNotExist) && it.Create:
+				// Made before the run: where it will be, once made, must not
+				// be a secret, whatever links lead there.
+				if sec := createdSecret(it.Abs, p.realHome, p.home, hides); sec != "" {
+					errs.add(it.Src.errorAt(key, fmt.Sprintf("%s would be made inside the secret %s", it.Value, tilde(sec, p.realHome)),
+						"name a directory outside your secrets"))
+				}
 				continue
 			case errors.Is(err, os.ErrNotExist):
 				tip := fmt.Sprintf(hintOptional, it.Raw)
@@ -397,4 +417,33 @@ func display(info *KeyInfo, v any) string {
 		return strconv.Quote(fmt.Sprint(v))
 	}
 	return fmt.Sprint(v)
+}
+
+// createdSecret is the secret a directory made at abs would be in: its
+// nearest existing ancestor is resolved through symlinks, as the mkdir
+// would follow them.
+func createdSecret(abs, realHome, home string, hides []string) string {
+	dir, rest := abs, ""
+	for {
+		if _, err := os.Lstat(dir); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	target := filepath.Join(dir, rest)
+	if sec := secretAt(target, realHome, hides); sec != "" {
+		return sec
+	}
+	if sec := secretAt(abs, home, hides); sec != "" {
+		return sec
+	}
+	return secretAt(target, home, hides)
 }

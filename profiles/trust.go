@@ -170,7 +170,9 @@ func (p *Profile) widenings() []Ask {
 			continue
 		}
 		for _, it := range s.items {
-			if in(base, key, it.Value) {
+			// An optional path that does not exist binds nothing: asking
+			// about it only teaches users to approve without reading.
+			if in(base, key, it.Value) || it.Optional && !exists(it.Abs) {
 				continue
 			}
 			q := strconv.Quote(it.Value)

@@ -85,6 +85,9 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := makeCaches(plan.Create); err != nil {
+		return nil, err
+	}
 	netsup, err := prepareNet(plan)
 	if err != nil {
 		return nil, err
@@ -206,6 +209,8 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 	tm.mark("init started")
 	pid := cmd.Process.Pid
+	rs.writeExecInfo(cfg)   // for hutch exec
+	rs.writeInfo(plan, pid) // for hutch ps, last: a listed run can be joined
 	kill := func() { unix.Kill(pid, unix.SIGKILL) }
 	if cg != nil {
 		// init waits for its config before it forks anything, so the

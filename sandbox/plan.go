@@ -55,6 +55,9 @@ type Plan struct {
 	PreserveFDs int    `json:"preserve_fds"`
 	// StateRoot is the directory holding per-run state directories.
 	StateRoot string `json:"state_root"`
+	// Create are host directories Launch makes (0700) when missing, before
+	// anything is mounted: the binds of caches marked "+PATH".
+	Create []string `json:"create,omitempty"`
 
 	// Seccomp is the filter installed right before the command's exec.
 	Seccomp SeccompPlan `json:"seccomp"`
@@ -197,6 +200,10 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 			return filepath.Join(host.Home, s[2:])
 		}
 		return filepath.Clean(s)
+	}
+
+	for _, c := range fs.Create {
+		p.Create = append(p.Create, expand(c))
 	}
 
 	img := host.Image

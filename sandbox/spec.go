@@ -59,9 +59,13 @@ type Filesystem struct {
 	Overlay string `json:"overlay" key:"filesystem.overlay"`
 	// RW and RO are host paths bound writable or read-only at their own
 	// paths. Hide paths are masked (an empty directory or file).
-	RW   []string `json:"rw" key:"filesystem.rw"`
-	RO   []string `json:"ro" key:"filesystem.ro"`
-	Hide []string `json:"hide" key:"filesystem.hide"`
+	RW []string `json:"rw" key:"filesystem.rw"`
+	// Create are RW paths (from "+PATH") made on the host, as directories
+	// of mode 0700, when missing at launch: caches that should persist
+	// from the first run on. The profile layer fills it.
+	Create []string `json:"create,omitempty"`
+	RO     []string `json:"ro" key:"filesystem.ro"`
+	Hide   []string `json:"hide" key:"filesystem.hide"`
 	// Tmpfs paths get an empty, writable tmpfs.
 	Tmpfs []string `json:"tmpfs" key:"filesystem.tmpfs"`
 	// Home is "tmpfs" (default: an empty home), "ro" (the real home,
@@ -237,6 +241,7 @@ func (s *Spec) Validate() error {
 		}
 	}
 	paths("filesystem.rw", fs.RW)
+	paths("filesystem.rw", fs.Create)
 	paths("filesystem.ro", fs.RO)
 	paths("filesystem.hide", fs.Hide)
 	paths("filesystem.tmpfs", fs.Tmpfs)

@@ -118,3 +118,19 @@ func collectStale(root string) {
 		f.Close()
 	}
 }
+
+// makeCaches makes the cache directories a plan binds that do not exist
+// yet, as the tools themselves would (mode 0700, yours), so that what a
+// first run caches is still there for the second.
+func makeCaches(dirs []string) error {
+	for _, d := range dirs {
+		if _, err := os.Lstat(d); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return withHint(fmt.Errorf("making the cache directory %s: %w", d, err),
+				"make it yourself, or drop the leading + from its filesystem.rw entry")
+		}
+	}
+	return nil
+}

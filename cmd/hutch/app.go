@@ -32,7 +32,6 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Usage:                "run developer commands in a rootless sandbox",
 		UsageText:            "hutch [global options] command [options] [-- CMD [ARGS...]]",
 		Version:              Version,
-		HideVersion:          true,
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
@@ -43,9 +42,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		// and exit from inside the library.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
-			return usagef("%v (see 'hutch %s --help')", err, c.Command.Name)
+			return usagef("%v (see 'hutch --help')", err)
 		},
-		CommandNotFound: func(c *cli.Context, name string) {},
 		Commands: []*cli.Command{
 			runCommand(),
 			shellCommand(),
@@ -59,31 +57,106 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			applyCommand(),
 			discardCommand(),
 			sessionsCommand(),
+			psCommand(),
+			execCommand(),
 			imageCommand(),
+			completionCommand(),
+			completeCommand(),
 		},
 	}
 	// Subcommands print usage errors through report too, not with a
 	// screenful of help.
-	var quiet func(cmds []*cli.Command)
-	quiet = func(cmds []*cli.Command) {
+	var quiet func(parent string, cmds []*cli.Command)
+	quiet = func(parent string, cmds []*cli.Command) {
 		for _, cmd := range cmds {
+			name := parent + " " + cmd.Name
 			if cmd.OnUsageError == nil {
-				name := cmd.Name
 				cmd.OnUsageError = func(c *cli.Context, err error, isSub bool) error {
-					return usagef("%v (see 'hutch %s --help')", err, name)
+					return usagef("%v (see '%s --help')", err, name)
 				}
 			}
-			quiet(cmd.Subcommands)
+			quiet(name, cmd.Subcommands)
 		}
 	}
-	quiet(app.Commands)
+	quiet("hutch", app.Commands)
+	for _, cmd := range app.Commands {
+		if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+			cmd.Action = unknownSubcommand
+		}
+	}
 	app.Action = func(c *cli.Context) error {
 		if c.Args().Len() > 0 {
-			return usagef("unknown command %q (see 'hutch --help')", c.Args().First())
+			return unknownCommand(c.Args().First(), "hutch", app.Commands)
 		}
 		return cli.ShowAppHelp(c)
 	}
 	return app
+}
+
+func init() {
+	// hutch --version and -v print what hutch version prints.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print hutch's version"}
+	cli.VersionPrinter = func(c *cli.Context) {
+		fmt.Fprintf(c.App.Writer, "hutch %s\n", c.App.Version)
+	}
+}
+
+// unknownSubcommand is the action of a command that only groups others
+// (hutch image, hutch profile): a word that names none of them is a
+// usage error, not silence.
+func unknownSubcommand(c *cli.Context) error {
+	if c.Args().Len() == 0 {
+		return cli.ShowSubcommandHelp(c)
+	}
+	return unknownCommand(c.Args().First(), "hutch "+c.Command.Name, c.Command.Subcommands)
+}
+
+// unknownCommand says that name is no command of parent, with the nearest
+// one when a typo is likely.
+func unknownCommand(name, parent string, cmds []*cli.Command) error {
+	var names []string
+	for _, cmd := range cmds {
+		if !cmd.Hidden {
+			names = append(names, cmd.Names()...)
+		}
+	}
+	err := fmt.Errorf("unknown command %q (see '%s --help')", name, parent)
+	if near := closest(name, names); near != "" {
+		return usageErr(&sandbox.HintError{Err: err, Tip: fmt.Sprintf("did you mean %s %s?", parent, near)})
+	}
+	return usageErr(err)
+}
+
+// closest is the name at the smallest edit distance from s, if it is close
+// enough to be a typo.
+func closest(s string, names []string) string {
+	best, bestD := "", len(s)/2+2
+	for _, n := range names {
+		if d := levenshtein(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func versionCommand() *cli.Command {

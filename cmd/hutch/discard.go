@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -21,6 +22,10 @@ func discardCommand() *cli.Command {
 			}
 			for _, name := range c.Args().Slice() {
 				s, err := sandbox.OpenSession(name)
+				if errors.Is(err, sandbox.ErrNoSession) {
+					// A name that is no session is a mistake in the call.
+					return usageErr(err)
+				}
 				if err != nil {
 					return err
 				}

@@ -53,6 +53,11 @@ func imageCommand() *cli.Command {
 					if err != nil {
 						return usageErr(err)
 					}
+					if src.Kind == image.KindRegistry && localPath(c.Args().First()) {
+						if src, err = image.DetectLocal(c.Args().First()); err != nil {
+							return usageErr(&image.Error{Err: err, Tip: "write the source as oci-layout:DIR, oci-archive:FILE or docker-archive:FILE"})
+						}
+					}
 					if src.Kind == image.KindRegistry {
 						return usageErr(&image.Error{Err: fmt.Errorf("%q is a registry reference, not a local source", c.Args().First()),
 							Tip: "pull it with hutch image pull, or write the source as oci-layout:DIR, oci-archive:FILE or docker-archive:FILE"})
@@ -95,6 +100,15 @@ func imageCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// localPath says whether an import source written without a KIND: prefix
+// names a file or directory: one that exists, or is spelled as a path.
+func localPath(s string) bool {
+	if _, err := os.Stat(s); err == nil {
+		return true
+	}
+	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") || strings.HasSuffix(s, ".tar")
 }
 
 // userStore opens the caller's store for the image commands, with the id
@@ -146,6 +160,14 @@ func storeImage(c *cli.Context, src image.Source, name string) error {
 		bar = &progressBar{w: out, what: src.String()}
 		opts.Progress = bar.update
 	}
+	// What was stored under the name before: pulling an image that is
+	// already there again says nothing new about it.
+	before := map[string]bool{}
+	if ims, err := st.List(); err == nil {
+		for _, im := range ims {
+			before[im.Name+"@"+im.Digest] = true
+		}
+	}
 	im, err := st.Pull(c.Context, src, opts)
 	if bar != nil {
 		bar.finish()
@@ -154,9 +176,11 @@ func storeImage(c *cli.Context, src image.Source, name string) error {
 		return err
 	}
 	if tty {
-		fmt.Fprintf(out, "stored %s (%s, %d layers, %s)\n", im.Name, shortID(im.ID), len(im.Layers), humanBytes(im.Size))
+		fmt.Fprintf(out, "stored %s (%s, %s, %s)\n", im.Name, shortID(im.ID), plural(len(im.Layers), "layer"), humanBytes(im.Size))
 	}
-	noteSkipped(c, im)
+	if !c.Bool("quiet") && !before[im.Name+"@"+im.Digest] {
+		noteSkipped(c, im)
+	}
 	return nil
 }
 
@@ -293,7 +317,7 @@ func imageInspect(c *cli.Context) error {
 	if !im.Created.IsZero() {
 		fmt.Fprintf(w, "created:     %s\n", im.Created.Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "stored:      %s (%s)\nsize:        %s in %d layers\n", im.Stored.Format(time.RFC3339), ago(im.Stored), humanBytes(im.Size), len(im.Layers))
+	fmt.Fprintf(w, "stored:      %s (%s)\nsize:        %s in %s\n", im.Stored.Format(time.RFC3339), ago(im.Stored), humanBytes(im.Size), plural(len(im.Layers), "layer"))
 	for _, l := range im.Layers {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
@@ -358,9 +382,9 @@ func imagePrune(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %v\n", err)
 		return nil
 	}
-	fmt.Fprintf(c.App.Writer, "freed %d layers, %d blobs and %d partial downloads (%s)\n", rep.Layers, rep.Blobs, rep.Partial, humanBytes(rep.Bytes))
+	fmt.Fprintf(c.App.Writer, "freed %s, %s and %s (%s)\n", plural(rep.Layers, "layer"), plural(rep.Blobs, "blob"), plural(rep.Partial, "partial download"), humanBytes(rep.Bytes))
 	if rep.Pinned > 0 {
-		fmt.Fprintf(c.App.Writer, "kept %d layers that kept sessions were made on (hutch discard NAME frees them)\n", rep.Pinned)
+		fmt.Fprintf(c.App.Writer, "kept %s that kept sessions were made on (hutch discard NAME frees them)\n", plural(rep.Pinned, "layer"))
 	}
 	return nil
 }

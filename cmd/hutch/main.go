@@ -20,6 +20,9 @@ func main() {
 	if sandbox.IsProbe(os.Args[0]) {
 		os.Exit(sandbox.ProbeMain())
 	}
+	if sandbox.IsExecStage(os.Args) {
+		os.Exit(sandbox.ExecStageMain())
+	}
 	if sandbox.IsStage2(os.Args[0]) {
 		os.Exit(sandbox.Stage2Main())
 	}

@@ -93,6 +93,7 @@ func invocationFlags() []cli.Flag {
 		&cli.StringFlag{Name: "platform", Usage: "with --image: the `OS/ARCH` to pull (default: this machine's)"},
 		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "with --image: `missing` (pull when not stored), always or never"},
 		&cli.StringFlag{Name: "entrypoint", Usage: "with --image: replace the image's entrypoint with `CMD` (\"\" clears it)"},
+		&cli.StringSliceFlag{Name: "env-file", Usage: "set the variables in `FILE` (docker's format: KEY=VALUE lines; KEY alone passes yours); -e wins (repeatable)"},
 	}
 }
 
@@ -124,6 +125,16 @@ func loadProfile(c *cli.Context) (*profiles.Profile, error) {
 	p, err := profiles.Load(opts)
 	if err != nil {
 		return nil, usageErr(err)
+	}
+	// Env files first, so that -e KEY=VALUE overrides them, as in docker.
+	for _, file := range c.StringSlice("env-file") {
+		kvs, err := profiles.ReadEnvFile(file, os.LookupEnv)
+		if err == nil && len(kvs) > 0 {
+			err = p.SetFlag("--env-file", "env.set", kvs...)
+		}
+		if err != nil {
+			return nil, usageErr(err)
+		}
 	}
 	for _, f := range keyedFlags() {
 		name := f.flag.Names()[0]

@@ -111,12 +111,16 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	for _, n := range plan.Notes {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
 	}
+	if os.Geteuid() == 0 {
+		// As hutch doctor says: what escapes a sandbox root started is root.
+		opts.Warn("running as root: hutch is meant for unprivileged users; a sandbox started by root runs as the host's root, so whatever escapes it is root (run hutch as your own user)")
+	}
 	res, err := sandbox.Launch(c.Context, plan, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	for _, w := range sandbox.CheckGit(plan) {
 		opts.Warn(w)
 	}
 	if err != nil {
-		return err
+		return hiddenToolHint(err, host.Home)
 	}
 	if err := reportDenials(c, res.Denials); err != nil {
 		return err

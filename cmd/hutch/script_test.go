@@ -23,6 +23,11 @@ import (
 // entry: hutch re-executes /proc/self/exe with argv[0] "hutch-init", and
 // testscript dispatches on argv[0].
 func TestMain(m *testing.M) {
+	// hutch exec's stage is known by argv[1] (nsenter runs it through
+	// /proc/self/fd): as main does, dispatch it before anything else.
+	if sandbox.IsExecStage(os.Args) {
+		os.Exit(sandbox.ExecStageMain())
+	}
 	testscript.Main(m, map[string]func(){
 		"hutch": func() {
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))

@@ -84,6 +84,7 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%dB", n)
 }
 
+// age is how long ago t was, as ps prints it: 5s, 3m, 2h, 4d.
 func age(t time.Time) string {
 	if t.IsZero() {
 		return "-"
