@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -102,6 +103,9 @@ type Profile struct {
 	trustFiles []*file // files trust covers: the project's own, not built-ins or yours
 	trust      TrustState
 	chosen     bool // --profile NAME: picked by the user, not subject to trust
+
+	projectFound bool     // the project directory is where a project profile is
+	notes        []string // for the user (Notes)
 }
 
 // ProjectDir is the project directory: where hutch.toml was found, else
@@ -138,17 +142,29 @@ func DefaultConfigDir(lookup func(string) (string, bool), home string) string {
 // its parents, stopping before home and before /. It returns "" when there
 // is none.
 func Discover(dir, home string) (string, error) {
+	return discover(dir, []string{home})
+}
+
+// discover walks up from dir, stopping before / and before each of stops
+// (home, and the places shared with other programs: anyone may leave a
+// hutch.toml in /tmp).
+func discover(dir string, stops []string) (string, error) {
 	dir = filepath.Clean(dir)
 	for {
-		if dir == "/" || dir == home && home != "" {
+		if dir == "/" || slices.Contains(stops, dir) {
 			return "", nil
 		}
 		var found []string
 		for _, n := range projectFileNames {
 			p := filepath.Join(dir, n)
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-				found = append(found, p) // readFile refuses what is not a regular file
+			fi, err := os.Lstat(p)
+			if err != nil {
+				continue
 			}
+			if err := projectFileError(p, fi); err != nil {
+				return "", err
+			}
+			found = append(found, p) // readFile refuses what is not a regular file
 		}
 		if len(found) > 1 {
 			return "", &Error{File: found[1], Msg: "both " + projectFileNames[0] + " and " + projectFileNames[1] + " are here; hutch would not know which to use",
@@ -163,6 +179,22 @@ func Discover(dir, home string) (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// projectFileError refuses a project profile that is a symlink or a
+// directory. Trust binds a profile's content to the project it governs, the
+// directory it sits in: a link would borrow the approval given to its
+// target, and move the project to wherever it points.
+func projectFileError(path string, fi fs.FileInfo) *Error {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(path)
+		return &Error{File: path, Msg: fmt.Sprintf("is a symlink (to %s); a project's profile must be a file in the project it governs", target),
+			Tip: fmt.Sprintf("copy the file here, or write a hutch.toml of this project's own with extends = [%q]", target)}
+	case fi.IsDir():
+		return &Error{File: path, Msg: "is a directory, not a profile", Tip: "hutch reads a file of this name as the project's profile: rename or remove the directory"}
+	}
+	return nil
 }
 
 // loader holds the state of one Load.
@@ -219,12 +251,21 @@ func Load(opts Options) (*Profile, error) {
 	}
 	switch {
 	case opts.ProjectFile != "":
-		p.projectFile = canonicalProjectFile(p.cwd, opts.ProjectFile)
-	case !opts.NoProject:
-		found, err := Discover(p.projectDir, p.realHome)
-		if err == nil && found == "" && p.realHome != p.home {
-			found, err = Discover(p.projectDir, p.home)
+		named := absFrom(p.cwd, opts.ProjectFile)
+		if fi, err := os.Stat(named); err == nil && fi.IsDir() {
+			named = filepath.Join(named, projectFileNames[0])
 		}
+		if fi, err := os.Lstat(named); err == nil {
+			if e := projectFileError(named, fi); e != nil {
+				e.File = l.display(e.File)
+				return nil, e
+			}
+		}
+		p.projectFile = canonicalProjectFile(p.cwd, opts.ProjectFile)
+		p.projectFound = true
+	case !opts.NoProject:
+		trees, temps := p.placeRoots()
+		found, err := discover(p.projectDir, append(append([]string{p.realHome, p.home}, trees...), temps...))
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) {
@@ -234,6 +275,7 @@ func Load(opts Options) (*Profile, error) {
 		}
 		if found != "" {
 			found = resolve(found)
+			p.projectFound = true
 		}
 		p.projectFile = found
 	}
@@ -295,7 +337,7 @@ func Load(opts Options) (*Profile, error) {
 			p.trustFiles = append(p.trustFiles, f)
 		}
 	}
-	p.asks = p.widenings()
+	p.asks = append(p.widenings(), p.placeAsks()...)
 	p.trust = TrustNotNeeded
 	if len(p.asks) > 0 && len(p.trustFiles) > 0 {
 		switch {
