@@ -136,14 +136,14 @@ func privateBelow(t, dir string) string {
 	}
 }
 
-// secretProject returns the secret path that dir (resolved) is, or lies
-// inside, or "". Secrets are the built-in list and hutch's own
+// secretProject returns the secret path that dir (resolved) is (exact), or
+// lies inside, or "". Secrets are the built-in list and hutch's own
 // configuration (with its trust store) and data. They are compared by
 // identity (device and inode), each directory from / down to dir against
 // each existing secret, so that a symlinked spelling, a secret that is
 // itself a symlink (~/.ssh -> dotfiles/ssh), /proc/self/fd/N or a bind
 // mount of the secret elsewhere all count.
-func (p *Profile) secretProject(dir string) string {
+func (p *Profile) secretProject(dir string) (secret string, exact bool) {
 	var cands []string
 	for _, rel := range secretPaths {
 		cands = append(cands, filepath.Join(p.home, rel))
@@ -167,22 +167,22 @@ func (p *Profile) secretProject(dir string) string {
 		}
 	}
 	if len(secrets) == 0 {
-		return ""
+		return "", false
 	}
 	cur := "/"
 	for _, el := range append([]string{""}, strings.Split(strings.TrimPrefix(dir, "/"), "/")...) {
 		cur = filepath.Join(cur, el)
 		fi, err := os.Stat(cur)
 		if err != nil {
-			return ""
+			return "", false
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			if s, hit := secrets[ident{uint64(st.Dev), st.Ino}]; hit {
-				return s
+				return s, cur == dir
 			}
 		}
 	}
-	return ""
+	return "", false
 }
 
 // checkProject refuses a project that is a secret, or (when it is only the
@@ -204,9 +204,9 @@ func (p *Profile) checkProject(errs *errList) {
 	} else if p.projectFound {
 		where = "the project " + tilde(dir, p.home) + " (where " + p.profileName() + " is)"
 	}
-	if sec := p.secretProject(dir); sec != "" {
+	if sec, exact := p.secretProject(dir); sec != "" {
 		what := fmt.Sprintf("%s is the secret %s", where, tilde(sec, p.home))
-		if filepath.Clean(sec) != dir {
+		if !exact {
 			what = fmt.Sprintf("%s is inside the secret %s", where, tilde(sec, p.home))
 		}
 		errs.add(&Error{Msg: what + "; hutch never makes a secret the project",
