@@ -54,15 +54,21 @@ func startTmux(t *testing.T, home string) string {
 	return filepath.Join("/tmp", fmt.Sprintf("tmux-%d", os.Getuid()), name)
 }
 
-// startAgent starts a real ssh-agent (its socket in /tmp/ssh-XXXX, where
-// ssh-agent puts it) holding a new ed25519 key. It returns the socket and
-// the key's fingerprint; the agent is killed, by its pid, when the test ends.
-func startAgent(t *testing.T, home string) (sock, fingerprint string) {
+// startAgent starts a real ssh-agent holding a new ed25519 key, listening
+// at sock, or where ssh-agent puts it (/tmp/ssh-XXXX) when sock is "". It
+// returns the socket and the key's fingerprint; the agent is killed, by
+// its pid, when the test ends.
+func startAgent(t *testing.T, home, sock string) (string, string) {
 	t.Helper()
 	for _, p := range []string{"ssh-agent", "ssh-add", "ssh-keygen"} {
 		testenv.RequireProgram(t, p)
 	}
-	cmd := exec.Command("ssh-agent", "-s")
+	args := []string{"-s"}
+	if sock != "" {
+		args = append(args, "-a", sock)
+	}
+	// The agent listens before it forks and prints: no wait is needed.
+	cmd := exec.Command("ssh-agent", args...)
 	cmd.Env = hostEnv(home)
 	out, err := cmd.Output()
 	if err != nil {
@@ -117,7 +123,7 @@ func TestEscapeSharedProject(t *testing.T) {
 	testenv.RequireUserNS(t)
 	home := homeOutsideTmp(t)
 	tmuxSock := startTmux(t, home)
-	agentSock, fp := startAgent(t, home)
+	agentSock, fp := startAgent(t, home, "")
 	marker := filepath.Join(t.TempDir(), "ran-on-the-host")
 	tmuxAttack := []string{"tmux", "-S", tmuxSock, "run-shell", "id > " + marker}
 	agentAttack := []string{"env", "SSH_AUTH_SOCK=" + agentSock, "ssh-add", "-l"}
@@ -222,5 +228,69 @@ func TestEscapeSharedProject(t *testing.T) {
 	}
 	if _, err := net.Dial("unix", agentSock); err != nil {
 		t.Errorf("the agent went away during the test: %v", err)
+	}
+}
+
+// TestEscapeRuntimeDirInHome: without systemd, XDG_RUNTIME_DIR often lies
+// in home (~/.run here), and ssh-agent listens in it. With home visible
+// (home = "ro", --ro ~), the runtime directory itself stays hidden, not
+// only hutch's state in it.
+func TestEscapeRuntimeDirInHome(t *testing.T) {
+	testenv.RequireUserNS(t)
+	for _, p := range []string{"ssh-agent", "ssh-add", "ssh-keygen"} {
+		testenv.RequireProgram(t, p)
+	}
+	home := homeOutsideTmp(t)
+	run := filepath.Join(home, ".run")
+	proj := filepath.Join(home, "proj")
+	for _, d := range []string{run, proj} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock, fp := startAgent(t, home, filepath.Join(run, "agent.sock"))
+	env := append(hostEnv(home), "XDG_RUNTIME_DIR="+run)
+	src, err := buildProbe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(src)
+	if err := os.WriteFile(filepath.Join(proj, "probe"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hutch := func(args ...string) (string, int) {
+		cmd := hutchCmd(t, args...)
+		cmd.Dir = proj
+		cmd.Env = append(env, "PWD="+proj)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	// Positive controls: bound by its own path on purpose, the agent is
+	// reachable with the same probe, and lists its key.
+	if out, code := hutch("run", "--ro", run, "--", "./probe", "-want", "ok", "unix", sock); code != 0 || !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("control: --ro %s: want the agent reached, got %d:\n%s", run, code, out)
+	}
+	if out, code := hutch("run", "--ro", run, "--", "env", "SSH_AUTH_SOCK="+sock, "ssh-add", "-l"); code != 0 || !strings.Contains(out, fp) {
+		t.Fatalf("control: --ro %s: want the key listed, got %d:\n%s", run, code, out)
+	}
+	for _, flags := range [][]string{{"--home", "ro"}, {"--ro", home}, {"--home", "overlay"}} {
+		what := strings.Join(flags, " ")
+		args := append(append([]string{"run"}, flags...), "--", "./probe", "-want", "ENOENT", "unix", sock)
+		out, code := hutch(args...)
+		if code != 0 || !strings.HasPrefix(out, "blocked: unix: ENOENT") {
+			t.Errorf("%s: the agent in XDG_RUNTIME_DIR: want blocked, got %d:\n%s", what, code, out)
+			continue
+		}
+		t.Logf("%s: %s", what, strings.TrimSpace(out))
+		args = append(append([]string{"run"}, flags...), "--", "env", "SSH_AUTH_SOCK="+sock, "ssh-add", "-l")
+		if out, code := hutch(args...); code == 0 || strings.Contains(out, fp) {
+			t.Errorf("ESCAPED: %s: ssh-add -l reached the agent:\n%s", what, out)
+		}
 	}
 }
