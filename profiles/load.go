@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -106,6 +105,7 @@ type Profile struct {
 
 	projectFound bool     // the project directory is where a project profile is
 	notes        []string // for the user (Notes)
+	places       *places  // the shared places (placeRoots), once found
 }
 
 // ProjectDir is the project directory: where hutch.toml was found, else
@@ -143,58 +143,6 @@ func DefaultConfigDir(lookup func(string) (string, bool), home string) string {
 // is none.
 func Discover(dir, home string) (string, error) {
 	return discover(dir, []string{home})
-}
-
-// discover walks up from dir, stopping before / and before each of stops
-// (home, and the places shared with other programs: anyone may leave a
-// hutch.toml in /tmp).
-func discover(dir string, stops []string) (string, error) {
-	dir = filepath.Clean(dir)
-	for {
-		if dir == "/" || slices.Contains(stops, dir) {
-			return "", nil
-		}
-		var found []string
-		for _, n := range projectFileNames {
-			p := filepath.Join(dir, n)
-			fi, err := os.Lstat(p)
-			if err != nil {
-				continue
-			}
-			if err := projectFileError(p, fi); err != nil {
-				return "", err
-			}
-			found = append(found, p) // readFile refuses what is not a regular file
-		}
-		if len(found) > 1 {
-			return "", &Error{File: found[1], Msg: "both " + projectFileNames[0] + " and " + projectFileNames[1] + " are here; hutch would not know which to use",
-				Tip: "merge them into one and remove the other"}
-		}
-		if len(found) == 1 {
-			return found[0], nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", nil
-		}
-		dir = parent
-	}
-}
-
-// projectFileError refuses a project profile that is a symlink or a
-// directory. Trust binds a profile's content to the project it governs, the
-// directory it sits in: a link would borrow the approval given to its
-// target, and move the project to wherever it points.
-func projectFileError(path string, fi fs.FileInfo) *Error {
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		target, _ := os.Readlink(path)
-		return &Error{File: path, Msg: fmt.Sprintf("is a symlink (to %s); a project's profile must be a file in the project it governs", target),
-			Tip: fmt.Sprintf("copy the file here, or write a hutch.toml of this project's own with extends = [%q]", target)}
-	case fi.IsDir():
-		return &Error{File: path, Msg: "is a directory, not a profile", Tip: "hutch reads a file of this name as the project's profile: rename or remove the directory"}
-	}
-	return nil
 }
 
 // loader holds the state of one Load.

@@ -2,8 +2,10 @@ package profiles
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -16,7 +18,7 @@ import (
 // /tmp/tmux-UID/default run-shell …` would reach a tmux server outside,
 // and `cd ~/.ssh && hutch run -- cat id_ed25519` would print the key.
 //
-// The rule (docs/security.md, "Where a project may be"):
+// The rule (docs/cli.md, "The project directory"):
 //
 //   - /proc, /sys, /dev, /run, /var/run and $XDG_RUNTIME_DIR, and
 //     everything below them, are shared places: the machine's and other
@@ -35,15 +37,73 @@ import (
 // --project) is refused in a shared place. A hutch.toml there asks for
 // trust; --project there runs, with a note.
 
+// discover walks up from dir, stopping before / and before each of stops
+// (home, and the places shared with other programs: anyone may leave a
+// hutch.toml in /tmp).
+func discover(dir string, stops []string) (string, error) {
+	dir = filepath.Clean(dir)
+	for {
+		if dir == "/" || slices.Contains(stops, dir) {
+			return "", nil
+		}
+		var found []string
+		for _, n := range projectFileNames {
+			p := filepath.Join(dir, n)
+			fi, err := os.Lstat(p)
+			if err != nil {
+				continue
+			}
+			if err := projectFileError(p, fi); err != nil {
+				return "", err
+			}
+			found = append(found, p) // readFile refuses what is not a regular file
+		}
+		if len(found) > 1 {
+			return "", &Error{File: found[1], Msg: "both " + projectFileNames[0] + " and " + projectFileNames[1] + " are here; hutch would not know which to use",
+				Tip: "merge them into one and remove the other"}
+		}
+		if len(found) == 1 {
+			return found[0], nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", nil
+		}
+		dir = parent
+	}
+}
+
+// projectFileError refuses a project profile that is a symlink or a
+// directory. Trust binds a profile's content to the project it governs, the
+// directory it sits in: a link would borrow the approval given to its
+// target, and move the project to wherever it points.
+func projectFileError(path string, fi fs.FileInfo) *Error {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(path)
+		return &Error{File: path, Msg: fmt.Sprintf("is a symlink (to %s); a project's profile must be a file in the project it governs", target),
+			Tip: fmt.Sprintf("copy the file here, or write a hutch.toml of this project's own with extends = [%q]", target)}
+	case fi.IsDir():
+		return &Error{File: path, Msg: "is a directory, not a profile", Tip: "hutch reads a file of this name as the project's profile: rename or remove the directory"}
+	}
+	return nil
+}
+
 // systemTrees are shared places together with everything below them.
 var systemTrees = []string{"/proc", "/sys", "/dev", "/run", "/var/run"}
 
 // tempRoots are shared places; below them only private directories are not.
 var tempRoots = []string{"/tmp", "/var/tmp"}
 
+// places are the shared trees and temporary roots of this caller.
+type places struct{ trees, temps []string }
+
 // placeRoots returns the shared trees and temporary roots for this caller:
 // the fixed ones, $XDG_RUNTIME_DIR and $TMPDIR, resolved.
 func (p *Profile) placeRoots() (trees, temps []string) {
+	if p.places != nil {
+		return p.places.trees, p.places.temps
+	}
 	trees = append(trees, systemTrees...)
 	if d, ok := p.lookup("XDG_RUNTIME_DIR"); ok && filepath.IsAbs(d) {
 		trees = append(trees, resolve(d))
@@ -57,6 +117,7 @@ func (p *Profile) placeRoots() (trees, temps []string) {
 			temps = append(temps, d)
 		}
 	}
+	p.places = &places{trees, temps}
 	return trees, temps
 }
 
