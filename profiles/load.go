@@ -102,6 +102,10 @@ type Profile struct {
 	trustFiles []*file // files trust covers: the project's own, not built-ins or yours
 	trust      TrustState
 	chosen     bool // --profile NAME: picked by the user, not subject to trust
+
+	projectFound bool     // the project directory is where a project profile is
+	notes        []string // for the user (Notes)
+	places       *places  // the shared places (placeRoots), once found
 }
 
 // ProjectDir is the project directory: where hutch.toml was found, else
@@ -138,31 +142,7 @@ func DefaultConfigDir(lookup func(string) (string, bool), home string) string {
 // its parents, stopping before home and before /. It returns "" when there
 // is none.
 func Discover(dir, home string) (string, error) {
-	dir = filepath.Clean(dir)
-	for {
-		if dir == "/" || dir == home && home != "" {
-			return "", nil
-		}
-		var found []string
-		for _, n := range projectFileNames {
-			p := filepath.Join(dir, n)
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-				found = append(found, p) // readFile refuses what is not a regular file
-			}
-		}
-		if len(found) > 1 {
-			return "", &Error{File: found[1], Msg: "both " + projectFileNames[0] + " and " + projectFileNames[1] + " are here; hutch would not know which to use",
-				Tip: "merge them into one and remove the other"}
-		}
-		if len(found) == 1 {
-			return found[0], nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", nil
-		}
-		dir = parent
-	}
+	return discover(dir, []string{home})
 }
 
 // loader holds the state of one Load.
@@ -219,12 +199,21 @@ func Load(opts Options) (*Profile, error) {
 	}
 	switch {
 	case opts.ProjectFile != "":
-		p.projectFile = canonicalProjectFile(p.cwd, opts.ProjectFile)
-	case !opts.NoProject:
-		found, err := Discover(p.projectDir, p.realHome)
-		if err == nil && found == "" && p.realHome != p.home {
-			found, err = Discover(p.projectDir, p.home)
+		named := absFrom(p.cwd, opts.ProjectFile)
+		if fi, err := os.Stat(named); err == nil && fi.IsDir() {
+			named = filepath.Join(named, projectFileNames[0])
 		}
+		if fi, err := os.Lstat(named); err == nil {
+			if e := projectFileError(named, fi); e != nil {
+				e.File = l.display(e.File)
+				return nil, e
+			}
+		}
+		p.projectFile = canonicalProjectFile(p.cwd, opts.ProjectFile)
+		p.projectFound = true
+	case !opts.NoProject:
+		trees, temps := p.placeRoots()
+		found, err := discover(p.projectDir, append(append([]string{p.realHome, p.home}, trees...), temps...))
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) {
@@ -234,6 +223,7 @@ func Load(opts Options) (*Profile, error) {
 		}
 		if found != "" {
 			found = resolve(found)
+			p.projectFound = true
 		}
 		p.projectFile = found
 	}
@@ -295,7 +285,7 @@ func Load(opts Options) (*Profile, error) {
 			p.trustFiles = append(p.trustFiles, f)
 		}
 	}
-	p.asks = p.widenings()
+	p.asks = append(p.widenings(), p.placeAsks()...)
 	p.trust = TrustNotNeeded
 	if len(p.asks) > 0 && len(p.trustFiles) > 0 {
 		switch {

@@ -159,7 +159,9 @@ func (p *Profile) Spec(inv sandbox.Spec) (sandbox.Spec, error) {
 		}
 	}
 	p.dropMoot(&spec)
+	p.checkProject(&errs)
 	p.checkBinds(&errs)
+	p.checkOwnState(&errs)
 	if sc := p.settings["security.seccomp"]; sc != nil && sc.set {
 		if v, _ := sc.value.(string); v != "default" && v != "off" && v != "" {
 			abs := v
@@ -177,6 +179,7 @@ func (p *Profile) Spec(inv sandbox.Spec) (sandbox.Spec, error) {
 	if !within(filepath.Join(p.home, ".config", "hutch"), p.configDir) {
 		spec.Filesystem.Hide = append(spec.Filesystem.Hide, tilde(p.configDir, p.home))
 	}
+	spec.Filesystem.Hide = p.hideTargets(spec.Filesystem.Hide)
 	check := spec
 	unsupported := map[string]bool{}
 	for _, fe := range fieldErrors(check.Validate()) {

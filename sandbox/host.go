@@ -49,6 +49,13 @@ type Host struct {
 	// Image is the opened image of a spec whose root is one (the CLI opens
 	// it from the store, image.go).
 	Image *ImageRoot
+
+	// UserRuntimeDir is $XDG_RUNTIME_DIR, symlinks resolved, or "": masked
+	// wherever a bind shows it (hidden.go).
+	UserRuntimeDir string
+	// RealPaths maps each always-hidden path that a symlink leads elsewhere
+	// (~/.ssh -> dotfiles/ssh) to its real path (hidden.go).
+	RealPaths map[string]string
 }
 
 // RootEntry is one entry of the host's root directory.
@@ -112,6 +119,7 @@ func ProbeHost() (*Host, error) {
 	}
 	h.RuntimeDir = runtimeDir(h.UID)
 	h.DataDir = DataDir(h.Home)
+	h.probeHidden()
 	h.FuseOverlayfs = findFuseOverlayfs()
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && len(b) < 64<<10 {
 		h.ResolvConf = string(b)

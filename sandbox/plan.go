@@ -431,33 +431,19 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		})
 	}
 	// Secrets stay masked under any bind that would reveal them, and so do
-	// hutch's own state and configuration.
+	// the runtime directory, hutch's own state and its data (other
+	// sessions' upper layers); each also where its symlink leads (hidden.go).
 	for _, rel := range secretPaths {
-		s := filepath.Join(host.Home, rel)
-		for _, v := range visible {
-			if isWithin(v, s) && v != s {
-				add(Mount{Kind: MountHide, Dst: s, Optional: true})
-				break
-			}
-		}
+		hideVisible(add, host, visible, filepath.Join(host.Home, rel), false)
+	}
+	if host.UserRuntimeDir != "" {
+		hideVisible(add, host, visible, host.UserRuntimeDir, false)
 	}
 	if host.RuntimeDir != "" {
-		for _, v := range visible {
-			if isWithin(v, host.RuntimeDir) {
-				add(Mount{Kind: MountHide, Dst: host.RuntimeDir, Optional: true})
-				break
-			}
-		}
+		hideVisible(add, host, visible, host.RuntimeDir, true)
 	}
-
-	// hutch's data (other sessions' upper layers) is never visible.
 	if host.DataDir != "" {
-		for _, v := range visible {
-			if isWithin(v, host.DataDir) {
-				add(Mount{Kind: MountHide, Dst: host.DataDir, Optional: true})
-				break
-			}
-		}
+		hideVisible(add, host, visible, host.DataDir, true)
 	}
 
 	// Generated files.

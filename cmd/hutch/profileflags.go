@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -194,6 +195,9 @@ func specFromFlags(c *cli.Context, args []string) (sandbox.Spec, error) {
 	spec, err := p.Spec(inv)
 	if err != nil {
 		return spec, usageErr(err)
+	}
+	for _, n := range p.Notes() {
+		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
 	}
 	return spec, nil
 }

@@ -1,0 +1,71 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// What a sandbox never shows, wherever a bind would reveal it: the secret
+// paths in home, hutch's own state and data, and the runtime directory
+// ($XDG_RUNTIME_DIR), where ssh-agent, gpg-agent, D-Bus and Wayland listen.
+// When one of them is a symlink (~/.ssh -> dotfiles/ssh, a common dotfiles
+// layout, or ~/.aws -> /elsewhere/aws), masking the link masks nothing:
+// inside, the link resolves to its target, which a bind of home (or of
+// the target's own tree) shows. So the target is masked too, and finding
+// it is a host fact: ProbeHost resolves these paths once, and NewPlan
+// stays pure.
+
+// alwaysHidden lists the host paths NewPlan masks wherever they are
+// visible.
+func (h *Host) alwaysHidden() []string {
+	var out []string
+	for _, rel := range secretPaths {
+		out = append(out, filepath.Join(h.Home, rel))
+	}
+	for _, d := range []string{h.UserRuntimeDir, h.RuntimeDir, h.DataDir} {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// probeHidden records $XDG_RUNTIME_DIR and where each always-hidden path
+// really is, when a symlink leads elsewhere. Paths that do not exist cost
+// one lstat.
+func (h *Host) probeHidden() {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			h.UserRuntimeDir = r
+		}
+	}
+	for _, s := range h.alwaysHidden() {
+		if _, err := os.Lstat(s); err != nil {
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(s); err == nil && r != s {
+			if h.RealPaths == nil {
+				h.RealPaths = map[string]string{}
+			}
+			h.RealPaths[s] = r
+		}
+	}
+}
+
+// hideVisible masks the host path s, and its real path when a symlink leads
+// elsewhere, wherever one of the visible trees shows it. exact masks it even
+// where a bind is the path itself (hutch's own state); a secret bound by
+// its own path was asked for by name.
+func hideVisible(add func(Mount), host *Host, visible []string, s string, exact bool) {
+	for _, t := range []string{s, host.RealPaths[s]} {
+		if t == "" {
+			continue
+		}
+		for _, v := range visible {
+			if isWithin(v, t) && (exact || v != t) {
+				add(Mount{Kind: MountHide, Dst: t, Optional: true})
+				break
+			}
+		}
+	}
+}
