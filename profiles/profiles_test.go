@@ -507,6 +507,8 @@ func TestTrust(t *testing.T) {
 				"filesystem.ro visible outside the project",
 				"network.mode network access beyond your configuration's \"none\"",
 				"network.allow reaches a host", "network.allow reaches a host", "network.allow reaches a host"}},
+		{"dotfiles beyond hutch shell's set", "", "[process]\ndotfiles = [\".bashrc\", \".vimrc\"]", nil,
+			[]string{"process.dotfiles shows ~/.vimrc from your home"}},
 		{"image from the registry", "", "[filesystem]\nroot = \"image:docker.io/library/node:22\"", nil, nil},
 		{"image from the project", "", "[filesystem]\nroot = \"image:oci-layout:./build/layout:v1\"", nil, nil},
 		{"image from outside the project", "", "[filesystem]\nroot = \"image:docker-archive:~/other/app.tar\"", nil,

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -274,6 +275,14 @@ func (p *Profile) widenings() []Ask {
 	}
 
 	// Secret variables: kept by name, or read by an expansion.
+	// Dotfiles beyond hutch shell's own set show more of your home.
+	if s := full["process.dotfiles"]; s != nil {
+		for _, it := range s.items {
+			if !slices.Contains(sandbox.DefaultDotfiles, it.Value) && !in(base, "process.dotfiles", it.Value) {
+				ask("process.dotfiles", strconv.Quote(it.Value), "shows ~/"+it.Value+" from your home (read-only)", it.Src)
+			}
+		}
+	}
 	if s := full["env.keep"]; s != nil {
 		for _, it := range s.items {
 			if !isGlob(it.Value) && secretEnv(it.Value) && !in(base, "env.keep", it.Value) {

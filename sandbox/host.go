@@ -45,6 +45,9 @@ type Host struct {
 	// Git is what ProbeGit found of git in the project (the CLI probes it
 	// once the spec names the project); nil when not probed.
 	Git *GitFacts
+	// Dotfiles is what ProbeDotfiles found of the dotfiles the spec binds
+	// (the CLI probes them once the spec is known).
+	Dotfiles map[string]DotfileFact
 
 	// Image is the opened image of a spec whose root is one (the CLI opens
 	// it from the store, image.go).

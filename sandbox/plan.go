@@ -350,6 +350,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	} else if img == nil {
 		// (An image has homes of its own, in its overlay.)
 		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Size: scratch})
+		planDotfiles(spec, host, p, add)
 	}
 
 	// User binds, sorted so that a parent is mounted before its children; on
@@ -614,6 +615,8 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 		}
 	}
 	env["container"] = "hutch"
+	// For prompts and scripts: PS1='${HUTCH:+[hutch] }\u@\h …'.
+	env["HUTCH"] = "1"
 	if spec.Network.Mode == NetworkProxy {
 		// Both spellings: curl reads only the lower-case http_proxy.
 		proxyURL := fmt.Sprintf("http://127.0.0.1:%d", ProxyPort)

@@ -119,6 +119,10 @@ type Process struct {
 	// Shell is the command hutch shell runs; default the user's login shell
 	// (with an image, /bin/sh).
 	Shell []string `json:"shell" key:"process.shell"`
+	// Dotfiles are files in your home, by their path relative to it, bound
+	// read-only into the empty home (process.dotfiles). nil: the default set
+	// (DefaultDotfiles) for hutch shell, none for hutch run.
+	Dotfiles []string `json:"dotfiles" key:"process.dotfiles"`
 	// Workdir is where the command starts; with an image root the project
 	// is bound there instead of at its own path. Default: the caller's
 	// working directory when it is visible inside.
@@ -245,6 +249,11 @@ func (s *Spec) Validate() error {
 	paths("filesystem.ro", fs.RO)
 	paths("filesystem.hide", fs.Hide)
 	paths("filesystem.tmpfs", fs.Tmpfs)
+	for _, d := range s.Process.Dotfiles {
+		if d == "" || filepath.IsAbs(d) || strings.HasPrefix(d, "~") || filepath.Clean(d) != d || d == "." || strings.HasPrefix(d, "../") || d == ".." {
+			bad("process.dotfiles", "%q: name a file by its path in your home, as in \".bashrc\" or \".config/starship.toml\"", d)
+		}
+	}
 	if fs.Project != "" {
 		paths("filesystem.project_dir", []string{fs.Project})
 	}

@@ -29,6 +29,7 @@ var invocationOnly = map[string]string{
 	"keep":               "overlay flags: --session NAME and --project-mode overlay in one",
 	"verbose":            "diagnostics of this run",
 	"image":              "filesystem.root = \"image:REF\" in one flag",
+	"env-file":           "env.set entries read from a file, for this run",
 	"platform":           "which platform this run pulls",
 	"pull":               "whether this run fetches the image",
 	"entrypoint":         "replaces the image's entrypoint for this run, as docker run --entrypoint",
@@ -109,7 +110,7 @@ func TestFlagMapping(t *testing.T) {
 		"filesystem.git": {"rw"}, "filesystem.session": {"s"}, "network.mode": {"host"}, "network.allow": {"example.com"},
 		"network.ports": {"8080:80"}, "network.host_loopback": nil, "env.keep": {"FOO_*"}, "env.set": {"A=1"},
 		"process.user": {"root"}, "process.idmap": {"single"}, "process.hostname": {"box"},
-		"process.timeout": {"1m"}, "process.shell": {"zsh -l"}, "process.workdir": {"/src"}, "limits.memory": {"1GiB"},
+		"process.timeout": {"1m"}, "process.shell": {"zsh -l"}, "process.workdir": {"/src"}, "process.dotfiles": {".vimrc"}, "limits.memory": {"1GiB"},
 		"limits.pids": {"100"}, "limits.cpu": {"1.5"}, "limits.nofile": {"64"}, "limits.nproc": {"64"},
 		"limits.fsize": {"1MiB"}, "limits.required": nil, "security.seccomp": {"off"}, "security.nested": nil,
 	}

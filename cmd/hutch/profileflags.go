@@ -56,6 +56,7 @@ func keyedFlags() []keyedFlag {
 		{"process.hostname", str("hostname", "host `NAME` inside")},
 		{"process.timeout", str("timeout", "kill the sandbox after `DURATION` (30m, 1h30m; exit status 124)")},
 		{"process.shell", str("shell", "the `COMMAND` hutch shell runs (default: your login shell)")},
+		{"process.dotfiles", list("dotfile", "bind `~/FILE` of your home read-only into the empty home (repeatable; hutch shell binds your rc files by default)")},
 		{"process.workdir", str("workdir", "start in `DIR` inside; with an image, the project is bound there", "w")},
 		{"limits.memory", str("memory", "limit memory to `SIZE` (512MiB, 4GiB)", "m")},
 		{"limits.pids", str("pids-limit", "limit processes and threads to `N`", "pids")},

@@ -96,6 +96,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		}
 	}
 	host.Git = sandbox.ProbeGit(sandbox.ProjectDir(spec, host), host.Home)
+	host.Dotfiles = sandbox.ProbeDotfiles(host, sandbox.Dotfiles(spec))
 	plan, err := sandbox.NewPlan(spec, host)
 	if err != nil {
 		return err
