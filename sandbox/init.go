@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 )
 
@@ -127,7 +128,9 @@ func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool)
 	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
 	// have our /proc files opened by it: this process holds capabilities
 	// in the sandbox's namespaces and the mounts' keys.
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	if !mutate.Off("dumpable") {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	}
 	sigs = make(chan os.Signal, 32)
 	signal.Notify(sigs, forwarded...)
 	signal.Notify(sigs, unix.SIGCHLD)
@@ -218,7 +221,7 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	}
 
 	files := []uintptr{0, 1, 2}
-	attr := &syscall.SysProcAttr{Setsid: true}
+	attr := &syscall.SysProcAttr{Setsid: !mutate.Off("setsid")}
 	var slave *os.File
 	if cfg.UsePTY {
 		master, s, err := openPTY(cfg.Winsize)
@@ -271,7 +274,10 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	}
 	go func() {
 		runtime.LockOSThread()
-		if err := restrictThread(keep, extra); err != nil {
+		// The mutation "nnp" is the old bug: no_new_privs only where a
+		// seccomp filter needs it.
+		nnp := !mutate.Off("nnp") || filter != nil
+		if err := restrictThread(keep, extra, nnp); err != nil {
 			done <- result{err: err}
 			return
 		}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Stage2Name is the fixed argv[0] of the second hidden entry: the
@@ -70,7 +72,7 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 		// kernel kills stage2 with the rest of the pid namespace.
 		runtime.LockOSThread()
 		pid, err := syscall.ForkExec("/proc/self/exe", []string{Stage2Name}, &syscall.ProcAttr{
-			Env:   []string{"GOMAXPROCS=1"},
+			Env:   append([]string{"GOMAXPROCS=1"}, mutate.Env()...),
 			Files: files,
 			Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS},
 		})

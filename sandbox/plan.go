@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -407,6 +408,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	// Secrets stay masked under any bind that would reveal them, and so do
 	// hutch's own state and configuration.
 	for _, rel := range secretPaths {
+		if mutate.Off("hide-secrets") {
+			break
+		}
 		s := filepath.Join(host.Home, rel)
 		for _, v := range visible {
 			if isWithin(v, s) && v != s {
@@ -415,7 +419,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 			}
 		}
 	}
-	if host.RuntimeDir != "" {
+	if host.RuntimeDir != "" && !mutate.Off("hide-runtime") {
 		for _, v := range visible {
 			if isWithin(v, host.RuntimeDir) {
 				add(Mount{Kind: MountHide, Dst: host.RuntimeDir, Optional: true})
@@ -425,7 +429,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	}
 
 	// hutch's data (other sessions' upper layers) is never visible.
-	if host.DataDir != "" {
+	if host.DataDir != "" && !mutate.Off("hide-state") {
 		for _, v := range visible {
 			if isWithin(v, host.DataDir) {
 				add(Mount{Kind: MountHide, Dst: host.DataDir, Optional: true})
