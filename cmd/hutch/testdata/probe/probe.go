@@ -326,6 +326,12 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 		}
 	case "readlink":
 		_, err = os.Readlink(arg(1))
+	case "create":
+		// Create a file (or truncate one) at PATH.
+		var f *os.File
+		if f, err = os.OpenFile(arg(1), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err == nil {
+			f.Close()
+		}
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
