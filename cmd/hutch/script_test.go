@@ -15,6 +15,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
@@ -54,6 +55,8 @@ func scriptParams() testscript.Params {
 				env.Setenv("XDG_RUNTIME_DIR", d)
 			}
 			env.Setenv("HUTCH_TEST_STRICT", os.Getenv("HUTCH_TEST_STRICT"))
+			// make mutate's switch (read only by -tags hutch_mutate builds).
+			env.Setenv(mutate.Var, os.Getenv(mutate.Var))
 			return nil
 		},
 		Condition: condition,
