@@ -89,7 +89,10 @@ func TestNetProxy(t *testing.T) {
 		"curl -sS -m 10 -o /dev/null -w 'wrongport=%{http_code}\\n' http://allowed.test:1/",
 		"./probe get 127.0.0.1:" + pport,
 	}, "; ")
-	cmd := probeCmd(t, "run", "--network", "proxy", "--allow", "allowed.test:"+pport, "--allow", "allowed.test:"+tport,
+	// The test's name points at this machine's loopback, which the proxy
+	// refuses unless network.host_loopback says otherwise, as for a real
+	// DNS answer: here it does, and below it does not.
+	cmd := probeCmd(t, "run", "--network", "proxy", "--host-loopback", "--allow", "allowed.test:"+pport, "--allow", "allowed.test:"+tport,
 		"--report", report, "--", "sh", "-c", script)
 	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=allowed.test=127.0.0.1")
 	out := runOut(t, cmd)
@@ -101,6 +104,15 @@ func TestNetProxy(t *testing.T) {
 	data, err := os.ReadFile(report)
 	if err != nil || !strings.Contains(string(data), `"host": "denied.test"`) {
 		t.Errorf("report %s: %v\n%s", report, err, data)
+	}
+
+	// Without host_loopback the same allowed name is refused: the test's
+	// resolver goes through the loopback refusal production runs.
+	cmd = probeCmd(t, "run", "--network", "proxy", "--allow", "allowed.test:"+pport, "--", "sh", "-c",
+		"curl -sS -m 10 -o /dev/null -w 'loopback=%{http_code}\\n' http://allowed.test:"+pport+"/pkg")
+	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=allowed.test=127.0.0.1")
+	if out := runOut(t, cmd); !strings.Contains(out, "loopback=403") {
+		t.Errorf("an allowed name resolving to the host's loopback: want 403, got:\n%s", out)
 	}
 }
 
@@ -270,7 +282,7 @@ func childrenNamed(ppid int, name string) []int {
 func TestNetBuiltinProfileProxy(t *testing.T) {
 	testenv.RequireUserNS(t)
 	testenv.RequireProgram(t, "curl")
-	cmd := hutchCmd(t, "run", "--profile", "npm", "--", "sh", "-c",
+	cmd := hutchCmd(t, "run", "--profile", "npm", "--host-loopback", "--", "sh", "-c",
 		"echo proxy=$HTTPS_PROXY; curl -sS -m 10 https://registry.npmjs.org/ 2>&1; curl -sS -m 10 https://evil.example.com/ 2>&1; true")
 	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=registry.npmjs.org=127.0.0.1")
 	out := runOut(t, cmd)
