@@ -210,6 +210,9 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if mutate.Off("caps") {
+		keep = 1<<(lastCap()+1) - 1 // every capability init holds
+	}
 	env := plan.Env
 	cwd := plan.Cwd
 	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {

@@ -193,7 +193,7 @@ func (b *rootBuilder) apply(m Mount) error {
 		if err := unix.Mount(dst, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return wrap(err)
 		}
-		attr := unix.MountAttr{Attr_set: mutAttr("ro", unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)}
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr))
 	case MountSeal:
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}

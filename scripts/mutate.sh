@@ -9,6 +9,12 @@
 # Run it as the test user (make mutate does, through
 # scripts/run-as-test-user.sh): a sandbox test run as root proves nothing.
 # A new defence is one new line: NAME PACKAGE TEST-REGEX.
+#
+# Not in the table, because no behaviour changes without them (equivalent
+# mutants): nodev on the fuse-overlayfs mount (libfuse mounts nodev by
+# default; hutch restates it), and nosuid/nodev on the read-only rebinds
+# of /proc/sys, /proc/irq, /proc/bus and /proc/fs (a bind keeps the flags
+# of the /proc it comes from).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
@@ -24,6 +30,7 @@ seccomp-personality  ./cmd/hutch        TestEscapeSeccompGroups|TestScripts/esca
 seccomp-mount        ./cmd/hutch        TestEscapeSeccompGroups
 seccomp-userns       ./cmd/hutch        TestEscapeSeccompGroups|TestScripts/escape_kernel
 nnp                  ./cmd/hutch        TestScripts/escape_kernel
+caps                 ./cmd/hutch        TestScripts/escape_kernel
 setsid               ./cmd/hutch        TestEscapeTIOCSTI|TestRunNoTTYSetsid
 dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/escape_kernel|TestScripts/overlay_escape
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
@@ -32,15 +39,12 @@ hide-state           ./cmd/hutch        TestScripts/overlay_escape
 nosuid-root          ./cmd/hutch        TestScripts/escape_files
 nosuid-bind          ./cmd/hutch        TestScripts/escape_files
 nosuid-tmpfs         ./cmd/hutch        TestScripts/escape_files
-nosuid-ro            ./cmd/hutch        TestScripts/escape_files
 nosuid-overlay       ./cmd/hutch        TestScripts/overlay_escape
 nosuid-fuse          ./cmd/hutch        TestScripts/overlay_escape
 nodev-root           ./cmd/hutch        TestScripts/escape_files
 nodev-bind           ./cmd/hutch        TestScripts/escape_files
 nodev-tmpfs          ./cmd/hutch        TestScripts/escape_files
-nodev-ro             ./cmd/hutch        TestScripts/escape_files
 nodev-overlay        ./cmd/hutch        TestScripts/overlay_escape
-nodev-fuse           ./cmd/hutch        TestScripts/overlay_escape
 trust-filesystem.rw       ./profiles    TestTrust$
 trust-filesystem.ro       ./profiles    TestTrust$
 trust-filesystem.root     ./profiles    TestTrust$
