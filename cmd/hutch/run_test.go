@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -38,30 +39,49 @@ func hutchCmd(t *testing.T, args ...string) *exec.Cmd {
 }
 
 // TestRunPTY: under a terminal the command gets a pty of the sandbox's own
-// devpts, never the caller's terminal, and its window size.
+// devpts, never the caller's terminal, and its window size. Names prove
+// nothing (both devpts instances have a /dev/pts/0): the terminals are
+// told apart by the device their devpts instance has. With --tty never,
+// the command's stdin is the caller's terminal: the control.
 func TestRunPTY(t *testing.T) {
 	testenv.RequireUserNS(t)
-	cmd := hutchCmd(t, "run", "--", "sh", "-c",
-		`tty; readlink /proc/self/fd/0; ls /dev/pts | tr '\n' ' '; echo; stty size; echo done`)
-	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 33, Cols: 101})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	var out bytes.Buffer
-	io.Copy(&out, ptmx) // ends with EIO when hutch exits
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("hutch: %v\n%s", err, out.String())
-	}
-	got := strings.ReplaceAll(out.String(), "\r\n", "\n")
-	callerTTY, _ := os.Readlink("/proc/self/fd/0")
-	for _, want := range []string{"/dev/pts/0\n/dev/pts/0\n", "0 ptmx \n", "33 101\n", "done\n"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q:\n%s", want, got)
+	for _, tty := range []string{"auto", "never"} {
+		cmd := hutchCmd(t, "run", "--tty", tty, "--", "sh", "-c",
+			`tty; readlink /proc/self/fd/0; ls /dev/pts | tr '\n' ' '; echo; stty size; stat -L -c dev=%d /proc/self/fd/0; echo done`)
+		ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 33, Cols: 101})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if callerTTY != "" && strings.Contains(got, callerTTY+"\n") && callerTTY != "/dev/pts/0" {
-		t.Errorf("the command sees the caller's terminal %s:\n%s", callerTTY, got)
+		n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/dev/pts/%d", n), &st); err != nil {
+			t.Fatal(err)
+		}
+		callerDev := fmt.Sprintf("dev=%d\n", st.Dev)
+		var out bytes.Buffer
+		io.Copy(&out, ptmx) // ends with EIO when hutch exits
+		ptmx.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("hutch --tty %s: %v\n%s", tty, err, out.String())
+		}
+		got := strings.ReplaceAll(out.String(), "\r\n", "\n")
+		if tty == "never" {
+			if !strings.Contains(got, callerDev) {
+				t.Errorf("--tty never: the command's stdin is not the caller's terminal (%s), so the check below proves nothing:\n%s", callerDev, got)
+			}
+			continue
+		}
+		for _, want := range []string{"/dev/pts/0\n/dev/pts/0\n", "0 ptmx \n", "33 101\n", "done\n"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("output lacks %q:\n%s", want, got)
+			}
+		}
+		if strings.Contains(got, callerDev) || !strings.Contains(got, "dev=") {
+			t.Errorf("the command's terminal is on the caller's devpts (%s):\n%s", callerDev, got)
+		}
 	}
 }
 
