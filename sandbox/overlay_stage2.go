@@ -66,6 +66,8 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 		err error
 	}
 	done := make(chan started)
+	reaped := make(chan struct{})
+	defer close(reaped)
 	go func() {
 		// ForkExec, not exec.Cmd: reap below waits for every child, and an
 		// exec.Cmd's Wait would race it for this one. If init dies, the
@@ -77,6 +79,11 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 			Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS},
 		})
 		done <- started{pid, err}
+		// stage2 arms PDEATHSIG, which fires when this thread exits, not
+		// init (golang/go#27505): the thread lives until stage2 is reaped.
+		// Retired earlier, a loaded machine could let stage2 arm it first
+		// and die with status 137 ("ended before the command did").
+		<-reaped
 	}()
 	st := <-done
 	cfgR.Close()
