@@ -124,7 +124,9 @@ func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool)
 		return nil, nil, nil, false
 	}
 	// Never let the command inherit anything of ours it was not given.
-	markCloexecFrom(initConfigFD)
+	if !mutate.Off("cloexec") {
+		markCloexecFrom(initConfigFD)
+	}
 	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
 	// have our /proc files opened by it: this process holds capabilities
 	// in the sandbox's namespaces and the mounts' keys.

@@ -80,7 +80,9 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 	// Fds the caller leaked to us (not close-on-exec) must not reach the
 	// sandbox; the ones asked for are passed explicitly below.
-	markCloexecFrom(3)
+	if !mutate.Off("cloexec") {
+		markCloexecFrom(3)
+	}
 
 	filter, err := compileSeccomp(plan)
 	if err != nil {

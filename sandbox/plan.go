@@ -574,7 +574,7 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 			continue
 		}
 		// A secret-looking variable passes only when named exactly.
-		secret := secretEnv(k)
+		secret := secretEnv(k) && !mutate.Off("env-secrets")
 		for _, pat := range keep {
 			if ok, _ := path.Match(pat, k); ok && (!secret || pat == k) {
 				env[k] = v

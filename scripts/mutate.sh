@@ -31,6 +31,9 @@ seccomp-mount        ./cmd/hutch        TestEscapeSeccompGroups
 seccomp-userns       ./cmd/hutch        TestEscapeSeccompGroups|TestScripts/escape_kernel
 nnp                  ./cmd/hutch        TestScripts/escape_kernel
 caps                 ./cmd/hutch        TestScripts/escape_kernel
+cloexec              ./cmd/hutch        TestScripts/run_process
+env-secrets          ./cmd/hutch        TestScripts/run_process
+env-secrets          ./sandbox          TestPlan
 setsid               ./cmd/hutch        TestEscapeTIOCSTI|TestRunNoTTYSetsid
 dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/escape_kernel|TestScripts/overlay_escape
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
