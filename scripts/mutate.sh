@@ -34,7 +34,8 @@ caps                 ./cmd/hutch        TestScripts/escape_kernel
 cloexec              ./cmd/hutch        TestScripts/run_process
 env-secrets          ./cmd/hutch        TestScripts/run_process
 env-secrets          ./sandbox          TestPlan
-setsid               ./cmd/hutch        TestEscapeTIOCSTI|TestRunNoTTYSetsid
+setsid               ./cmd/hutch        TestEscapeTIOCSTI
+setsid               ./cmd/hutch        TestRunNoTTYSetsid
 dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/escape_kernel|TestScripts/overlay_escape
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
 hide-runtime         ./cmd/hutch        TestScripts/escape_files

@@ -85,19 +85,36 @@ func TestRunPTY(t *testing.T) {
 	}
 }
 
-// TestRunNoTTYSetsid: without a terminal the command is in a new session
-// with no controlling terminal, so TIOCSTI on an inherited tty fails.
+// TestRunNoTTYSetsid: without hutch's pty (--tty never) the command is in
+// a new session with no controlling terminal, even when hutch runs on
+// one. The control: the same shell outside hutch, on the same kind of
+// terminal, has one.
 func TestRunNoTTYSetsid(t *testing.T) {
 	testenv.RequireUserNS(t)
-	cmd := hutchCmd(t, "run", "--", "sh", "-c", `cat /proc/self/stat | cut -d' ' -f6,7`)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	// Field 6 is the session id, field 7 the controlling tty (0: none).
-	f := strings.Fields(string(out))
-	if len(f) != 2 || f[1] != "0" {
-		t.Fatalf("want no controlling tty, got %q", out)
+	const script = `cut -d' ' -f7 /proc/self/stat`
+	control := exec.Command("sh", "-c", script)
+	for _, cmd := range []*exec.Cmd{control, hutchCmd(t, "run", "--tty", "never", "--", "sh", "-c", script)} {
+		ptmx, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		io.Copy(&out, ptmx)
+		ptmx.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, out.String())
+		}
+		// Field 7 is the controlling terminal's device (0: none).
+		tty := strings.TrimSpace(out.String())
+		if cmd == control {
+			if tty == "0" || tty == "" {
+				t.Fatalf("control: a shell on a pty reports no controlling terminal (%q), so the check proves nothing", tty)
+			}
+			continue
+		}
+		if tty != "0" {
+			t.Errorf("--tty never: the command has a controlling terminal (%q)", tty)
+		}
 	}
 }
 
