@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -471,50 +472,64 @@ timeout.x = 3
 
 // TestTrust: which files need approval, what they ask for, and how
 // approval follows the content.
+// trustTests are TestTrust's rows: a user configuration, a project file,
+// and the widenings hutch must ask about. TestTrustCoversKeys checks that
+// every key that can widen has a row.
+var trustTests = []struct {
+	name   string
+	config string
+	proj   string
+	files  map[string]string
+	asks   []string // "key what-prefix"
+}{
+	{"narrowing only", "", "[filesystem]\nproject = \"ro\"\nhide = [\"${PROJECT}/.env\"]\n[network]\nmode = \"none\"\n[limits]\nmemory = \"1GiB\"", nil, nil},
+	{"binds inside the project", "", "[filesystem]\nrw = [\"${PROJECT}/out\"]\nro = [\"./src\"]", map[string]string{"proj/out/.k": "", "proj/src/.k": ""}, nil},
+	{"writable outside", "", "[filesystem]\nrw = [\"~/cache\"]", map[string]string{"cache/.k": ""}, []string{"filesystem.rw writable, outside the project"}},
+	{"allowed by your config", "[filesystem]\nrw = [\"~/cache\"]", "[filesystem]\nrw = [\"~/cache/sub\"]", map[string]string{"cache/sub/.k": ""}, nil},
+	{"visible outside", "", "[filesystem]\nro = [\"/srv\"]", nil, []string{"filesystem.ro visible outside the project"}},
+	{"secret", "", "[filesystem]\nro = [\"~/.aws/config\"]", map[string]string{".aws/config": ""}, []string{"filesystem.ro reveals the secret ~/.aws"}},
+	{"your own hide is a secret", "[filesystem]\nhide = [\"~/private\"]", "[filesystem]\nro = [\"~/private/x\"]", map[string]string{"private/x": ""}, []string{"filesystem.ro reveals the secret ~/private"}},
+	{"project rw over your ro", "[filesystem]\nproject = \"ro\"", "[filesystem]\nproject = \"rw\"\nrw = [\"${PROJECT}/out\"]", map[string]string{"proj/out/.k": ""},
+		[]string{"filesystem.rw writable, where your configuration", "filesystem.project writes more"}},
+	{"home", "", "[filesystem]\nhome = \"ro\"", nil, []string{"filesystem.home shows your home"}},
+	{"git rw", "", "[filesystem]\ngit = \"rw\"", nil, []string{"filesystem.git lets the command change git's config"}},
+	{"git rw allowed", "[filesystem]\ngit = \"rw\"", "[filesystem]\ngit = \"rw\"", nil, nil},
+	{"git protect", "", "[filesystem]\ngit = \"protect\"", nil, nil},
+	{"host network", "", "[network]\nmode = \"host\"", nil, []string{"network.mode the host's network"}},
+	{"host network allowed", "[network]\nmode = \"host\"", "[network]\nmode = \"host\"", nil, nil},
+	{"nested, seccomp", "", "[security]\nnested = true\nseccomp = \"off\"", nil, []string{"security.seccomp turns the seccomp filter off", "security.nested allows"}},
+	{"secret env", "", "[env]\nkeep = [\"GITHUB_TOKEN\", \"*_TOKEN\", \"MY_VAR\"]\nset = { T = \"${AWS_SECRET_ACCESS_KEY:-}\" }", nil,
+		[]string{"env.keep passes the secret variable GITHUB_TOKEN", "env.set reads the secret variable $AWS_SECRET_ACCESS_KEY"}},
+	{"limits", "[limits]\nmemory = \"1GiB\"\npids = 100\nrequired = true\n[process]\ntimeout = \"10m\"",
+		"[limits]\nmemory = \"2GiB\"\npids = 50\nrequired = false\n[process]\ntimeout = \"0\"", nil,
+		[]string{"limits.memory raises", "process.timeout removes", "limits.required lets"}},
+	// Optional paths that do not exist (~/.rustup) bind nothing and are
+	// not asked about; caches made when missing (~/.cargo/git) are.
+	{"built-in caches", "", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": "", ".cargo/bin/cargo": ""},
+		[]string{"filesystem.rw writable, outside the project", "filesystem.rw writable, outside the project",
+			"filesystem.ro visible outside the project",
+			"network.mode network access beyond your configuration's \"none\"",
+			"network.allow reaches a host", "network.allow reaches a host", "network.allow reaches a host"}},
+	{"dotfiles beyond hutch shell's set", "", "[process]\ndotfiles = [\".bashrc\", \".vimrc\"]", nil,
+		[]string{"process.dotfiles shows ~/.vimrc from your home"}},
+	{"image from the registry", "", "[filesystem]\nroot = \"image:docker.io/library/node:22\"", nil, nil},
+	{"image from the project", "", "[filesystem]\nroot = \"image:oci-layout:./build/layout:v1\"", nil, nil},
+	{"image from outside the project", "", "[filesystem]\nroot = \"image:docker-archive:~/other/app.tar\"", nil,
+		[]string{"filesystem.root shows the image at ~/other/app.tar, outside the project"}},
+	{"published port", "[network]\nmode = \"slirp4netns\"", "[network]\nports = [\"127.0.0.1:3000:3000/tcp\"]", nil,
+		[]string{"network.ports publishes a port on the host"}},
+	{"host loopback", "[network]\nmode = \"slirp4netns\"", "[network]\nhost_loopback = true", nil,
+		[]string{"network.host_loopback reaches services on the host's loopback"}},
+	{"seccomp profile", "", "[security]\nseccomp = \"./seccomp.json\"", map[string]string{"proj/seccomp.json": "{}"},
+		[]string{"security.seccomp replaces the seccomp filter"}},
+	{"every limit raised", "[limits]\npids = 100\ncpu = 1\nnofile = 100\nnproc = 100\nfsize = \"1MiB\"",
+		"[limits]\npids = 200\ncpu = 2\nnofile = 200\nnproc = 200\nfsize = \"2MiB\"", nil,
+		[]string{"limits.pids raises", "limits.cpu raises", "limits.nofile raises", "limits.nproc raises", "limits.fsize raises"}},
+	{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
+}
+
 func TestTrust(t *testing.T) {
-	tests := []struct {
-		name   string
-		config string
-		proj   string
-		files  map[string]string
-		asks   []string // "key what-prefix"
-	}{
-		{"narrowing only", "", "[filesystem]\nproject = \"ro\"\nhide = [\"${PROJECT}/.env\"]\n[network]\nmode = \"none\"\n[limits]\nmemory = \"1GiB\"", nil, nil},
-		{"binds inside the project", "", "[filesystem]\nrw = [\"${PROJECT}/out\"]\nro = [\"./src\"]", map[string]string{"proj/out/.k": "", "proj/src/.k": ""}, nil},
-		{"writable outside", "", "[filesystem]\nrw = [\"~/cache\"]", map[string]string{"cache/.k": ""}, []string{"filesystem.rw writable, outside the project"}},
-		{"allowed by your config", "[filesystem]\nrw = [\"~/cache\"]", "[filesystem]\nrw = [\"~/cache/sub\"]", map[string]string{"cache/sub/.k": ""}, nil},
-		{"visible outside", "", "[filesystem]\nro = [\"/srv\"]", nil, []string{"filesystem.ro visible outside the project"}},
-		{"secret", "", "[filesystem]\nro = [\"~/.aws/config\"]", map[string]string{".aws/config": ""}, []string{"filesystem.ro reveals the secret ~/.aws"}},
-		{"your own hide is a secret", "[filesystem]\nhide = [\"~/private\"]", "[filesystem]\nro = [\"~/private/x\"]", map[string]string{"private/x": ""}, []string{"filesystem.ro reveals the secret ~/private"}},
-		{"project rw over your ro", "[filesystem]\nproject = \"ro\"", "[filesystem]\nproject = \"rw\"\nrw = [\"${PROJECT}/out\"]", map[string]string{"proj/out/.k": ""},
-			[]string{"filesystem.rw writable, where your configuration", "filesystem.project writes more"}},
-		{"home", "", "[filesystem]\nhome = \"ro\"", nil, []string{"filesystem.home shows your home"}},
-		{"git rw", "", "[filesystem]\ngit = \"rw\"", nil, []string{"filesystem.git lets the command change git's config"}},
-		{"git rw allowed", "[filesystem]\ngit = \"rw\"", "[filesystem]\ngit = \"rw\"", nil, nil},
-		{"git protect", "", "[filesystem]\ngit = \"protect\"", nil, nil},
-		{"host network", "", "[network]\nmode = \"host\"", nil, []string{"network.mode the host's network"}},
-		{"host network allowed", "[network]\nmode = \"host\"", "[network]\nmode = \"host\"", nil, nil},
-		{"nested, seccomp", "", "[security]\nnested = true\nseccomp = \"off\"", nil, []string{"security.seccomp turns the seccomp filter off", "security.nested allows"}},
-		{"secret env", "", "[env]\nkeep = [\"GITHUB_TOKEN\", \"*_TOKEN\", \"MY_VAR\"]\nset = { T = \"${AWS_SECRET_ACCESS_KEY:-}\" }", nil,
-			[]string{"env.keep passes the secret variable GITHUB_TOKEN", "env.set reads the secret variable $AWS_SECRET_ACCESS_KEY"}},
-		{"limits", "[limits]\nmemory = \"1GiB\"\npids = 100\nrequired = true\n[process]\ntimeout = \"10m\"",
-			"[limits]\nmemory = \"2GiB\"\npids = 50\nrequired = false\n[process]\ntimeout = \"0\"", nil,
-			[]string{"limits.memory raises", "process.timeout removes", "limits.required lets"}},
-		// Optional paths that do not exist (~/.rustup) bind nothing and
-		// are not asked about; caches made when missing (~/.cargo/git) are.
-		{"built-in caches", "", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": "", ".cargo/bin/cargo": ""},
-			[]string{"filesystem.rw writable, outside the project", "filesystem.rw writable, outside the project",
-				"filesystem.ro visible outside the project",
-				"network.mode network access beyond your configuration's \"none\"",
-				"network.allow reaches a host", "network.allow reaches a host", "network.allow reaches a host"}},
-		{"dotfiles beyond hutch shell's set", "", "[process]\ndotfiles = [\".bashrc\", \".vimrc\"]", nil,
-			[]string{"process.dotfiles shows ~/.vimrc from your home"}},
-		{"image from the registry", "", "[filesystem]\nroot = \"image:docker.io/library/node:22\"", nil, nil},
-		{"image from the project", "", "[filesystem]\nroot = \"image:oci-layout:./build/layout:v1\"", nil, nil},
-		{"image from outside the project", "", "[filesystem]\nroot = \"image:docker-archive:~/other/app.tar\"", nil,
-			[]string{"filesystem.root shows the image at ~/other/app.tar, outside the project"}},
-		{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
-	}
+	tests := trustTests
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			files := map[string]string{".config/hutch/config.toml": tt.config, "proj/hutch.toml": tt.proj}
@@ -828,5 +843,35 @@ func TestTrustMootAllow(t *testing.T) {
 	}
 	if len(p.Asks()) == 0 {
 		t.Error("no asks at all: the go profile's binds outside the project still need trust")
+	}
+}
+
+// narrowingOnly are the profile keys that cannot widen what your own
+// configuration allows, so trust never asks about them: where the project
+// lives, how its overlay is driven, more hiding, more tmpfs, a named
+// session, and who and where the command runs inside its namespaces.
+var narrowingOnly = []string{"filesystem.project_dir", "filesystem.overlay", "filesystem.hide", "filesystem.tmpfs",
+	"filesystem.session", "process.user", "process.idmap", "process.hostname", "process.shell", "process.workdir"}
+
+// TestTrustCoversKeys: every profile key is narrowing-only, or a TestTrust
+// row shows that trust asks about its widening.
+func TestTrustCoversKeys(t *testing.T) {
+	asked := map[string]bool{}
+	for _, tt := range trustTests {
+		for _, a := range tt.asks {
+			key, _, _ := strings.Cut(a, " ")
+			asked[key] = true
+		}
+	}
+	for _, info := range schema {
+		if slices.Contains(narrowingOnly, info.Key) {
+			if asked[info.Key] {
+				t.Errorf("%s is listed as narrowing-only, but a TestTrust row asks about it", info.Key)
+			}
+			continue
+		}
+		if !asked[info.Key] {
+			t.Errorf("%s: no TestTrust row asks about it; add one, or list it in narrowingOnly with the reason", info.Key)
+		}
 	}
 }

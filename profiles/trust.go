@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -120,7 +121,7 @@ func (p *Profile) widenings() []Ask {
 	}
 	var asks []Ask
 	ask := func(key, value, what string, src Source) {
-		if src.layer != layerProject {
+		if src.layer != layerProject || mutate.Off("trust-"+key) {
 			return
 		}
 		asks = append(asks, Ask{Key: key, Value: value, What: what, Src: src})

@@ -51,7 +51,7 @@ func lastCap() uint {
 // extra caps stay effective on the thread but are neither inherited nor
 // in the bounding set: the forked child uses them to switch to the
 // command's user, which drops them.
-func restrictThread(keep, extra uint64) error {
+func restrictThread(keep, extra uint64, nnp bool) error {
 	last := lastCap()
 	for c := uint(0); c <= last; c++ {
 		if keep&(1<<c) != 0 {
@@ -77,6 +77,9 @@ func restrictThread(keep, extra uint64) error {
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("setting capabilities: %w", err)
+	}
+	if !nnp {
+		return nil
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("setting no_new_privs: %w", err)

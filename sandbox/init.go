@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 )
 
@@ -123,11 +124,15 @@ func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool)
 		return nil, nil, nil, false
 	}
 	// Never let the command inherit anything of ours it was not given.
-	markCloexecFrom(initConfigFD)
+	if !mutate.Off("cloexec") {
+		markCloexecFrom(initConfigFD)
+	}
 	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
 	// have our /proc files opened by it: this process holds capabilities
 	// in the sandbox's namespaces and the mounts' keys.
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	if !mutate.Off("dumpable") {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	}
 	sigs = make(chan os.Signal, 32)
 	signal.Notify(sigs, forwarded...)
 	signal.Notify(sigs, unix.SIGCHLD)
@@ -207,6 +212,9 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if mutate.Off("caps") {
+		keep = 1<<(lastCap()+1) - 1 // every capability init holds
+	}
 	env := plan.Env
 	cwd := plan.Cwd
 	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
@@ -218,7 +226,7 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	}
 
 	files := []uintptr{0, 1, 2}
-	attr := &syscall.SysProcAttr{Setsid: true}
+	attr := &syscall.SysProcAttr{Setsid: !mutate.Off("setsid")}
 	var slave *os.File
 	if cfg.UsePTY {
 		master, s, err := openPTY(cfg.Winsize)
@@ -271,7 +279,10 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 	}
 	go func() {
 		runtime.LockOSThread()
-		if err := restrictThread(keep, extra); err != nil {
+		// The mutation "nnp" is the old bug: no_new_privs only where a
+		// seccomp filter needs it.
+		nnp := !mutate.Off("nnp") || filter != nil
+		if err := restrictThread(keep, extra, nnp); err != nil {
 			done <- result{err: err}
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/lockedexec"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -79,7 +80,9 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 	// Fds the caller leaked to us (not close-on-exec) must not reach the
 	// sandbox; the ones asked for are passed explicitly below.
-	markCloexecFrom(3)
+	if !mutate.Off("cloexec") {
+		markCloexecFrom(3)
+	}
 
 	filter, err := compileSeccomp(plan)
 	if err != nil {
@@ -175,7 +178,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		Args: []string{InitName},
 		// One P is plenty for a process that mostly waits, and spares the
 		// thread start-ups and wake-ups of an idle Go runtime.
-		Env:        []string{"GOMAXPROCS=1"},
+		Env:        append([]string{"GOMAXPROCS=1"}, mutate.Env()...),
 		Stdin:      stdio.Stdin,
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,

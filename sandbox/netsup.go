@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,7 +70,7 @@ func prepareNet(plan *Plan) (*netSupervisor, error) {
 		if err != nil {
 			return nil, err
 		}
-		ns.proxy = &proxy.Server{Rules: rules, AllowLoopback: plan.HostLoopback, Resolve: testResolver()}
+		ns.proxy = &proxy.Server{Rules: rules, AllowLoopback: plan.HostLoopback, Resolve: ProxyResolve}
 	}
 	if (ns.slirp != nil || ns.pasta != nil) && !tunUsable() {
 		return nil, withHint(errors.New("/dev/net/tun cannot be opened, which "+plan.Network+" needs"),
@@ -108,22 +107,13 @@ func tunUsable() bool {
 	return true
 }
 
-// testResolver reads HUTCH_PROXY_RESOLVE ("name=ip,name=ip"): a hook for
-// tests, which have no DNS and no internet, to point an allowed name at a
-// server on 127.0.0.1. It only ever affects the caller's own sandbox.
-func testResolver() map[string]string {
-	v := os.Getenv("HUTCH_PROXY_RESOLVE")
-	if v == "" {
-		return nil
-	}
-	m := map[string]string{}
-	for _, kv := range strings.Split(v, ",") {
-		if k, ip, ok := strings.Cut(kv, "="); ok && net.ParseIP(ip) != nil {
-			m[strings.ToLower(k)] = ip
-		}
-	}
-	return m
-}
+// ProxyResolve overrides DNS answers for the proxy: tests, which have no
+// DNS and no internet, point an allowed name at a server on 127.0.0.1.
+// Only the test binary sets it (cmd/hutch/hooks_test.go, from
+// HUTCH_PROXY_RESOLVE); a release binary reads no such variable. Its
+// answers are checked as DNS answers are: loopback only with
+// network.host_loopback.
+var ProxyResolve map[string]string
 
 // needsHelper says whether init must wait for a network helper.
 func (ns *netSupervisor) needsHelper() bool { return ns.slirp != nil || ns.pasta != nil }

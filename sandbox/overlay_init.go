@@ -120,7 +120,7 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 		}
 		// userxattr: a user namespace may not write trusted.* xattrs, and
 		// without this option deleting a lower directory fails with EIO.
-		err := unix.Mount("overlay", dst, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts+",userxattr")
+		err := unix.Mount("overlay", dst, "overlay", mutFlags("overlay", unix.MS_NOSUID|unix.MS_NODEV), opts+",userxattr")
 		if err != nil {
 			return withHint(fmt.Errorf("mounting the kernel overlay: %w", err),
 				"the kernel refused an overlay in a user namespace (it needs Linux 5.11+); use fuse-overlayfs instead: --overlay fuse (hutch doctor says what works here)")
@@ -149,7 +149,7 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 				"check that /dev/fuse is usable (hutch doctor), or use the kernel's overlay: --overlay kernel")
 		}
 		// fuse-overlayfs run as root asks for suid; the sandbox never wants it.
-		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+		attr := unix.MountAttr{Attr_set: mutAttr("fuse", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)}
 		return unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr)
 	}
 	return fmt.Errorf("unknown overlay driver %q", o.cfg.Driver)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Stage2Name is the fixed argv[0] of the second hidden entry: the
@@ -64,17 +66,24 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 		err error
 	}
 	done := make(chan started)
+	reaped := make(chan struct{})
+	defer close(reaped)
 	go func() {
 		// ForkExec, not exec.Cmd: reap below waits for every child, and an
 		// exec.Cmd's Wait would race it for this one. If init dies, the
 		// kernel kills stage2 with the rest of the pid namespace.
 		runtime.LockOSThread()
 		pid, err := syscall.ForkExec("/proc/self/exe", []string{Stage2Name}, &syscall.ProcAttr{
-			Env:   []string{"GOMAXPROCS=1"},
+			Env:   append([]string{"GOMAXPROCS=1"}, mutate.Env()...),
 			Files: files,
 			Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS},
 		})
 		done <- started{pid, err}
+		// stage2 arms PDEATHSIG, which fires when this thread exits, not
+		// init (golang/go#27505): the thread lives until stage2 is reaped.
+		// Retired earlier, a loaded machine could let stage2 arm it first
+		// and die with status 137 ("ended before the command did").
+		<-reaped
 	}()
 	st := <-done
 	cfgR.Close()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -434,16 +435,20 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	// Secrets stay masked under any bind that would reveal them, and so do
 	// the runtime directory, hutch's own state and its data (other
 	// sessions' upper layers); each also where its symlink leads (hidden.go).
-	for _, rel := range secretPaths {
-		hideVisible(add, host, visible, filepath.Join(host.Home, rel), false)
+	if !mutate.Off("hide-secrets") {
+		for _, rel := range secretPaths {
+			hideVisible(add, host, visible, filepath.Join(host.Home, rel), false)
+		}
 	}
-	if host.UserRuntimeDir != "" {
-		hideVisible(add, host, visible, host.UserRuntimeDir, false)
+	if !mutate.Off("hide-runtime") {
+		if host.UserRuntimeDir != "" {
+			hideVisible(add, host, visible, host.UserRuntimeDir, false)
+		}
+		if host.RuntimeDir != "" {
+			hideVisible(add, host, visible, host.RuntimeDir, true)
+		}
 	}
-	if host.RuntimeDir != "" {
-		hideVisible(add, host, visible, host.RuntimeDir, true)
-	}
-	if host.DataDir != "" {
+	if host.DataDir != "" && !mutate.Off("hide-state") {
 		hideVisible(add, host, visible, host.DataDir, true)
 	}
 
@@ -583,7 +588,7 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 			continue
 		}
 		// A secret-looking variable passes only when named exactly.
-		secret := secretEnv(k)
+		secret := secretEnv(k) && !mutate.Off("env-secrets")
 		for _, pat := range keep {
 			if ok, _ := path.Match(pat, k); ok && (!secret || pat == k) {
 				env[k] = v

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // buildRoot lays out plan's mounts on a tmpfs at root and pivots into it.
@@ -24,7 +26,7 @@ func buildRoot(plan *Plan, root string, ovl *overlayInit) error {
 	// An image's overlay is the root itself (its first step); else the
 	// root is a tmpfs, made read-only once built.
 	if !imageRoot(plan) {
-		if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		if err := unix.Mount("tmpfs", root, "tmpfs", mutFlags("root", unix.MS_NOSUID|unix.MS_NODEV), "mode=0755"); err != nil {
 			return fmt.Errorf("mounting the root tmpfs: %w", err)
 		}
 	}
@@ -101,12 +103,13 @@ func (b *rootBuilder) apply(m Mount) error {
 		if m.RO {
 			attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 		}
+		attr.Attr_set = mutAttr("bind", attr.Attr_set)
 		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr))
 	case MountTmpfs:
 		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
 			return wrap(err)
 		}
-		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+		flags := mutFlags("tmpfs", unix.MS_NOSUID|unix.MS_NODEV)
 		if m.RO {
 			flags |= unix.MS_RDONLY
 		}
@@ -404,3 +407,26 @@ func pivot(root string, readOnly bool) error {
 }
 
 func readSmallFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+// mutFlags and mutAttr take nosuid or nodev off one kind of mount under
+// the mutations "nosuid-KIND" and "nodev-KIND" (internal/mutate); in a
+// normal build they return their argument.
+func mutFlags(kind string, flags uintptr) uintptr {
+	if mutate.Off("nosuid-" + kind) {
+		flags &^= unix.MS_NOSUID
+	}
+	if mutate.Off("nodev-" + kind) {
+		flags &^= unix.MS_NODEV
+	}
+	return flags
+}
+
+func mutAttr(kind string, attr uint64) uint64 {
+	if mutate.Off("nosuid-" + kind) {
+		attr &^= unix.MOUNT_ATTR_NOSUID
+	}
+	if mutate.Off("nodev-" + kind) {
+		attr &^= unix.MOUNT_ATTR_NODEV
+	}
+	return attr
+}

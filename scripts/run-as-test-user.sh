@@ -3,8 +3,9 @@
 # scripts/test-user.sh) in a copy of this source tree that the user owns:
 # the checkout may sit under /root, which the user cannot read. Each run
 # gets its own copy, removed afterwards, so two runs do not collide. The
-# user has its own Go caches (kept between runs); HUTCH_TEST_STRICT, CI,
-# GOPROXY and GOFLAGS pass through. Root only.
+# user has its own Go caches (kept between runs); HUTCH_TEST_STRICT,
+# HUTCH_TEST_CGROUP, HUTCH_TEST_CMD_TIMEOUT, CI, GOPROXY and GOFLAGS pass
+# through. Root only.
 set -euo pipefail
 user=${HUTCH_TEST_USER:-hutchtest}
 if [ "$(id -u)" != 0 ]; then
@@ -36,5 +37,6 @@ runuser -u "$user" -- env -i \
 	GOPROXY="${GOPROXY:-$("$go" env GOPROXY 2>/dev/null || echo https://proxy.golang.org,direct)}" \
 	GOFLAGS="${GOFLAGS:-}" GOTOOLCHAIN=local \
 	HUTCH_TEST_STRICT="${HUTCH_TEST_STRICT:-}" CI="${CI:-}" TERM=dumb CGO_ENABLED=0 \
+	HUTCH_TEST_CGROUP="${HUTCH_TEST_CGROUP:-}" HUTCH_TEST_CMD_TIMEOUT="${HUTCH_TEST_CMD_TIMEOUT:-}" \
 	"$@" || status=$?
 exit "$status"

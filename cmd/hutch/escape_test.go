@@ -34,11 +34,15 @@ func probeCmd(t *testing.T, hutchArgs ...string) *exec.Cmd {
 	return cmd
 }
 
-func wantBlocked(t *testing.T, what string, out []byte, err error) {
+// wantVerdict checks the probe's verdict: exit 0 and "blocked: " (or "ok: "
+// for a positive control) on every line, no ESCAPED, NOT-TRIED or
+// UNEXPECTED.
+func wantVerdict(t *testing.T, what string, out []byte, err error) {
 	t.Helper()
 	s := string(out)
-	if err != nil || !strings.Contains(s, "blocked: ") || strings.Contains(s, "ESCAPED") {
-		t.Errorf("%s: want the attempt blocked, got %v:\n%s", what, err, s)
+	if err != nil || !strings.Contains(s, "blocked: ") && !strings.Contains(s, "ok: ") ||
+		strings.Contains(s, "ESCAPED") || strings.Contains(s, "NOT-TRIED") || strings.Contains(s, "UNEXPECTED") {
+		t.Errorf("%s: want the probe's expected verdict, got %v:\n%s", what, err, s)
 	}
 }
 
@@ -73,16 +77,16 @@ func TestEscapeHostSockets(t *testing.T) {
 	defer tcp.Close()
 	go acceptAll(tcp)
 
-	attempts := append([][]string{}, []string{"tcp", tcp.Addr().String()})
-	for _, p := range paths {
-		attempts = append(attempts, []string{"unix", p})
-	}
+	// ...and from inside they must not: the paths are not there (/tmp is
+	// the sandbox's own, the runtime dir is not bound), and the abstract
+	// socket and the TCP port belong to the host's net namespace.
+	attempts := [][]string{{"ECONNREFUSED", "tcp", tcp.Addr().String()},
+		{"ENOENT", "unix", paths[0]}, {"ENOENT", "unix", paths[1]}, {"ECONNREFUSED", "unix", paths[2]}}
 	for _, a := range attempts {
-		// ...and from inside it must not.
-		cmd := probeCmd(t, append([]string{"run", "--", "./probe"}, a...)...)
+		cmd := probeCmd(t, append([]string{"run", "--", "./probe", "-want"}, a...)...)
 		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtimeDir, "SSH_AUTH_SOCK="+paths[1])
 		out, err := cmd.CombinedOutput()
-		wantBlocked(t, strings.Join(a, " "), out, err)
+		wantVerdict(t, strings.Join(a, " "), out, err)
 	}
 }
 
@@ -97,11 +101,28 @@ func acceptAll(l net.Listener) {
 }
 
 // TestEscapeTIOCSTI: a command cannot push keystrokes into the caller's
-// terminal, with or without hutch's pty.
+// terminal, with or without hutch's pty. Each defence is tried alone:
+// seccomp refuses TIOCSTI whatever the terminal; with seccomp off, the
+// new session leaves the command no controlling terminal (/dev/tty gives
+// ENXIO), and the kernel refuses TIOCSTI on a terminal that is not the
+// caller's own (EPERM), or any TIOCSTI when dev.tty.legacy_tiocsti is 0
+// (EIO).
 func TestEscapeTIOCSTI(t *testing.T) {
 	testenv.RequireUserNS(t)
-	for _, tty := range []string{"never", "auto"} {
-		cmd := probeCmd(t, "run", "--tty", tty, "--", "./probe", "tiocsti", "0")
+	legacy, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti")
+	kernelErrno := "EPERM"
+	if err == nil && strings.TrimSpace(string(legacy)) == "0" {
+		kernelErrno = "EIO"
+	}
+	for _, c := range []struct{ name, want string }{
+		{"--tty never", "-want EPERM tiocsti 0"},
+		{"--tty auto", "-want EPERM tiocsti 0"},
+		{"--tty never --seccomp off", "-want " + kernelErrno + " tiocsti 0"},
+		{"--tty never --seccomp off", "-want ENXIO open-read /dev/tty"},
+	} {
+		args := append([]string{"run"}, strings.Fields(c.name)...)
+		args = append(append(args, "--", "./probe"), strings.Fields(c.want)...)
+		cmd := probeCmd(t, args...)
 		ptmx, err := pty.Start(cmd)
 		if err != nil {
 			t.Fatal(err)
@@ -109,6 +130,6 @@ func TestEscapeTIOCSTI(t *testing.T) {
 		out, _ := io.ReadAll(ptmx)
 		err = cmd.Wait()
 		ptmx.Close()
-		wantBlocked(t, "TIOCSTI with --tty "+tty, out, err)
+		wantVerdict(t, c.name+": "+c.want, out, err)
 	}
 }

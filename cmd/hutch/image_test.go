@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,11 +85,10 @@ func TestImagePullKill9(t *testing.T) {
 		time.Sleep(delay)
 		cmd.Process.Kill()
 		cmd.Wait()
-		// The helper dies with hutch (PDEATHSIG); give the kernel a moment
-		// to deliver it, without timing anything.
-		for i := 0; i < 100 && helpersRunning() > 0; i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
+		// The helper dies with hutch (PDEATHSIG): wait for each one's exit
+		// (its pidfd turns readable); the bound is for a helper that never
+		// dies, not a measure of how fast one does.
+		waitHelpersExit(30 * time.Second)
 		if n := helpersRunning(); n > 0 {
 			t.Fatalf("after kill -9 at %v: %d hutch-unpack helpers still run", delay, n)
 		}
@@ -117,16 +118,37 @@ func TestImagePullKill9(t *testing.T) {
 }
 
 // helpersRunning counts this user's hutch-unpack processes.
-func helpersRunning() int {
-	n := 0
+func helpersRunning() int { return len(helperPIDs()) }
+
+func helperPIDs() []int {
+	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err == nil && bytes.HasPrefix(b, []byte(image.HelperName+"\x00")) {
-			n++
+			if pid, err := strconv.Atoi(e.Name()); err == nil {
+				pids = append(pids, pid)
+			}
 		}
 	}
-	return n
+	return pids
+}
+
+// waitHelpersExit waits, up to limit in all, for every hutch-unpack
+// process to exit: a pidfd polls readable when its process ends.
+func waitHelpersExit(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, pid := range helperPIDs() {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // already gone
+		}
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms > 0 {
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		}
+		unix.Close(fd)
+	}
 }
 
 // TestImageManyLayers: an image of more layers than one page of overlay

@@ -56,8 +56,8 @@ func runOut(t *testing.T, cmd *exec.Cmd) string {
 func TestNetNone(t *testing.T) {
 	testenv.RequireUserNS(t)
 	port := hostServer(t)
-	out := runOut(t, probeCmd(t, "run", "--", "./probe", "get", "127.0.0.1:"+port))
-	if !strings.HasPrefix(out, "blocked: ") {
+	out := runOut(t, probeCmd(t, "run", "--", "./probe", "-want", "ECONNREFUSED", "get", "127.0.0.1:"+port))
+	if !strings.HasPrefix(out, "blocked: get: ECONNREFUSED") {
 		t.Errorf("host loopback reachable with network none:\n%s", out)
 	}
 	out = runOut(t, hutchCmd(t, "run", "--", "ls", "/sys/class/net"))
@@ -87,13 +87,16 @@ func TestNetProxy(t *testing.T) {
 		"curl -sS -k -m 10 https://allowed.test:" + tport + "/secure; echo",
 		"curl -sS -m 10 -o /dev/null -w 'denied=%{http_code}\\n' http://denied.test/",
 		"curl -sS -m 10 -o /dev/null -w 'wrongport=%{http_code}\\n' http://allowed.test:1/",
-		"./probe get 127.0.0.1:" + pport,
+		"./probe -want ECONNREFUSED get 127.0.0.1:" + pport,
 	}, "; ")
-	cmd := probeCmd(t, "run", "--network", "proxy", "--allow", "allowed.test:"+pport, "--allow", "allowed.test:"+tport,
+	// The test's name points at this machine's loopback, which the proxy
+	// refuses unless network.host_loopback says otherwise, as for a real
+	// DNS answer: here it does, and below it does not.
+	cmd := probeCmd(t, "run", "--network", "proxy", "--host-loopback", "--allow", "allowed.test:"+pport, "--allow", "allowed.test:"+tport,
 		"--report", report, "--", "sh", "-c", script)
 	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=allowed.test=127.0.0.1")
 	out := runOut(t, cmd)
-	for _, want := range []string{"plain hello /pkg", "tls hello /secure", "denied=403", "wrongport=403", "blocked: ", "hutch: the network proxy blocked 2 destination(s)", `allow = ["denied.test", "allowed.test:1"]`} {
+	for _, want := range []string{"plain hello /pkg", "tls hello /secure", "denied=403", "wrongport=403", "blocked: get: ECONNREFUSED", "hutch: the network proxy blocked 2 destination(s)", `allow = ["denied.test", "allowed.test:1"]`} {
 		if !strings.Contains(out, want) && !strings.Contains(out, strings.Replace(want, `"denied.test", "allowed.test:1"`, `"allowed.test:1", "denied.test"`, 1)) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -102,17 +105,27 @@ func TestNetProxy(t *testing.T) {
 	if err != nil || !strings.Contains(string(data), `"host": "denied.test"`) {
 		t.Errorf("report %s: %v\n%s", report, err, data)
 	}
+
+	// Without host_loopback the same allowed name is refused: the test's
+	// resolver goes through the loopback refusal production runs.
+	cmd = probeCmd(t, "run", "--network", "proxy", "--allow", "allowed.test:"+pport, "--", "sh", "-c",
+		"curl -sS -m 10 -o /dev/null -w 'loopback=%{http_code}\\n' http://allowed.test:"+pport+"/pkg")
+	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=allowed.test=127.0.0.1")
+	if out := runOut(t, cmd); !strings.Contains(out, "loopback=403") {
+		t.Errorf("an allowed name resolving to the host's loopback: want 403, got:\n%s", out)
+	}
 }
 
 func TestNetSlirp4netnsHostLoopback(t *testing.T) {
 	testenv.RequireUserNS(t)
 	testenv.RequireProgram(t, "slirp4netns")
 	port := hostServer(t)
-	out := runOut(t, probeCmd(t, "run", "--network", "slirp4netns", "--", "./probe", "get", "10.0.2.2:"+port))
-	if !strings.HasPrefix(out, "blocked: ") {
+	// slirp4netns --disable-host-loopback answers with ICMP net unreachable.
+	out := runOut(t, probeCmd(t, "run", "--network", "slirp4netns", "--", "./probe", "-want", "ENETUNREACH", "get", "10.0.2.2:"+port))
+	if !strings.HasPrefix(out, "blocked: get: ENETUNREACH") {
 		t.Errorf("host loopback reachable through 10.0.2.2 without host_loopback:\n%s", out)
 	}
-	out = runOut(t, probeCmd(t, "run", "--network", "slirp4netns", "--host-loopback", "--", "./probe", "get", "10.0.2.2:"+port))
+	out = runOut(t, probeCmd(t, "run", "--network", "slirp4netns", "--host-loopback", "--", "./probe", "-want", "ok", "get", "10.0.2.2:"+port))
 	if !strings.Contains(out, "got: hello from the host") {
 		t.Errorf("host loopback not reachable with host_loopback:\n%s", out)
 	}
@@ -133,12 +146,12 @@ func TestNetPastaHostLoopback(t *testing.T) {
 	testenv.RequireProgram(t, "ip")
 	port := hostServer(t)
 	out := runOut(t, probeCmd(t, "run", "--network", "pasta", "--host-loopback", "--", "sh", "-c",
-		`./probe get "$(ip route | awk '/^default/ {print $3; exit}'):`+port+`"`))
+		`./probe -want ok get "$(ip route | awk '/^default/ {print $3; exit}'):`+port+`"`))
 	if !strings.Contains(out, "got: hello from the host") {
 		t.Errorf("host loopback not reachable through pasta's gateway with host_loopback:\n%s", out)
 	}
-	out = runOut(t, probeCmd(t, "run", "--network", "pasta", "--", "./probe", "get", "127.0.0.1:"+port))
-	if !strings.HasPrefix(out, "blocked: ") {
+	out = runOut(t, probeCmd(t, "run", "--network", "pasta", "--", "./probe", "-want", "ECONNREFUSED", "get", "127.0.0.1:"+port))
+	if !strings.HasPrefix(out, "blocked: get: ECONNREFUSED") {
 		t.Errorf("host loopback reachable through pasta:\n%s", out)
 	}
 }
@@ -270,7 +283,7 @@ func childrenNamed(ppid int, name string) []int {
 func TestNetBuiltinProfileProxy(t *testing.T) {
 	testenv.RequireUserNS(t)
 	testenv.RequireProgram(t, "curl")
-	cmd := hutchCmd(t, "run", "--profile", "npm", "--", "sh", "-c",
+	cmd := hutchCmd(t, "run", "--profile", "npm", "--host-loopback", "--", "sh", "-c",
 		"echo proxy=$HTTPS_PROXY; curl -sS -m 10 https://registry.npmjs.org/ 2>&1; curl -sS -m 10 https://evil.example.com/ 2>&1; true")
 	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=registry.npmjs.org=127.0.0.1")
 	out := runOut(t, cmd)

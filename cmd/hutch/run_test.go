@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -38,46 +39,82 @@ func hutchCmd(t *testing.T, args ...string) *exec.Cmd {
 }
 
 // TestRunPTY: under a terminal the command gets a pty of the sandbox's own
-// devpts, never the caller's terminal, and its window size.
+// devpts, never the caller's terminal, and its window size. Names prove
+// nothing (both devpts instances have a /dev/pts/0): the terminals are
+// told apart by the device their devpts instance has. With --tty never,
+// the command's stdin is the caller's terminal: the control.
 func TestRunPTY(t *testing.T) {
 	testenv.RequireUserNS(t)
-	cmd := hutchCmd(t, "run", "--", "sh", "-c",
-		`tty; readlink /proc/self/fd/0; ls /dev/pts | tr '\n' ' '; echo; stty size; echo done`)
-	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 33, Cols: 101})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	var out bytes.Buffer
-	io.Copy(&out, ptmx) // ends with EIO when hutch exits
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("hutch: %v\n%s", err, out.String())
-	}
-	got := strings.ReplaceAll(out.String(), "\r\n", "\n")
-	callerTTY, _ := os.Readlink("/proc/self/fd/0")
-	for _, want := range []string{"/dev/pts/0\n/dev/pts/0\n", "0 ptmx \n", "33 101\n", "done\n"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q:\n%s", want, got)
+	for _, tty := range []string{"auto", "never"} {
+		cmd := hutchCmd(t, "run", "--tty", tty, "--", "sh", "-c",
+			`tty; readlink /proc/self/fd/0; ls /dev/pts | tr '\n' ' '; echo; stty size; stat -L -c dev=%d /proc/self/fd/0; echo done`)
+		ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 33, Cols: 101})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if callerTTY != "" && strings.Contains(got, callerTTY+"\n") && callerTTY != "/dev/pts/0" {
-		t.Errorf("the command sees the caller's terminal %s:\n%s", callerTTY, got)
+		n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/dev/pts/%d", n), &st); err != nil {
+			t.Fatal(err)
+		}
+		callerDev := fmt.Sprintf("dev=%d\n", st.Dev)
+		var out bytes.Buffer
+		io.Copy(&out, ptmx) // ends with EIO when hutch exits
+		ptmx.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("hutch --tty %s: %v\n%s", tty, err, out.String())
+		}
+		got := strings.ReplaceAll(out.String(), "\r\n", "\n")
+		if tty == "never" {
+			if !strings.Contains(got, callerDev) {
+				t.Errorf("--tty never: the command's stdin is not the caller's terminal (%s), so the check below proves nothing:\n%s", callerDev, got)
+			}
+			continue
+		}
+		for _, want := range []string{"/dev/pts/0\n/dev/pts/0\n", "0 ptmx \n", "33 101\n", "done\n"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("output lacks %q:\n%s", want, got)
+			}
+		}
+		if strings.Contains(got, callerDev) || !strings.Contains(got, "dev=") {
+			t.Errorf("the command's terminal is on the caller's devpts (%s):\n%s", callerDev, got)
+		}
 	}
 }
 
-// TestRunNoTTYSetsid: without a terminal the command is in a new session
-// with no controlling terminal, so TIOCSTI on an inherited tty fails.
+// TestRunNoTTYSetsid: without hutch's pty (--tty never) the command is in
+// a new session with no controlling terminal, even when hutch runs on
+// one. The control: the same shell outside hutch, on the same kind of
+// terminal, has one.
 func TestRunNoTTYSetsid(t *testing.T) {
 	testenv.RequireUserNS(t)
-	cmd := hutchCmd(t, "run", "--", "sh", "-c", `cat /proc/self/stat | cut -d' ' -f6,7`)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	// Field 6 is the session id, field 7 the controlling tty (0: none).
-	f := strings.Fields(string(out))
-	if len(f) != 2 || f[1] != "0" {
-		t.Fatalf("want no controlling tty, got %q", out)
+	const script = `cut -d' ' -f7 /proc/self/stat`
+	control := exec.Command("sh", "-c", script)
+	for _, cmd := range []*exec.Cmd{control, hutchCmd(t, "run", "--tty", "never", "--", "sh", "-c", script)} {
+		ptmx, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		io.Copy(&out, ptmx)
+		ptmx.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, out.String())
+		}
+		// Field 7 is the controlling terminal's device (0: none).
+		tty := strings.TrimSpace(out.String())
+		if cmd == control {
+			if tty == "0" || tty == "" {
+				t.Fatalf("control: a shell on a pty reports no controlling terminal (%q), so the check proves nothing", tty)
+			}
+			continue
+		}
+		if tty != "0" {
+			t.Errorf("--tty never: the command has a controlling terminal (%q)", tty)
+		}
 	}
 }
 

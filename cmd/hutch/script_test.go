@@ -11,10 +11,12 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
@@ -30,6 +32,7 @@ func TestMain(m *testing.M) {
 	}
 	testscript.Main(m, map[string]func(){
 		"hutch": func() {
+			watchdog()
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 		},
 		sandbox.InitName:         func() { os.Exit(sandbox.InitMain()) },
@@ -59,6 +62,10 @@ func scriptParams() testscript.Params {
 				env.Setenv("XDG_RUNTIME_DIR", d)
 			}
 			env.Setenv("HUTCH_TEST_STRICT", os.Getenv("HUTCH_TEST_STRICT"))
+			// make mutate's switch (read only by -tags hutch_mutate builds).
+			env.Setenv(mutate.Var, os.Getenv(mutate.Var))
+			env.Setenv("HUTCH_TEST_CMD_TIMEOUT", os.Getenv("HUTCH_TEST_CMD_TIMEOUT"))
+			env.Setenv("HUTCH_TEST_CGROUP", os.Getenv("HUTCH_TEST_CGROUP"))
 			return nil
 		},
 		Condition: condition,
@@ -85,8 +92,14 @@ func condition(cond string) (bool, error) {
 		return os.Geteuid() == 0, nil
 	case "cgroupdelegated":
 		// Whether this machine gives the test user a cgroup v2 it may
-		// create children in; this one (cgroup v1 hybrid) does not.
-		return sandbox.CgroupDelegated(), nil
+		// create children in; this one (cgroup v1 hybrid) does not. With
+		// HUTCH_TEST_CGROUP=1 (a CI that delegates one) its absence is an
+		// error, so the enforcement tests cannot be skipped there.
+		ok := sandbox.CgroupDelegated()
+		if !ok && os.Getenv("HUTCH_TEST_CGROUP") == "1" {
+			return false, fmt.Errorf("HUTCH_TEST_CGROUP=1, but this process has no delegated cgroup v2")
+		}
+		return ok, nil
 	default:
 		if prog, ok := cutPrefix(cond, "prog:"); ok {
 			if _, err := exec.LookPath(prog); err != nil {
@@ -193,4 +206,27 @@ func cmdProbe(ts *testscript.TestScript, neg bool, args []string) {
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o755))
 	ts.Check(os.WriteFile(filepath.Join(dir, "probe"), data, 0o755))
+}
+
+// watchdog ends a hutch that runs longer than HUTCH_TEST_CMD_TIMEOUT
+// (default 150s; "0" turns it off) in a test: its exit takes the sandbox
+// with it (PDEATHSIG), so a hang fails one script line or one Go test, with
+// a message naming it, instead of the whole suite at go test's timeout.
+func watchdog() {
+	limit := 150 * time.Second
+	if v := os.Getenv("HUTCH_TEST_CMD_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hutch (test): HUTCH_TEST_CMD_TIMEOUT=%q: %v\n", v, err)
+			os.Exit(2)
+		}
+		limit = d
+	}
+	if limit <= 0 {
+		return
+	}
+	time.AfterFunc(limit, func() {
+		fmt.Fprintf(os.Stderr, "hutch (test): %q ran longer than %v; killed so that a hang fails this test alone\n", os.Args[1:], limit)
+		os.Exit(125)
+	})
 }

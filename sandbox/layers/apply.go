@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Outcome is what apply did with one change.
@@ -297,7 +299,7 @@ func (a *applier) refusal(c Change) string {
 			abs = filepath.Join(a.target, filepath.FromSlash(path.Dir(c.Path)), abs)
 		}
 		abs = filepath.Clean(abs)
-		if abs != a.target && !strings.HasPrefix(abs, a.target+"/") && (a.opts.SymlinkOK == nil || !a.opts.SymlinkOK(abs)) {
+		if abs != a.target && !strings.HasPrefix(abs, a.target+"/") && (a.opts.SymlinkOK == nil || !a.opts.SymlinkOK(abs)) && !mutate.Off("apply-symlink-out") {
 			return fmt.Sprintf("a symlink to %s, outside %s", c.New.Target, a.target)
 		}
 	}
@@ -573,6 +575,15 @@ func (t *tree) close() { unix.Close(t.fd) }
 
 const resolveSafe = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 
+// resolveFlags is resolveSafe, except under the mutation "apply-follow"
+// (internal/mutate), which follows symlinks as a naive apply would.
+func resolveFlags() uint64 {
+	if mutate.Off("apply-follow") {
+		return 0
+	}
+	return resolveSafe
+}
+
 func checkRel(rel string) error {
 	if rel == "" || path.IsAbs(rel) {
 		return fmt.Errorf("bad path %q", rel)
@@ -593,7 +604,7 @@ func (t *tree) open(rel string, flags int) (int, error) {
 		return -1, err
 	}
 	for {
-		fd, err := unix.Openat2(t.fd, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveSafe})
+		fd, err := unix.Openat2(t.fd, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveFlags()})
 		if err == unix.EAGAIN || err == unix.EINTR {
 			continue
 		}

@@ -5,6 +5,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Action is a seccomp return value (SECCOMP_RET_*, with data).
@@ -86,38 +88,45 @@ const (
 func Default(o Options) *Policy {
 	eperm := Errno(unix.EPERM)
 	p := &Policy{Default: Allow}
-	deny := func(names ...string) { p.Rules = append(p.Rules, Rule{Names: names, Action: eperm}) }
+	// Each group can be switched off alone (mutation "seccomp-GROUP",
+	// internal/mutate) to prove a test notices.
+	add := func(group string, rules ...Rule) {
+		if !mutate.Off("seccomp-" + group) {
+			p.Rules = append(p.Rules, rules...)
+		}
+	}
+	deny := func(group string, names ...string) { add(group, Rule{Names: names, Action: eperm}) }
 
 	// The session keyring is shared with the host user.
-	deny("keyctl", "add_key", "request_key")
+	deny("keyring", "keyctl", "add_key", "request_key")
 	// Kernel code, kernel memory and kernel-wide switches.
-	deny("kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+	deny("kernel", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
 		"create_module", "bpf", "perf_event_open", "userfaultfd", "lookup_dcookie",
 		"iopl", "ioperm", "swapon", "swapoff", "reboot", "acct", "syslog", "_sysctl",
 		"uselib", "quotactl", "quotactl_fd", "nfsservctl", "vhangup", "get_kernel_syms", "query_module")
 	// File handles bypass path-based confinement (the "shocker" escape).
-	deny("open_by_handle_at")
+	deny("handles", "open_by_handle_at")
 	if !o.IOUring {
-		deny("io_uring_setup", "io_uring_enter", "io_uring_register")
+		deny("io_uring", "io_uring_setup", "io_uring_enter", "io_uring_register")
 	}
 	// Typing into the terminal, or reading the console.
 	for _, req := range []uint64{tiocsti, tioclinux} {
-		p.Rules = append(p.Rules, Rule{Names: []string{"ioctl"}, Action: eperm,
+		add("tty", Rule{Names: []string{"ioctl"}, Action: eperm,
 			Args: []Arg{{Index: 1, Op: EQ, Value: req, Bits32: true}}})
 	}
 	// personality: only the values that do not weaken ASLR or change the
 	// syscall ABI (the same set Docker allows).
 	for _, v := range []uint64{0x0, 0x8, 0x20000, 0x20008, 0xffffffff} {
-		p.Rules = append(p.Rules, Rule{Names: []string{"personality"}, Action: Allow,
+		add("personality", Rule{Names: []string{"personality"}, Action: Allow,
 			Args: []Arg{{Index: 0, Op: EQ, Value: v, Bits32: true}}})
 	}
-	deny("personality")
+	deny("personality", "personality")
 	if !o.Nested {
-		deny("mount", "umount", "umount2", "pivot_root", "setns", "chroot",
+		deny("mount", "mount", "umount", "umount2", "pivot_root", "setns", "chroot",
 			"fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr")
 		// New user namespaces, through unshare or clone. clone3 passes its
 		// flags in memory BPF cannot read: ENOSYS sends libc back to clone.
-		p.Rules = append(p.Rules,
+		add("userns",
 			Rule{Names: []string{"unshare"}, Action: eperm, Args: []Arg{{Index: 0, Op: MaskedEQ, Value: unix.CLONE_NEWUSER, Value2: unix.CLONE_NEWUSER}}},
 			Rule{Names: []string{"clone"}, Action: eperm, Args: []Arg{{Index: cloneFlagsArg, Op: MaskedEQ, Value: unix.CLONE_NEWUSER, Value2: unix.CLONE_NEWUSER}}},
 			Rule{Names: []string{"clone3"}, Action: Errno(unix.ENOSYS)},
@@ -309,4 +318,11 @@ func resolve(names []string) []uint32 {
 func Known(name string) bool {
 	_, ok := syscallNumbers[name]
 	return ok
+}
+
+// Number is name's syscall number on this architecture, for the escape
+// probe, which tries each denied syscall by number.
+func Number(name string) (uint32, bool) {
+	nr, ok := syscallNumbers[name]
+	return nr, ok
 }

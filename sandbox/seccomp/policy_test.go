@@ -201,3 +201,57 @@ func TestParseOCI(t *testing.T) {
 		}
 	}
 }
+
+// deniedNames is every syscall the default filter refuses outright, and
+// whether security.nested allows it (true: the mount API, for hutch,
+// bwrap or podman inside). TestDefaultPolicyEveryName checks the list
+// against Default and each name against the compiled filters.
+var deniedNames = map[string]bool{
+	"keyctl": false, "add_key": false, "request_key": false,
+	"kexec_load": false, "kexec_file_load": false, "init_module": false, "finit_module": false,
+	"delete_module": false, "create_module": false, "bpf": false, "perf_event_open": false,
+	"userfaultfd": false, "lookup_dcookie": false, "iopl": false, "ioperm": false, "swapon": false,
+	"swapoff": false, "reboot": false, "acct": false, "syslog": false, "_sysctl": false, "uselib": false,
+	"quotactl": false, "quotactl_fd": false, "nfsservctl": false, "vhangup": false,
+	"get_kernel_syms": false, "query_module": false, "open_by_handle_at": false,
+	"io_uring_setup": false, "io_uring_enter": false, "io_uring_register": false,
+	"mount": true, "umount": true, "umount2": true, "pivot_root": true, "setns": true, "chroot": true,
+	"fsopen": true, "fsconfig": true, "fsmount": true, "fspick": true, "move_mount": true,
+	"open_tree": true, "mount_setattr": true,
+}
+
+func TestDefaultPolicyEveryName(t *testing.T) {
+	eperm := uint32(Errno(unix.EPERM))
+	for _, nested := range []bool{false, true} {
+		seen := map[string]bool{}
+		for _, r := range Default(Options{Nested: nested}).Rules {
+			if len(r.Args) == 0 && r.Action == Action(eperm) {
+				for _, n := range r.Names {
+					seen[n] = true
+					if n != "personality" && !nested {
+						if _, ok := deniedNames[n]; !ok {
+							t.Errorf("Default denies %s, which deniedNames lacks", n)
+						}
+					}
+				}
+			}
+		}
+		prog, err := Default(Options{Nested: nested}).Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, nestedOK := range deniedNames {
+			nr, ok := syscallNumbers[name]
+			if !ok {
+				continue // not on this architecture
+			}
+			want := eperm
+			if nested && nestedOK {
+				want = uint32(Allow)
+			}
+			if got := run(t, prog, nativeArch, nr, [6]uint64{}); got != want {
+				t.Errorf("nested=%v: %s: got %#x, want %#x", nested, name, got, want)
+			}
+		}
+	}
+}

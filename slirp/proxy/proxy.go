@@ -101,8 +101,8 @@ type Server struct {
 	// (network.host_loopback). Otherwise such answers are refused: a DNS
 	// name pointing at 127.0.0.1 must not open the host's own services.
 	AllowLoopback bool
-	// Resolve overrides DNS for some names (a test hook: HUTCH_PROXY_RESOLVE);
-	// addresses it gives are trusted, loopback included.
+	// Resolve overrides DNS for some names (a test hook); its addresses
+	// go through the same refusals as DNS answers.
 	Resolve map[string]string
 	// Dial connects upstream; nil uses a net.Dialer with a 30 s timeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -281,9 +281,8 @@ func (s *Server) dial(ctx context.Context, host string, port int) (net.Conn, err
 		dial = (&net.Dialer{}).DialContext
 	}
 	var ips []net.IP
-	trusted := false
 	if a, ok := s.Resolve[host]; ok {
-		ips, trusted = []net.IP{net.ParseIP(a)}, true
+		ips = []net.IP{net.ParseIP(a)}
 	} else if ip := net.ParseIP(host); ip != nil {
 		ips = []net.IP{ip}
 	} else {
@@ -300,7 +299,7 @@ func (s *Server) dial(ctx context.Context, host string, port int) (net.Conn, err
 		if ip == nil {
 			continue
 		}
-		if !trusted && !s.AllowLoopback && (ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()) {
+		if !s.AllowLoopback && (ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()) {
 			lastErr = &refusedAddr{host, ip.String()}
 			continue
 		}

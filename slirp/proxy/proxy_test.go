@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -58,7 +59,16 @@ func TestProxyEndToEnd(t *testing.T) {
 	_, port, _ := net.SplitHostPort(upstream.Listener.Addr().String())
 
 	rules, _ := ParseAllow([]string{"allowed.test:" + port, "localhost:" + port})
-	s := &Server{Rules: rules, Resolve: map[string]string{"allowed.test": "127.0.0.1"}}
+	// allowed.test resolves to a documentation address (not loopback, so
+	// the proxy's refusals pass it as they would a real one); the dialer
+	// takes that address to the local server. Nothing leaves the machine.
+	s := &Server{Rules: rules, Resolve: map[string]string{"allowed.test": "192.0.2.1"},
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if h, p, _ := net.SplitHostPort(addr); h == "192.0.2.1" {
+				addr = net.JoinHostPort("127.0.0.1", p)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,13 +26,17 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 )
 
 func main() {
@@ -73,8 +77,36 @@ func main() {
 		}
 		return n
 	}
+	if args[0] == "sys" {
+		os.Exit(sysEach(args[1:], strict, wantOK, want))
+	}
 	err := attack(args[0], arg, num)
 	os.Exit(verdict(args, err, strict, wantOK, want))
+}
+
+// sysEach is the attack "sys NAME...": each syscall, by number, with
+// arguments the kernel refuses (fd -1, pointers into nothing, every flag
+// bit set). A seccomp rule answers before the kernel reads them; without
+// one the kernel says EBADF, EFAULT or EINVAL (or EPERM, where it checks
+// a capability first). One verdict per name; the status is the first
+// failing one's.
+func sysEach(names []string, strict, wantOK bool, want []unix.Errno) int {
+	if len(names) == 0 {
+		usage("sys: no syscall named")
+	}
+	status := 0
+	for _, name := range names {
+		nr, ok := seccomp.Number(name)
+		if !ok {
+			usage(fmt.Sprintf("sys: no syscall %q on this architecture", name))
+		}
+		bad := ^uintptr(0)
+		_, _, e := unix.Syscall6(uintptr(nr), bad, bad, bad, bad, bad, bad)
+		if st := verdict([]string{"sys " + name}, errnoErr(e), strict, wantOK, want); st != 0 && status == 0 {
+			status = st
+		}
+	}
+	return status
 }
 
 func usage(msg string) {
@@ -155,14 +187,35 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 	case "add_key":
 		_, err = unix.AddKey("user", "hutch-probe", []byte("x"), unix.KEY_SPEC_PROCESS_KEYRING)
 	case "userns":
+		// A child in a new user namespace. unshare(CLONE_NEWUSER) would
+		// fail with EINVAL in any Go program (it is multithreaded), so
+		// clone a child with the flag, as a shell's unshare -U does.
+		var pid int
+		pid, err = syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{
+			Sys: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER}})
+		if err == nil {
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
+	case "unshare-userns":
+		// The unshare path of the same rule: seccomp refuses it before the
+		// kernel could say EINVAL (multithreaded caller).
 		err = unix.Unshare(unix.CLONE_NEWUSER)
 	case "mount":
 		err = unix.Mount("none", arg(1), "tmpfs", 0, "")
 	case "umount":
 		err = unix.Unmount(arg(1), unix.MNT_DETACH)
 	case "ptrace":
+		// An attach that succeeds stops the target: detach at once, so
+		// that an ESCAPED verdict fails one test instead of hanging the
+		// sandbox (PID 1 stopped) until the suite's timeout.
 		pid := num(1)
-		err = unix.PtraceAttach(pid)
+		runtime.LockOSThread()
+		if err = unix.PtraceAttach(pid); err == nil {
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, unix.WALL, nil)
+			unix.PtraceDetach(pid)
+		}
 	case "open-write":
 		var f *os.File
 		f, err = os.OpenFile(arg(1), os.O_WRONLY, 0)
@@ -205,6 +258,8 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 		_, _, e := unix.Syscall(unix.SYS_OPEN_BY_HANDLE_AT, 0, 0, 0)
 		err = errnoErr(e)
 	case "setns":
+		// Join the namespace of another process, such as init's
+		// (/proc/1/ns/mnt): opening it is the first defence.
 		var f *os.File
 		if f, err = os.Open(arg(1)); err == nil {
 			err = unix.Setns(int(f.Fd()), 0)
@@ -249,18 +304,28 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 			pc.WriteTo(append([]byte("echo: "), buf[:n]...), from)
 		}
 	case "get":
-		// Not an attack: read what a TCP server says first.
-		c, err := net.DialTimeout("tcp", arg(1), 5*time.Second)
-		if err != nil {
-			fmt.Printf("blocked: %v\n", err)
-			os.Exit(0)
+		// Connect to a TCP server and print what it says first ("got: ").
+		// A refused or unreachable connection is the attempt's error; one
+		// that succeeds is ESCAPED, or ok under -want ok.
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", arg(1), 5*time.Second); err == nil {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, _ := io.ReadAll(c)
+			c.Close()
+			fmt.Printf("got: %s", b)
 		}
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		b, _ := io.ReadAll(c)
-		fmt.Printf("got: %s", b)
-		os.Exit(3)
 	case "sethostname":
 		err = unix.Sethostname([]byte("pwned"))
+	case "open-path":
+		// An O_PATH descriptor of /proc/1/exe is all CVE-2019-5736 needs:
+		// reopened for writing through /proc/self/fd once init's binary
+		// no longer runs. Only ptrace access to PID 1 stops the open.
+		var fd int
+		if fd, err = unix.Open(arg(1), unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		}
+	case "readlink":
+		_, err = os.Readlink(arg(1))
 	case "create":
 		// Create (or truncate) a file, as planting a git hook does.
 		var f *os.File
