@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/hutch-sandbox/hutch/sandbox"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Where a project may be. The project is bound read-write, so a directory
@@ -79,7 +81,7 @@ func discover(dir string, stops []string) (string, error) {
 // target, and move the project to wherever it points.
 func projectFileError(path string, fi fs.FileInfo) *Error {
 	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
+	case fi.Mode()&fs.ModeSymlink != 0 && !mutate.Off("trust-symlink"):
 		target, _ := os.Readlink(path)
 		return &Error{File: path, Msg: fmt.Sprintf("is a symlink (to %s); a project's profile must be a file in the project it governs", target),
 			Tip: fmt.Sprintf("copy the file here, or write a hutch.toml of this project's own with extends = [%q]", target)}
@@ -124,7 +126,7 @@ func (p *Profile) placeRoots() (trees, temps []string) {
 // sharedPlace says why dir (resolved) is shared with other programs, or ""
 // when it is a place of your own.
 func (p *Profile) sharedPlace(dir string) string {
-	if within(dir, p.realHome) || within(dir, p.home) {
+	if within(dir, p.realHome) || within(dir, p.home) || mutate.Off("place-shared") {
 		return "" // home or above: never bound as the project
 	}
 	trees, temps := p.placeRoots()
@@ -205,6 +207,9 @@ func privateBelow(t, dir string) string {
 // itself a symlink (~/.ssh -> dotfiles/ssh), /proc/self/fd/N or a bind
 // mount of the secret elsewhere all count.
 func (p *Profile) secretProject(dir string) (secret string, exact bool) {
+	if mutate.Off("place-secret") {
+		return "", false
+	}
 	var cands []string
 	for _, rel := range secretPaths {
 		cands = append(cands, filepath.Join(p.home, rel))

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // DefaultDotfiles are what hutch shell binds into its empty home, read-only,
@@ -60,7 +62,7 @@ func ProbeDotfiles(host *Host, names []string) map[string]DotfileFact {
 			out[name] = DotfileFact{Refused: "a symlink that leads nowhere"}
 			continue
 		}
-		if s := hiddenAt(hidden, p, real); s != "" {
+		if s := hiddenAt(hidden, p, real); s != "" && !mutate.Off("dotfiles-secret") {
 			out[name] = DotfileFact{Refused: "inside " + s + ", which is never shown"}
 			continue
 		}
@@ -69,7 +71,7 @@ func ProbeDotfiles(host *Host, names []string) map[string]DotfileFact {
 			out[name] = DotfileFact{Refused: "not a regular file"}
 			continue
 		}
-		if filepath.Base(name) == ".gitconfig" {
+		if filepath.Base(name) == ".gitconfig" && !mutate.Off("dotfiles-gitconfig") {
 			data, err := gitconfigWithoutCredentials(real)
 			if err != nil {
 				out[name] = DotfileFact{Refused: err.Error()}

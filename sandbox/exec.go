@@ -216,9 +216,16 @@ func joinSandbox(initPID int, staged bool) (*joined, error) {
 
 // stage2Of is init's child in a deeper pid namespace: hutch-stage2.
 func stage2Of(initPID int) (int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", initPID, initPID))
-	if err != nil {
-		return 0, err
+	// A child is listed under the thread that forked it: init forks
+	// stage2 from a locked thread of its own, so read every thread's.
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", initPID))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("the sandbox's init (pid %d) is gone", initPID)
+	}
+	var data []byte
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		data = append(append(data, b...), ' ')
 	}
 	depth := func(pid string) int {
 		st, err := os.ReadFile("/proc/" + pid + "/status")

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Git on the host runs what a repository's control files say: core.fsmonitor,
@@ -318,6 +320,9 @@ type GitCheck struct {
 // binds (within reports whether a host path is under one, and where it
 // shows inside), and the checks that run after the command.
 func planGit(p *Plan, g *GitFacts, within func(string) (string, bool)) {
+	if mutate.Off("git-protect") {
+		return
+	}
 	add := func(m Mount) { p.Mounts = append(p.Mounts, m) }
 	for _, pin := range g.Pins {
 		if dst, ok := within(pin.Path); ok {

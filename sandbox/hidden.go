@@ -3,6 +3,8 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // What a sandbox never shows, wherever a bind would reveal it: the secret
@@ -57,7 +59,11 @@ func (h *Host) probeHidden() {
 // where a bind is the path itself (hutch's own state); a secret bound by
 // its own path was asked for by name.
 func hideVisible(add func(Mount), host *Host, visible []string, s string, exact bool) {
-	for _, t := range []string{s, host.RealPaths[s]} {
+	targets := []string{s, host.RealPaths[s]}
+	if mutate.Off("hide-targets") {
+		targets = targets[:1]
+	}
+	for _, t := range targets {
 		if t == "" {
 			continue
 		}

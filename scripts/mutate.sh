@@ -72,6 +72,16 @@ trust-process.timeout     ./profiles    TestTrust$
 trust-limits.required     ./profiles    TestTrust$
 apply-symlink-out    ./sandbox/layers   TestApply
 apply-follow         ./sandbox/layers   TestApply
+apply-runlater       ./cmd/hutch        TestScripts/overlay_runlater
+trust-filesystem.git      ./profiles    TestTrust$
+trust-process.dotfiles    ./profiles    TestTrust$
+trust-symlink        ./cmd/hutch        TestScripts/profile_trust_place
+place-shared         ./cmd/hutch        TestEscapeSharedProject
+place-secret         ./cmd/hutch        TestScripts/escape_secret_project
+hide-targets         ./cmd/hutch        TestScripts/escape_secret_project
+git-protect          ./cmd/hutch        TestScripts/git_protect
+dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
+dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
 '
 
 rows=()

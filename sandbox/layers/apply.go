@@ -107,7 +107,7 @@ func (l *Layer) Apply(target string, changes []Change, opts ApplyOptions) (*Repo
 			a.record(res)
 			continue
 		}
-		if c.RunsLater != "" && (a.opts.RunLater == nil || !a.opts.RunLater(c.Path)) {
+		if c.RunsLater != "" && (a.opts.RunLater == nil || !a.opts.RunLater(c.Path)) && !mutate.Off("apply-runlater") {
 			// Held before anything else: beneath a held directory each
 			// path says for itself why it waits.
 			res.Outcome, res.Reason = Held, c.RunsLater
