@@ -297,7 +297,8 @@ func (p *Profile) widenings() []Ask {
 	}
 
 	// Limits: raising or removing one your configuration sets.
-	for _, key := range []string{"limits.memory", "limits.pids", "limits.cpu", "limits.nofile", "limits.nproc", "limits.fsize", "process.timeout"} {
+	for _, key := range []string{"limits.memory", "limits.pids", "limits.cpu", "limits.nofile", "limits.nproc", "limits.fsize",
+		"limits.tmpfs", "limits.inotify_instances", "limits.inotify_watches", "process.timeout"} {
 		b, f := base[key], full[key]
 		if b == nil || !b.set || f == nil || f.src.layer != layerProject {
 			continue

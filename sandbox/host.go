@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -32,6 +33,12 @@ type Host struct {
 	Root []RootEntry
 
 	RuntimeDir string // where per-run state lives ($XDG_RUNTIME_DIR/hutch or a fallback)
+	// MemTotal is the machine's RAM in bytes (0: unknown), for the
+	// default tmpfs budget.
+	MemTotal int64
+	// InotifyInstances and InotifyWatches are the host user namespace's
+	// user.max_inotify_* limits (0: unknown).
+	InotifyInstances, InotifyWatches int64
 	CgroupNS   bool   // the kernel has cgroup namespaces
 
 	// DataDir holds kept sessions ($XDG_DATA_HOME/hutch or ~/.local/share/hutch).
@@ -112,9 +119,25 @@ func ProbeHost() (*Host, error) {
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && len(b) < 64<<10 {
 		h.ResolvConf = string(b)
 	}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		h.MemTotal = int64(si.Totalram) * int64(si.Unit)
+	}
+	h.InotifyInstances = readSysctlInt("/proc/sys/user/max_inotify_instances")
+	h.InotifyWatches = readSysctlInt("/proc/sys/user/max_inotify_watches")
 	_, err = os.Stat("/proc/self/ns/cgroup")
 	h.CgroupNS = err == nil
 	return h, nil
+}
+
+// readSysctlInt reads a number from a /proc/sys file, 0 when it cannot.
+func readSysctlInt(p string) int64 {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return n
 }
 
 // privilegedHelper returns the path of a newuidmap-like helper when it is

@@ -75,6 +75,9 @@ func InitMain() int {
 	if err := setupNamespaces(plan); err != nil {
 		return fail(err)
 	}
+	if err := setInotifyLimits(plan.Inotify); err != nil {
+		return fail(err)
+	}
 	tm.mark("hostname, lo")
 	if plan.Network == NetworkProxy {
 		if err := sendProxyListener(status); err != nil {

@@ -66,6 +66,14 @@ type Plan struct {
 	LimitsRequired bool         `json:"limits_required,omitempty"`
 	// Timeout kills the sandbox after this long (exit status 124).
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// KillGrace is how long the command has after a forwarded SIGINT,
+	// SIGTERM or SIGHUP (or the timeout's SIGTERM) before SIGKILL.
+	KillGrace time.Duration `json:"kill_grace"`
+	// ScratchSize is the one tmpfs that every Shared tmpfs mount is a
+	// directory of (limits.tmpfs); 0 is the kernel's default, half of RAM.
+	ScratchSize int64 `json:"scratch_size,omitempty"`
+	// Inotify bounds inotify in the sandbox's own user namespace (limits.go).
+	Inotify InotifyLimits `json:"inotify"`
 	// Notes are things the user should know about how the plan differs
 	// from what was asked (printed by the CLI).
 	Notes []string `json:"notes,omitempty"`
@@ -127,6 +135,9 @@ type Mount struct {
 	Dev      bool   `json:"dev,omitempty"`      // keep device nodes usable (binds of /dev files)
 	Mode     uint32 `json:"mode,omitempty"`     // tmpfs root mode
 	Size     int64  `json:"size,omitempty"`     // tmpfs size in bytes; 0 is the kernel's default, half of RAM
+	// Shared: this tmpfs is a directory of the plan's one scratch tmpfs
+	// (Plan.ScratchSize), so that all of them share one budget.
+	Shared bool `json:"shared,omitempty"`
 	Data     string `json:"data,omitempty"`     // file contents, for MountFile
 	Optional bool   `json:"optional,omitempty"` // skip when Src (or Dst, for hide) is missing
 	Layer    string `json:"layer,omitempty"`    // the session layer of an overlay (overlay.go)
@@ -326,11 +337,13 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	if !nested {
 		add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
 	}
-	// Scratch space is memory: with a memory limit, no tmpfs may hold more
-	// than the limit (the kernel's default is half of RAM each).
-	scratch := spec.Limits.Memory
-	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777, Size: scratch})
-	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777, Size: scratch})
+	// Scratch space is memory: /tmp, /var/tmp, the tmpfs home and
+	// filesystem.tmpfs paths are directories of one tmpfs, whose size is
+	// their one budget (three tmpfs mounts at the kernel's default size
+	// could take 150% of RAM).
+	p.ScratchSize = scratchBudget(spec.Limits, host)
+	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777, Shared: true})
+	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777, Shared: true})
 	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755, Size: runSize})
 	if fs.Home == "ro" {
 		add(Mount{Kind: MountBind, Src: host.Home, Dst: host.Home, RO: true})
@@ -338,7 +351,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		add(Mount{Kind: MountOverlay, Src: host.Home, Dst: host.Home, Layer: LayerHome})
 	} else if img == nil {
 		// (An image has homes of its own, in its overlay.)
-		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Size: scratch})
+		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Shared: true})
 	}
 
 	// User binds, sorted so that a parent is mounted before its children; on
@@ -389,7 +402,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, b := range binds {
 		switch b.kind {
 		case 2:
-			add(Mount{Kind: MountTmpfs, Dst: b.dst, Mode: 0o755, Size: scratch})
+			add(Mount{Kind: MountTmpfs, Dst: b.dst, Mode: 0o755, Shared: true})
 		case 3:
 			add(Mount{Kind: MountHide, Dst: b.dst, Optional: true})
 		case -1:
@@ -487,7 +500,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, r := range []struct {
 		name string
 		v    int64
-	}{{"NOFILE", l.NoFile}, {"NPROC", l.NProc}, {"FSIZE", l.FSize}} {
+	}{{"NOFILE", l.NoFile}, {"NPROC", nprocLimit(l)}, {"FSIZE", l.FSize}} {
 		if r.v > 0 {
 			p.Rlimits = append(p.Rlimits, Rlimit{Resource: r.name, Soft: uint64(r.v), Hard: uint64(r.v)})
 		}
@@ -495,6 +508,8 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	p.Cgroup = CgroupLimits{Memory: l.Memory, Pids: l.Pids, CPU: l.CPU}
 	p.LimitsRequired = l.Required
 	p.Timeout = spec.Process.Timeout
+	p.KillGrace = spec.Process.KillGrace
+	p.Inotify = inotifyLimits(l, host)
 
 	p.HostLoopback = spec.Network.HostLoopback
 	p.Allow = spec.Network.Allow
