@@ -39,7 +39,7 @@ type Host struct {
 	// InotifyInstances and InotifyWatches are the host user namespace's
 	// user.max_inotify_* limits (0: unknown).
 	InotifyInstances, InotifyWatches int64
-	CgroupNS   bool   // the kernel has cgroup namespaces
+	CgroupNS                         bool // the kernel has cgroup namespaces
 
 	// DataDir holds kept sessions ($XDG_DATA_HOME/hutch or ~/.local/share/hutch).
 	DataDir string

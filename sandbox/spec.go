@@ -161,15 +161,15 @@ const (
 	DefaultHostname = "hutch"
 	// DefaultKillGrace is process.kill_grace's default.
 	DefaultKillGrace = 10 * time.Second
-	UserSelf        = "self"
-	UserRoot        = "root"
-	IDMapAuto       = "auto"
-	IDMapSingle     = "single"
-	NetworkNone     = "none"
-	NetworkHost     = "host"
-	NetworkProxy    = "proxy"
-	NetworkSlirp    = "slirp4netns"
-	NetworkPasta    = "pasta"
+	UserSelf         = "self"
+	UserRoot         = "root"
+	IDMapAuto        = "auto"
+	IDMapSingle      = "single"
+	NetworkNone      = "none"
+	NetworkHost      = "host"
+	NetworkProxy     = "proxy"
+	NetworkSlirp     = "slirp4netns"
+	NetworkPasta     = "pasta"
 )
 
 // FieldError is a Spec value no plan can satisfy. Key is the profile key
