@@ -33,13 +33,14 @@ type Host struct {
 	Root []RootEntry
 
 	RuntimeDir string // where per-run state lives ($XDG_RUNTIME_DIR/hutch or a fallback)
+	CgroupNS   bool   // the kernel has cgroup namespaces
+
 	// MemTotal is the machine's RAM in bytes (0: unknown), for the
 	// default tmpfs budget.
 	MemTotal int64
 	// InotifyInstances and InotifyWatches are the host user namespace's
 	// user.max_inotify_* limits (0: unknown).
 	InotifyInstances, InotifyWatches int64
-	CgroupNS                         bool // the kernel has cgroup namespaces
 
 	// DataDir holds kept sessions ($XDG_DATA_HOME/hutch or ~/.local/share/hutch).
 	DataDir string

@@ -128,22 +128,22 @@ const (
 // Mount is one step in building the sandbox's root. Steps run in order;
 // Dst is the path inside the sandbox.
 type Mount struct {
-	Kind string `json:"kind"`
-	Src  string `json:"src,omitempty"`
-	Dst  string `json:"dst"`
-	RO   bool   `json:"ro,omitempty"`
-	Dev  bool   `json:"dev,omitempty"`  // keep device nodes usable (binds of /dev files)
-	Mode uint32 `json:"mode,omitempty"` // tmpfs root mode
-	Size int64  `json:"size,omitempty"` // tmpfs size in bytes; 0 is the kernel's default, half of RAM
-	// Shared: this tmpfs is a directory of the plan's one scratch tmpfs
-	// (Plan.ScratchSize), so that all of them share one budget.
-	Shared   bool   `json:"shared,omitempty"`
+	Kind     string `json:"kind"`
+	Src      string `json:"src,omitempty"`
+	Dst      string `json:"dst"`
+	RO       bool   `json:"ro,omitempty"`
+	Dev      bool   `json:"dev,omitempty"`      // keep device nodes usable (binds of /dev files)
+	Mode     uint32 `json:"mode,omitempty"`     // tmpfs root mode
+	Size     int64  `json:"size,omitempty"`     // tmpfs size in bytes; 0 is the kernel's default, half of RAM
 	Data     string `json:"data,omitempty"`     // file contents, for MountFile
 	Optional bool   `json:"optional,omitempty"` // skip when Src (or Dst, for hide) is missing
 	Layer    string `json:"layer,omitempty"`    // the session layer of an overlay (overlay.go)
 	// Lower lists an overlay's lower directories, top first, when there
 	// are several (an image's layers); else Src is the one.
 	Lower []string `json:"lower,omitempty"`
+	// Shared: this tmpfs is a directory of the plan's one scratch tmpfs
+	// (Plan.ScratchSize), so that all of them share one budget.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Directories of the host root bound read-only when present: the system,
