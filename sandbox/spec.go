@@ -159,18 +159,19 @@ type Security struct {
 // Defaults and values for Spec fields.
 const (
 	DefaultHostname = "hutch"
-	// DefaultKillGrace is process.kill_grace's default.
-	DefaultKillGrace = 10 * time.Second
-	UserSelf         = "self"
-	UserRoot         = "root"
-	IDMapAuto        = "auto"
-	IDMapSingle      = "single"
-	NetworkNone      = "none"
-	NetworkHost      = "host"
-	NetworkProxy     = "proxy"
-	NetworkSlirp     = "slirp4netns"
-	NetworkPasta     = "pasta"
+	UserSelf        = "self"
+	UserRoot        = "root"
+	IDMapAuto       = "auto"
+	IDMapSingle     = "single"
+	NetworkNone     = "none"
+	NetworkHost     = "host"
+	NetworkProxy    = "proxy"
+	NetworkSlirp    = "slirp4netns"
+	NetworkPasta    = "pasta"
 )
+
+// DefaultKillGrace is process.kill_grace's default.
+const DefaultKillGrace = 10 * time.Second
 
 // FieldError is a Spec value no plan can satisfy. Key is the profile key
 // (filesystem.rw, network.mode, …) so that profiles can point at the line
