@@ -213,6 +213,9 @@ var schema = []KeyInfo{
 		Doc:      "fail instead of warning when a limit cannot be enforced (no delegated cgroup)",
 		Example:  `required = true`,
 		Widening: "false when your configuration has true"},
+	{Key: "limits.quiet", kind: kBool, Type: "boolean", Default: "false",
+		Doc:     "do not warn (once per boot) that memory and cpu limits are not enforced where no cgroup is delegated",
+		Example: `quiet = true`},
 
 	{Key: "security.seccomp", kind: kSeccomp, Type: "string", Default: `"default"`,
 		Doc:      `the system call filter: "default", "off", or the path of an OCI/Docker seccomp JSON profile`,

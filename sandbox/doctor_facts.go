@@ -32,6 +32,8 @@ type doctorFacts struct {
 
 	// Sysctls, -1 when the file does not exist on this kernel.
 	MaxUserNS        int // /proc/sys/user/max_user_namespaces
+	// MaxNS is user.max_<kind>_namespaces for every kind ("net", …).
+	MaxNS map[string]int
 	UnprivClone      int // Debian's /proc/sys/kernel/unprivileged_userns_clone
 	AppArmorRestrict int // Ubuntu's /proc/sys/kernel/apparmor_restrict_unprivileged_userns
 	// Sandbox is a child in new user, mount, pid, net, ipc and uts
@@ -136,6 +138,7 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 	f.Runtime = gatherRuntime(f.UID)
 
 	f.MaxUserNS = readSysctl("/proc/sys/user/max_user_namespaces")
+	f.MaxNS = nsLimits()
 	f.UnprivClone = readSysctl("/proc/sys/kernel/unprivileged_userns_clone")
 	f.AppArmorRestrict = readSysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
 	oneID := func(flags uintptr) *syscall.SysProcAttr {

@@ -6,7 +6,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -124,21 +123,11 @@ func ProbeHost() (*Host, error) {
 	if unix.Sysinfo(&si) == nil {
 		h.MemTotal = int64(si.Totalram) * int64(si.Unit)
 	}
-	h.InotifyInstances = readSysctlInt("/proc/sys/user/max_inotify_instances")
-	h.InotifyWatches = readSysctlInt("/proc/sys/user/max_inotify_watches")
+	h.InotifyInstances = int64(max(0, readSysctl("/proc/sys/user/max_inotify_instances")))
+	h.InotifyWatches = int64(max(0, readSysctl("/proc/sys/user/max_inotify_watches")))
 	_, err = os.Stat("/proc/self/ns/cgroup")
 	h.CgroupNS = err == nil
 	return h, nil
-}
-
-// readSysctlInt reads a number from a /proc/sys file, 0 when it cannot.
-func readSysctlInt(p string) int64 {
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	return n
 }
 
 // privilegedHelper returns the path of a newuidmap-like helper when it is

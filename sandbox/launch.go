@@ -55,10 +55,6 @@ type Result struct {
 	Denials []proxy.Denial
 }
 
-// timeoutGrace is how long a timed-out command has between SIGTERM and
-// SIGKILL.
-const timeoutGrace = 3 * time.Second
-
 var cloneFlags = map[string]uintptr{
 	"user": unix.CLONE_NEWUSER, "mount": unix.CLONE_NEWNS, "pid": unix.CLONE_NEWPID,
 	"ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS, "net": unix.CLONE_NEWNET,
@@ -80,6 +76,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	// Fds the caller leaked to us (not close-on-exec) must not reach the
 	// sandbox; the ones asked for are passed explicitly below.
 	markCloexecFrom(3)
+	defer saveTerminals(stdio.Stdin, stdio.Stdout, stdio.Stderr)()
 
 	filter, err := compileSeccomp(plan)
 	if err != nil {
@@ -105,13 +102,17 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	var cg *cgroupRun
 	if plan.Cgroup.any() {
 		cg, err = newCgroupRun("hutch-"+filepath.Base(rs.dir), plan.Cgroup)
+		// Without a cgroup, pids are still bounded (RLIMIT_NPROC in the
+		// sandbox's user namespace, limits.go); memory and cpu are not.
+		unenforced := plan.Cgroup.Memory > 0 || plan.Cgroup.CPU > 0
 		if err != nil {
-			if plan.LimitsRequired {
+			if unenforced && plan.LimitsRequired {
 				return nil, err
 			}
-			if opts.Warn != nil {
-				opts.Warn(err.Error() + "; memory, pids and cpu limits are NOT enforced (set limits.required = true to refuse to run instead)")
+			if unenforced && !plan.LimitsQuiet && opts.Warn != nil && firstWarning(plan.StateRoot, "cgroup") {
+				opts.Warn(err.Error() + "; memory and cpu limits are NOT enforced (hutch doctor says how to get a delegated cgroup; limits.required = true refuses to run instead, limits.quiet = true drops this warning, printed once per boot)")
 			}
+			cg = nil
 		} else {
 			rs.setCgroup(cg.dir)
 			defer cg.remove()
@@ -202,7 +203,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	cfgR.Close()
 	statusChild.Close()
 	if err != nil {
-		return nil, startError(err)
+		return nil, startError(err, plan.Namespaces)
 	}
 	tm.mark("init started")
 	pid := cmd.Process.Pid
@@ -245,7 +246,11 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 
 	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
 	res, err := sup.run(ctx, statusParent, exited)
-	lay.finish(stdio.Stderr, res != nil) // the changes' summary line
+	var hd *HelperDiedError
+	if lay != nil && errors.As(err, &hd) {
+		lay.stopped = hd.Helper + " died"
+	}
+	lay.finish(stdio.Stderr, res != nil || hd != nil) // the changes' summary line
 	if res != nil {
 		res.Denials = netsup.denials()
 	}
@@ -281,16 +286,6 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 	defer signal.Stop(sigs)
 	defer s.closeTTY()
 
-	// process.timeout: SIGTERM to the command's group, SIGKILL to the whole
-	// sandbox after a grace period, and status 124 as timeout(1) gives.
-	var timeout, grace <-chan time.Time
-	timedOut := false
-	if t := s.cfg.Plan.Timeout; t > 0 {
-		tm := time.NewTimer(t)
-		defer tm.Stop()
-		timeout = tm.C
-	}
-
 	var (
 		res      *Result
 		initErr  error
@@ -298,6 +293,36 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		waitErr  error
 		initDone bool
 	)
+	// process.timeout: SIGTERM to the command's group, SIGKILL to the whole
+	// sandbox after a grace period, and status 124 as timeout(1) gives.
+	var timeout <-chan time.Time
+	timedOut := false
+	if t := s.cfg.Plan.Timeout; t > 0 {
+		tm := time.NewTimer(t)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	// process.kill_grace: after the first SIGTERM (forwarded, the
+	// timeout's, or a helper's death) the command has this long to end
+	// before SIGKILL takes the whole sandbox.
+	var grace <-chan time.Time
+	graceSignal, graceKilled := "", false
+	startGrace := func(sig unix.Signal) {
+		if grace == nil {
+			grace = time.After(s.killGrace())
+			graceSignal = unix.SignalName(sig)
+		}
+	}
+	helper, helperDone := s.net.helperDone()
+	helperDied := ""
+	stopForHelper := func(name string) {
+		if helperDied == "" && res == nil {
+			helperDied = name
+			unix.Kill(s.pid, unix.SIGTERM)
+			startGrace(unix.SIGTERM)
+		}
+	}
+
 	for !initDone {
 		select {
 		case r := <-msgs:
@@ -328,6 +353,8 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 				if s.net != nil {
 					s.net.connected(r.msg.Conn, r.fd)
 				}
+			case r.msg.HelperDied != "":
+				stopForHelper(r.msg.HelperDied)
 			case r.msg.Started != 0:
 				s.tm.mark("command started")
 			case r.msg.Exit != nil:
@@ -345,6 +372,10 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 					break
 				}
 				unix.Kill(s.pid, sig.(syscall.Signal))
+				startGrace(sig.(syscall.Signal))
+			case unix.SIGHUP:
+				unix.Kill(s.pid, unix.SIGHUP)
+				startGrace(unix.SIGHUP)
 			default:
 				unix.Kill(s.pid, sig.(syscall.Signal))
 			}
@@ -354,9 +385,13 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		case <-timeout:
 			timedOut = true
 			unix.Kill(s.pid, unix.SIGTERM)
-			grace = time.After(timeoutGrace)
+			startGrace(unix.SIGTERM)
 		case <-grace:
+			graceKilled = true
 			unix.Kill(s.pid, unix.SIGKILL)
+		case <-helperDone:
+			helperDone = nil
+			stopForHelper(helper)
 		case waitErr = <-exited:
 			initDone = true
 			s.tm.mark("init reaped")
@@ -377,6 +412,9 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		}
 	}
 	s.finishTTY()
+	if helperDied != "" {
+		return nil, &HelperDiedError{Helper: helperDied}
+	}
 	if initErr != nil {
 		return nil, initErr
 	}
@@ -385,6 +423,9 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 			s.warn(fmt.Sprintf("the command ran longer than its timeout (%v) and was stopped", s.cfg.Plan.Timeout))
 		}
 		return &Result{ExitCode: 124, TimedOut: true}, nil
+	}
+	if graceKilled && s.warn != nil {
+		s.warn(fmt.Sprintf("the command did not end within process.kill_grace (%v) of %s; hutch killed the sandbox", s.killGrace(), graceSignal))
 	}
 	if res == nil {
 		var ee *exec.ExitError
@@ -397,6 +438,15 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		return nil, fmt.Errorf("hutch-init ended without reporting the command's status (%v)", waitErr)
 	}
 	return res, nil
+}
+
+// killGrace is the plan's process.kill_grace, or its default for a plan
+// made without one.
+func (s *supervisor) killGrace() time.Duration {
+	if g := s.cfg.Plan.KillGrace; g > 0 {
+		return g
+	}
+	return DefaultKillGrace
 }
 
 // drain returns what is left in msgs without blocking for long: init has
@@ -552,13 +602,14 @@ func writeMaps(ctx context.Context, plan *Plan, pid int) error {
 }
 
 // startError explains a failure to create the namespaces.
-func startError(err error) error {
+func startError(err error, namespaces []string) error {
 	e := fmt.Errorf("creating the sandbox's namespaces: %w", err)
 	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return withHint(e, "unprivileged user namespaces look disabled on this machine; run 'hutch doctor' for the exact fix (on Ubuntu 24.04+: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for hutch)")
 	case errors.Is(err, unix.ENOSPC):
-		return withHint(e, "the limit on user namespaces is reached; raise it with: sudo sysctl user.max_user_namespaces=15000")
+		detail, fix := nsLimitProblem(namespaces, nsLimits())
+		return withHint(fmt.Errorf("%w: %s", e, detail), "%s", fix)
 	case errors.Is(err, unix.EINVAL):
 		return withHint(e, "the kernel lacks a namespace hutch needs; run 'hutch doctor'")
 	}

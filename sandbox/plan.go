@@ -64,6 +64,8 @@ type Plan struct {
 	// absence an error rather than a warning.
 	Cgroup         CgroupLimits `json:"cgroup"`
 	LimitsRequired bool         `json:"limits_required,omitempty"`
+	// LimitsQuiet drops the warning that they are not enforced.
+	LimitsQuiet bool `json:"limits_quiet,omitempty"`
 	// Timeout kills the sandbox after this long (exit status 124).
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// KillGrace is how long the command has after a forwarded SIGINT,
@@ -507,6 +509,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	}
 	p.Cgroup = CgroupLimits{Memory: l.Memory, Pids: l.Pids, CPU: l.CPU}
 	p.LimitsRequired = l.Required
+	p.LimitsQuiet = l.Quiet
 	p.Timeout = spec.Process.Timeout
 	p.KillGrace = spec.Process.KillGrace
 	p.Inotify = inotifyLimits(l, host)

@@ -144,6 +144,9 @@ type Limits struct {
 	// Required makes a limit that cannot be enforced (no delegated cgroup)
 	// an error instead of a warning.
 	Required bool `json:"required" key:"limits.required"`
+	// Quiet drops the warning, printed once per boot, that memory and cpu
+	// limits are not enforced where no cgroup is delegated.
+	Quiet bool `json:"quiet" key:"limits.quiet"`
 }
 
 // Security holds the kernel-facing defences.

@@ -66,6 +66,7 @@ func keyedFlags() []keyedFlag {
 		{"limits.inotify_watches", str("inotify-watches", "limit inotify watches in the sandbox to `N`")},
 		{"limits.fsize", str("fsize", "limit the size of a written file to `SIZE`")},
 		{"limits.required", boolean("limits-required", "fail when a limit cannot be enforced, instead of warning")},
+		{"limits.quiet", boolean("limits-quiet", "do not warn that memory and cpu limits are not enforced (no delegated cgroup)")},
 		{"security.seccomp", str("seccomp", "system call filter: `default`, off, or the path of an OCI seccomp profile")},
 		{"security.nested", boolean("nested", "allow user namespaces inside (hutch, bwrap or podman within)")},
 	}
