@@ -32,10 +32,10 @@ type doctorFacts struct {
 
 	// Sysctls, -1 when the file does not exist on this kernel.
 	MaxUserNS        int // /proc/sys/user/max_user_namespaces
-	// MaxNS is user.max_<kind>_namespaces for every kind ("net", …).
-	MaxNS map[string]int
 	UnprivClone      int // Debian's /proc/sys/kernel/unprivileged_userns_clone
 	AppArmorRestrict int // Ubuntu's /proc/sys/kernel/apparmor_restrict_unprivileged_userns
+	// MaxNS is user.max_<kind>_namespaces for every kind ("net", …).
+	MaxNS map[string]int
 	// Sandbox is a child in new user, mount, pid, net, ipc and uts
 	// namespaces mounting a tmpfs and /proc, as hutch-init does.
 	Sandbox probeOutcome
