@@ -64,6 +64,8 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 		err error
 	}
 	done := make(chan started)
+	stage2Ended := make(chan struct{})
+	defer close(stage2Ended)
 	go func() {
 		// ForkExec, not exec.Cmd: reap below waits for every child, and an
 		// exec.Cmd's Wait would race it for this one. If init dies, the
@@ -75,6 +77,10 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 			Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS},
 		})
 		done <- started{pid, err}
+		// stage2 sets PDEATHSIG, which fires when this thread (not init)
+		// ends: the thread must outlive stage2. Retired at once, it killed
+		// stage2 whenever stage2 got to its prctl first (seen under load).
+		<-stage2Ended
 	}()
 	st := <-done
 	cfgR.Close()
