@@ -58,21 +58,25 @@ type sessionMeta struct {
 	Stopped string `json:"stopped,omitempty"`
 }
 
-// runningFile marks a run in progress: written as the run starts, removed
-// as it ends; a run killed with -9 leaves it behind, which the next user
-// reports. It is a file of its own, not a field of session.json, because
-// removing a file works on a full disk, where rewriting session.json
-// does not: a run that ended must never look killed.
-const runningFile = "running"
+// A run in progress is marked by an empty file, running.PID.STARTED (unix
+// nanoseconds), made as the run starts and removed as it ends; a run
+// killed with -9 leaves it behind, which the next user reports. It is a
+// file of its own, not a field of session.json, and empty, because
+// removing it works on a full disk, where rewriting session.json does not:
+// a run that ended must never look killed.
+func runningFile(m runMark) string {
+	return fmt.Sprintf("running.%d.%d", m.PID, m.Started.UnixNano())
+}
 
 // lastRunning is the mark a run left that did not end, or nil.
 func lastRunning(dir string, m *sessionMeta) *runMark {
-	if data, err := os.ReadFile(filepath.Join(dir, runningFile)); err == nil {
-		var rm runMark
-		if json.Unmarshal(data, &rm) == nil {
-			return &rm
+	marks, _ := filepath.Glob(filepath.Join(dir, "running.*"))
+	for _, p := range marks {
+		var pid int
+		var started int64
+		if _, err := fmt.Sscanf(filepath.Base(p), "running.%d.%d", &pid, &started); err == nil {
+			return &runMark{PID: pid, Started: time.Unix(0, started)}
 		}
-		return &runMark{}
 	}
 	if m != nil {
 		return m.Running
@@ -244,6 +248,8 @@ type runLayers struct {
 	baseline chan error
 	// stopped is why hutch stopped the run, recorded in the session.
 	stopped string
+	// mark is this run's running.* mark (kept sessions).
+	mark *runMark
 	warn    func(string)
 }
 
@@ -323,8 +329,14 @@ func openRunLayers(ctx context.Context, plan *Plan, opts LaunchOptions) (*runLay
 		return fail(err)
 	}
 	if r.name != "" {
-		mark, _ := json.Marshal(runMark{PID: os.Getpid(), Started: now})
-		if err := writeFileAtomic(filepath.Join(r.dir, runningFile), mark); err != nil {
+		// A killed run's mark has been reported (above): this run's
+		// replaces it.
+		old, _ := filepath.Glob(filepath.Join(r.dir, "running.*"))
+		for _, p := range old {
+			os.Remove(p)
+		}
+		r.mark = &runMark{PID: os.Getpid(), Started: now}
+		if err := os.WriteFile(filepath.Join(r.dir, runningFile(*r.mark)), nil, 0o600); err != nil {
 			return fail(err)
 		}
 	}
@@ -505,8 +517,10 @@ func (r *runLayers) finish(w io.Writer, ran bool) {
 	if r.name != "" {
 		// First the mark, which needs no space: whatever happens next,
 		// the session must not claim that this run was killed.
-		if err := os.Remove(filepath.Join(r.dir, runningFile)); err != nil && !errors.Is(err, os.ErrNotExist) && r.warn != nil {
-			r.warn(fmt.Sprintf("session %s: %v", r.name, err))
+		if r.mark != nil {
+			if err := os.Remove(filepath.Join(r.dir, runningFile(*r.mark))); err != nil && r.warn != nil {
+				r.warn(fmt.Sprintf("session %s: %v", r.name, err))
+			}
 		}
 		r.meta.Running = nil
 		r.meta.Stopped = r.stopped
