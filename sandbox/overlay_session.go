@@ -250,7 +250,7 @@ type runLayers struct {
 	stopped string
 	// mark is this run's running.* mark (kept sessions).
 	mark *runMark
-	warn    func(string)
+	warn func(string)
 }
 
 // openRunLayers prepares the session of plan; nil when nothing is overlaid.
