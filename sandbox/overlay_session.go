@@ -246,11 +246,11 @@ type runLayers struct {
 	driverWhy string
 	// baseline is closed once the project's baseline is recorded.
 	baseline chan error
+	warn     func(string)
 	// stopped is why hutch stopped the run, recorded in the session.
 	stopped string
 	// mark is this run's running.* mark (kept sessions).
 	mark *runMark
-	warn func(string)
 }
 
 // openRunLayers prepares the session of plan; nil when nothing is overlaid.
