@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 )
 
@@ -232,6 +235,77 @@ func TestConcurrentRuns(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(proj, "f")); err == nil {
 				t.Error("an overlaid run wrote into the project")
+			}
+		})
+	}
+}
+
+// TestTerminalRestored: whatever the mode and however the run ends, the
+// caller's terminal has the modes it had before (a command on a shared
+// terminal, --tty never, left it raw and without echo).
+func TestTerminalRestored(t *testing.T) {
+	testenv.RequireUserNS(t)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		script string
+		term   bool // hutch gets SIGTERM once the command is ready
+		code   int
+	}{
+		{"never exit", []string{"--tty", "never"}, "stty raw -echo; echo ready; exit 3", false, 3},
+		{"never killed", []string{"--tty", "never"}, "stty raw -echo; echo ready; kill -9 $$", false, 137},
+		{"never signal grace", []string{"--tty", "never", "--kill-grace", "1s"}, `trap "" TERM; stty raw -echo; echo ready; while :; do sleep 1; done`, true, 137},
+		{"never timeout", []string{"--tty", "never", "--timeout", "1s", "--kill-grace", "1s"}, `trap "" TERM; stty raw -echo; echo ready; while :; do sleep 1; done`, false, 124},
+		{"auto signal", []string{"--tty", "auto"}, `stty raw -echo; echo ready; sleep 1000`, true, 143},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ptmx, tty, err := pty.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ptmx.Close()
+			defer tty.Close()
+			before, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := hutchCmd(t, append(append([]string{"run"}, tc.args...), "--", "sh", "-c", tc.script)...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			ready := make(chan struct{})
+			var out bytes.Buffer
+			go func() {
+				buf := make([]byte, 4096)
+				for signalled := false; ; {
+					n, err := ptmx.Read(buf)
+					out.Write(buf[:n])
+					if !signalled && strings.Contains(out.String(), "ready") {
+						signalled = true
+						close(ready)
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			if tc.term {
+				<-ready
+				cmd.Process.Signal(syscall.SIGTERM)
+			}
+			err = waitBounded(t, cmd)
+			if code := exitCode(err); code != tc.code {
+				t.Errorf("want exit status %d, got %v", tc.code, err)
+			}
+			after, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *after != *before {
+				t.Errorf("terminal modes changed: echo %v -> %v, icanon %v -> %v",
+					before.Lflag&unix.ECHO != 0, after.Lflag&unix.ECHO != 0, before.Lflag&unix.ICANON != 0, after.Lflag&unix.ICANON != 0)
 			}
 		})
 	}
