@@ -199,7 +199,9 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
 
+	undoNproc := reserveNproc() // limits.go: the namespace keeps it
 	exited, err := lockedexec.Start(cmd)
+	undoNproc()
 	cfgR.Close()
 	statusChild.Close()
 	if err != nil {
@@ -612,6 +614,8 @@ func startError(err error, namespaces []string) error {
 		return withHint(fmt.Errorf("%w: %s", e, detail), "%s", fix)
 	case errors.Is(err, unix.EINVAL):
 		return withHint(e, "the kernel lacks a namespace hutch needs; run 'hutch doctor'")
+	case errors.Is(err, unix.EAGAIN):
+		return withHint(e, "you are near your limit on processes (ulimit -u): a sandbox may use up to three quarters of it, to leave you the rest; end some processes, or raise the limit")
 	}
 	return e
 }

@@ -142,3 +142,70 @@ func readInt(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestForkBombAcrossUIDs: root inside, with a subordinate id map, can give
+// each child its own uid, which the per-uid bound (limits.pids as
+// RLIMIT_NPROC) never stops. The sandbox's user namespace keeps three
+// quarters of hutch's RLIMIT_NPROC as its ceiling over all of the host
+// user's processes, so the host user keeps a quarter. To keep the bomb
+// small, hutch starts here with an RLIMIT_NPROC of the host user's tasks
+// plus 900: the sandbox gets fewer than 850.
+func TestForkBombAcrossUIDs(t *testing.T) {
+	testenv.RequireUserNS(t)
+	marker := fmt.Sprintf("%d.%d", 1000+os.Getpid()%1000, time.Now().UnixNano()%1000000)
+	limit := uint64(userTasks() + 900)
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.Cur < limit {
+		t.Fatalf("RLIMIT_NPROC %d is below %d", old.Cur, limit)
+	}
+	withNproc := func(fn func()) {
+		low := old
+		low.Cur = limit
+		if err := unix.Setrlimit(unix.RLIMIT_NPROC, &low); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Setrlimit(unix.RLIMIT_NPROC, &old)
+		fn()
+	}
+	var verdict string
+	var release func() (error, string)
+	withNproc(func() {
+		verdict, release = heldProbe(t, []string{"--user", "root", "--pids", "100"}, "-want", "EAGAIN", "forkbomb-uids", "850", "/bin/sleep", marker)
+	})
+	var hostErr error
+	withNproc(func() { hostErr = hostCanFork() }) // as the host user with hutch's limit
+	err, stderr := release()
+	if !strings.HasPrefix(verdict, "blocked: forkbomb-uids: EAGAIN") {
+		t.Errorf("a fork bomb across uids was not bounded: %q (hutch: %v)\n%s", verdict, err, stderr)
+	}
+	if hostErr != nil {
+		t.Errorf("the host user could not fork during the bomb: %v", hostErr)
+	}
+	if err != nil {
+		t.Errorf("hutch: %v\n%s", err, stderr)
+	}
+	waitGone(t, marker)
+}
+
+// userTasks counts the tasks (threads included, as RLIMIT_NPROC does) of
+// processes whose real uid is ours.
+func userTasks() int {
+	uid := fmt.Sprint(os.Getuid())
+	n := 0
+	for _, pid := range allPids() {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == uid {
+				tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+				n += len(tasks)
+			}
+		}
+	}
+	return n
+}

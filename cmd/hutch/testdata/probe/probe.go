@@ -280,6 +280,19 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 				break
 			}
 		}
+	case "forkbomb-uids":
+		// forkbomb-uids N PROG ARG: as forkbomb, each copy as another
+		// uid (1, 2, ...), which needs CAP_SETUID: a bound per uid never
+		// stops it.
+		argv := []string{arg(2), arg(3)}
+		n := num(1)
+		for i := 0; i < n; i++ {
+			cred := &syscall.Credential{Uid: uint32(1 + i), Gid: 0, NoSetGroups: true}
+			if _, err = syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Credential: cred}}); err != nil {
+				fmt.Fprintf(os.Stderr, "probe: forkbomb-uids: %d started\n", i)
+				break
+			}
+		}
 	case "inotify":
 		// Open N inotify instances (and keep them, in a child that holds
 		// them, see below): a bound stops it with EMFILE.
