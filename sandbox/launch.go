@@ -393,7 +393,12 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 			unix.Kill(s.pid, unix.SIGKILL)
 		case <-helperDone:
 			helperDone = nil
-			stopForHelper(helper)
+			// A helper may also end because the sandbox did (pasta quits
+			// once the namespace is gone): only a live init means that it
+			// died under a running command.
+			if !exitedYet(s.pid) {
+				stopForHelper(helper)
+			}
 		case waitErr = <-exited:
 			initDone = true
 			s.tm.mark("init reaped")
@@ -440,6 +445,16 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		return nil, fmt.Errorf("hutch-init ended without reporting the command's status (%v)", waitErr)
 	}
 	return res, nil
+}
+
+// exitedYet reports whether the child pid has exited, without reaping it
+// (its waiter does that).
+func exitedYet(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	// ECHILD: already reaped. Without a waitable child the kernel leaves
+	// si_signo 0.
+	return err != nil || info.Signo == int32(unix.SIGCHLD)
 }
 
 // killGrace is the plan's process.kill_grace, or its default for a plan
