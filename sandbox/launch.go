@@ -304,26 +304,8 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		defer tm.Stop()
 		timeout = tm.C
 	}
-	// process.kill_grace: after the first SIGTERM (forwarded, the
-	// timeout's, or a helper's death) the command has this long to end
-	// before SIGKILL takes the whole sandbox.
-	var grace <-chan time.Time
-	graceSignal, graceKilled := "", false
-	startGrace := func(sig unix.Signal) {
-		if grace == nil {
-			grace = time.After(s.killGrace())
-			graceSignal = unix.SignalName(sig)
-		}
-	}
+	st := &stopper{pid: s.pid, grace: s.cfg.Plan.KillGrace} // stop.go
 	helper, helperDone := s.net.helperDone()
-	helperDied := ""
-	stopForHelper := func(name string) {
-		if helperDied == "" && res == nil {
-			helperDied = name
-			unix.Kill(s.pid, unix.SIGTERM)
-			startGrace(unix.SIGTERM)
-		}
-	}
 
 	for !initDone {
 		select {
@@ -356,7 +338,7 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 					s.net.connected(r.msg.Conn, r.fd)
 				}
 			case r.msg.HelperDied != "":
-				stopForHelper(r.msg.HelperDied)
+				st.helperDied(r.msg.HelperDied, res != nil)
 			case r.msg.Started != 0:
 				s.tm.mark("command started")
 			case r.msg.Exit != nil:
@@ -374,10 +356,10 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 					break
 				}
 				unix.Kill(s.pid, sig.(syscall.Signal))
-				startGrace(sig.(syscall.Signal))
+				st.start(sig.(syscall.Signal))
 			case unix.SIGHUP:
 				unix.Kill(s.pid, unix.SIGHUP)
-				startGrace(unix.SIGHUP)
+				st.start(unix.SIGHUP)
 			default:
 				unix.Kill(s.pid, sig.(syscall.Signal))
 			}
@@ -387,17 +369,16 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		case <-timeout:
 			timedOut = true
 			unix.Kill(s.pid, unix.SIGTERM)
-			startGrace(unix.SIGTERM)
-		case <-grace:
-			graceKilled = true
-			unix.Kill(s.pid, unix.SIGKILL)
+			st.start(unix.SIGTERM)
+		case <-st.timer:
+			st.expire()
 		case <-helperDone:
 			helperDone = nil
 			// A helper may also end because the sandbox did (pasta quits
 			// once the namespace is gone): only a live init means that it
 			// died under a running command.
 			if !exitedYet(s.pid) {
-				stopForHelper(helper)
+				st.helperDied(helper, res != nil)
 			}
 		case waitErr = <-exited:
 			initDone = true
@@ -419,8 +400,8 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		}
 	}
 	s.finishTTY()
-	if helperDied != "" {
-		return nil, &HelperDiedError{Helper: helperDied}
+	if st.died != "" {
+		return nil, &HelperDiedError{Helper: st.died}
 	}
 	if initErr != nil {
 		return nil, initErr
@@ -431,8 +412,8 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		}
 		return &Result{ExitCode: 124, TimedOut: true}, nil
 	}
-	if graceKilled && s.warn != nil {
-		s.warn(fmt.Sprintf("the command did not end within process.kill_grace (%v) of %s; hutch killed the sandbox", s.killGrace(), graceSignal))
+	if st.killed && s.warn != nil {
+		s.warn(st.message())
 	}
 	if res == nil {
 		var ee *exec.ExitError
@@ -445,25 +426,6 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		return nil, fmt.Errorf("hutch-init ended without reporting the command's status (%v)", waitErr)
 	}
 	return res, nil
-}
-
-// exitedYet reports whether the child pid has exited, without reaping it
-// (its waiter does that).
-func exitedYet(pid int) bool {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-	// ECHILD: already reaped. Without a waitable child the kernel leaves
-	// si_signo 0.
-	return err != nil || info.Signo == int32(unix.SIGCHLD)
-}
-
-// killGrace is the plan's process.kill_grace, or its default for a plan
-// made without one.
-func (s *supervisor) killGrace() time.Duration {
-	if g := s.cfg.Plan.KillGrace; g > 0 {
-		return g
-	}
-	return DefaultKillGrace
 }
 
 // drain returns what is left in msgs without blocking for long: init has
