@@ -522,9 +522,12 @@ var trustTests = []struct {
 		[]string{"network.host_loopback reaches services on the host's loopback"}},
 	{"seccomp profile", "", "[security]\nseccomp = \"./seccomp.json\"", map[string]string{"proj/seccomp.json": "{}"},
 		[]string{"security.seccomp replaces the seccomp filter"}},
-	{"every limit raised", "[limits]\npids = 100\ncpu = 1\nnofile = 100\nnproc = 100\nfsize = \"1MiB\"",
-		"[limits]\npids = 200\ncpu = 2\nnofile = 200\nnproc = 200\nfsize = \"2MiB\"", nil,
-		[]string{"limits.pids raises", "limits.cpu raises", "limits.nofile raises", "limits.nproc raises", "limits.fsize raises"}},
+	{"every limit raised", "[limits]\npids = 100\ncpu = 1\nnofile = 100\nnproc = 100\nfsize = \"1MiB\"\ntmpfs = \"64MiB\"\ninotify_instances = 8\ninotify_watches = 100\n[process]\nkill_grace = \"5s\"",
+		"[limits]\npids = 200\ncpu = 2\nnofile = 200\nnproc = 200\nfsize = \"2MiB\"\ntmpfs = \"128MiB\"\ninotify_instances = 16\ninotify_watches = 200\n[process]\nkill_grace = \"1m\"", nil,
+		[]string{"limits.pids raises", "limits.cpu raises", "limits.nofile raises", "limits.nproc raises", "limits.fsize raises",
+			"limits.tmpfs raises", "limits.inotify_instances raises", "limits.inotify_watches raises", "process.kill_grace raises"}},
+	{"limits warning silenced", "", "[limits]\nquiet = true", nil,
+		[]string{"limits.quiet hides the warning"}},
 	{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
 }
 

@@ -379,7 +379,9 @@ func (p *Profile) checkConflicts(errs *errList, unsupported map[string]bool) {
 	if s := p.settings["limits.required"]; s != nil && s.set && s.value == true {
 		any := false
 		for _, k := range []string{"limits.memory", "limits.pids", "limits.cpu", "limits.nofile", "limits.nproc", "limits.fsize"} {
-			if l := p.settings[k]; l != nil && l.set && number(l.value) > 0 {
+			// The default profile's own limits (pids) are not a choice
+			// of the user's that could be required.
+			if l := p.settings[k]; l != nil && l.set && number(l.value) > 0 && !(l.src.Kind == FromBuiltin && l.src.Name == "default") {
 				any = true
 			}
 		}

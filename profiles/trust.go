@@ -314,7 +314,8 @@ func (p *Profile) widenings() []Ask {
 	}
 
 	// Limits: raising or removing one your configuration sets.
-	for _, key := range []string{"limits.memory", "limits.pids", "limits.cpu", "limits.nofile", "limits.nproc", "limits.fsize", "process.timeout"} {
+	for _, key := range []string{"limits.memory", "limits.pids", "limits.cpu", "limits.nofile", "limits.nproc", "limits.fsize",
+		"limits.tmpfs", "limits.inotify_instances", "limits.inotify_watches", "process.timeout", "process.kill_grace"} {
 		b, f := base[key], full[key]
 		if b == nil || !b.set || f == nil || f.src.layer != layerProject {
 			continue
@@ -326,6 +327,12 @@ func (p *Profile) widenings() []Ask {
 				what = fmt.Sprintf("removes your configuration's limit of %s", display(b.info, b.value))
 			}
 			ask(key, display(f.info, f.value), what, f.src)
+		}
+	}
+	// Silencing the warning that limits are not enforced is yours to do.
+	if q, src := boolOf(full, "limits.quiet"); q && src.layer == layerProject {
+		if b, _ := boolOf(base, "limits.quiet"); !b {
+			ask("limits.quiet", "true", "hides the warning that memory and cpu limits are not enforced", src)
 		}
 	}
 	if b, _ := boolOf(base, "limits.required"); b {

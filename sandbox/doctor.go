@@ -170,6 +170,9 @@ func checkUserNamespaces(f *doctorFacts) Check {
 		// capability in it from unconfined programs.
 		c.Detail = fmt.Sprintf("AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1): %s: %s", p.Step, p.Err)
 		c.Fix = apparmorFix(f.Exe)
+	case p.Start && p.Errno == syscall.ENOSPC && f.MaxNS != nil:
+		// Each kind of namespace has its own limit: name the one.
+		c.Detail, c.Fix = nsLimitProblem([]string{"user", "mount", "pid", "ipc", "uts", "net"}, f.MaxNS)
 	case p.Start && p.Errno == syscall.ENOSPC:
 		c.Detail = fmt.Sprintf("the limit on user namespaces (user.max_user_namespaces = %d) is reached", f.MaxUserNS)
 		c.Fix = sysctlFix("user.max_user_namespaces", "15000")

@@ -34,6 +34,8 @@ type doctorFacts struct {
 	MaxUserNS        int // /proc/sys/user/max_user_namespaces
 	UnprivClone      int // Debian's /proc/sys/kernel/unprivileged_userns_clone
 	AppArmorRestrict int // Ubuntu's /proc/sys/kernel/apparmor_restrict_unprivileged_userns
+	// MaxNS is user.max_<kind>_namespaces for every kind ("net", …).
+	MaxNS map[string]int
 	// Sandbox is a child in new user, mount, pid, net, ipc and uts
 	// namespaces mounting a tmpfs and /proc, as hutch-init does.
 	Sandbox probeOutcome
@@ -136,6 +138,7 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 	f.Runtime = gatherRuntime(f.UID)
 
 	f.MaxUserNS = readSysctl("/proc/sys/user/max_user_namespaces")
+	f.MaxNS = nsLimits()
 	f.UnprivClone = readSysctl("/proc/sys/kernel/unprivileged_userns_clone")
 	f.AppArmorRestrict = readSysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
 	oneID := func(flags uintptr) *syscall.SysProcAttr {

@@ -75,6 +75,18 @@ func TestDoctorChecks(t *testing.T) {
 			f.Sandbox = probeOutcome{Tried: true, Step: "making mounts private", Errno: syscall.EACCES, Err: "permission denied"}
 		}, checkUserNS, CheckFail, "apparmor_restrict_unprivileged_userns = 1|making mounts private", "apparmor_parser"},
 		{"ubuntu apparmor but a profile allows us", func(f *doctorFacts) { f.AppArmorRestrict = 1 }, checkUserNS, CheckOK, "created", "-"},
+		{"max_net_namespaces 0", func(f *doctorFacts) {
+			f.MaxNS = map[string]int{"user": 63000, "mount": 63000, "pid": 63000, "ipc": 63000, "uts": 63000, "net": 0, "cgroup": 63000}
+			f.Sandbox = probeOutcome{Tried: true, Start: true, Errno: syscall.ENOSPC, Err: "no space left on device"}
+		}, checkUserNS, CheckFail, "user.max_net_namespaces is 0: network namespaces are switched off", "sudo sysctl -w user.max_net_namespaces=15000|--network host"},
+		{"max_pid_namespaces 0", func(f *doctorFacts) {
+			f.MaxNS = map[string]int{"user": 63000, "mount": 63000, "pid": 0, "ipc": 63000, "uts": 63000, "net": 63000, "cgroup": 63000}
+			f.Sandbox = probeOutcome{Tried: true, Start: true, Errno: syscall.ENOSPC, Err: "no space left on device"}
+		}, checkUserNS, CheckFail, "user.max_pid_namespaces is 0: pid namespaces are switched off", "sudo sysctl -w user.max_pid_namespaces=15000"},
+		{"limit reached, with every kind's limit", func(f *doctorFacts) {
+			f.MaxNS = map[string]int{"user": 63000, "mount": 63000, "pid": 63000, "ipc": 63000, "uts": 63000, "net": 63000, "cgroup": 63000}
+			f.Sandbox = probeOutcome{Tried: true, Start: true, Errno: syscall.ENOSPC, Err: "no space left on device"}
+		}, checkUserNS, CheckFail, "a limit on namespaces is reached|user.max_net_namespaces = 63000", "max_user_namespaces=15000"},
 		{"limit reached", func(f *doctorFacts) {
 			f.Sandbox = probeOutcome{Tried: true, Start: true, Errno: syscall.ENOSPC, Err: "no space left on device"}
 		}, checkUserNS, CheckFail, "limit on user namespaces (user.max_user_namespaces = 63000) is reached", "max_user_namespaces=15000"},

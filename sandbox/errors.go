@@ -20,6 +20,25 @@ func withHint(err error, format string, args ...any) error {
 	return &HintError{Err: err, Tip: fmt.Sprintf(format, args...)}
 }
 
+// HelperDiedError says that a helper the sandbox depends on (its
+// fuse-overlayfs, slirp4netns or pasta) died, and hutch stopped the
+// sandbox rather than let the command run on without its files or its
+// network. The CLI exits 125.
+type HelperDiedError struct {
+	Helper string
+}
+
+func (e *HelperDiedError) Error() string {
+	return fmt.Sprintf("%s died while the command ran; hutch stopped the sandbox", e.Helper)
+}
+
+func (e *HelperDiedError) Hint() string {
+	if e.Helper == "fuse-overlayfs" {
+		return "the overlaid files were gone with it; a kept session keeps what was written until then (hutch diff NAME)"
+	}
+	return "the sandbox's network was gone with it; run again"
+}
+
 // CommandErrorKind says why the command could not be started.
 type CommandErrorKind int
 

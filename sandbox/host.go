@@ -34,6 +34,13 @@ type Host struct {
 	RuntimeDir string // where per-run state lives ($XDG_RUNTIME_DIR/hutch or a fallback)
 	CgroupNS   bool   // the kernel has cgroup namespaces
 
+	// MemTotal is the machine's RAM in bytes (0: unknown), for the
+	// default tmpfs budget.
+	MemTotal int64
+	// InotifyInstances and InotifyWatches are the host user namespace's
+	// user.max_inotify_* limits (0: unknown).
+	InotifyInstances, InotifyWatches int64
+
 	// DataDir holds kept sessions ($XDG_DATA_HOME/hutch or ~/.local/share/hutch).
 	DataDir string
 	// FuseOverlayfs is the fuse-overlayfs binary, or "" when missing.
@@ -127,6 +134,12 @@ func ProbeHost() (*Host, error) {
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && len(b) < 64<<10 {
 		h.ResolvConf = string(b)
 	}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		h.MemTotal = int64(si.Totalram) * int64(si.Unit)
+	}
+	h.InotifyInstances = int64(max(0, readSysctl("/proc/sys/user/max_inotify_instances")))
+	h.InotifyWatches = int64(max(0, readSysctl("/proc/sys/user/max_inotify_watches")))
 	_, err = os.Stat("/proc/self/ns/cgroup")
 	h.CgroupNS = err == nil
 	return h, nil

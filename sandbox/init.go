@@ -76,6 +76,9 @@ func InitMain() int {
 	if err := setupNamespaces(plan); err != nil {
 		return fail(err)
 	}
+	if err := setInotifyLimits(plan.Inotify); err != nil {
+		return fail(err)
+	}
 	tm.mark("hostname, lo")
 	if plan.Network == NetworkProxy {
 		if err := sendProxyListener(status); err != nil {
@@ -392,7 +395,11 @@ var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT
 
 // reap is PID 1's loop: forward signals to the command's process group,
 // reap every child, and return when the command itself has ended.
-func reap(pid int, sigs chan os.Signal) exitInfo {
+func reap(pid int, sigs chan os.Signal) exitInfo { return reapWatching(pid, sigs, nil) }
+
+// reapWatching is reap, calling other for every other child reaped: a
+// helper of init's that died.
+func reapWatching(pid int, sigs chan os.Signal, other func(pid int)) exitInfo {
 	for sig := range sigs {
 		s := sig.(syscall.Signal)
 		switch s {
@@ -402,6 +409,9 @@ func reap(pid int, sigs chan os.Signal) exitInfo {
 				wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 				if wpid <= 0 || err != nil {
 					break
+				}
+				if wpid != pid && other != nil {
+					other(wpid)
 				}
 				if wpid == pid {
 					if ws.Signaled() {

@@ -56,10 +56,6 @@ type Result struct {
 	Denials []proxy.Denial
 }
 
-// timeoutGrace is how long a timed-out command has between SIGTERM and
-// SIGKILL.
-const timeoutGrace = 3 * time.Second
-
 var cloneFlags = map[string]uintptr{
 	"user": unix.CLONE_NEWUSER, "mount": unix.CLONE_NEWNS, "pid": unix.CLONE_NEWPID,
 	"ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS, "net": unix.CLONE_NEWNET,
@@ -83,6 +79,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	if !mutate.Off("cloexec") {
 		markCloexecFrom(3)
 	}
+	defer saveTerminals(stdio.Stdin, stdio.Stdout, stdio.Stderr)()
 
 	filter, err := compileSeccomp(plan)
 	if err != nil {
@@ -111,13 +108,17 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	var cg *cgroupRun
 	if plan.Cgroup.any() {
 		cg, err = newCgroupRun("hutch-"+filepath.Base(rs.dir), plan.Cgroup)
+		// Without a cgroup, pids are still bounded (RLIMIT_NPROC in the
+		// sandbox's user namespace, limits.go); memory and cpu are not.
+		unenforced := plan.Cgroup.Memory > 0 || plan.Cgroup.CPU > 0
 		if err != nil {
-			if plan.LimitsRequired {
+			if unenforced && plan.LimitsRequired {
 				return nil, err
 			}
-			if opts.Warn != nil {
-				opts.Warn(err.Error() + "; memory, pids and cpu limits are NOT enforced (set limits.required = true to refuse to run instead)")
+			if unenforced && !plan.LimitsQuiet && opts.Warn != nil && firstWarning(plan.StateRoot, "cgroup") {
+				opts.Warn(err.Error() + "; memory and cpu limits are NOT enforced (hutch doctor says how to get a delegated cgroup; limits.required = true refuses to run instead, limits.quiet = true drops this warning, printed once per boot)")
 			}
+			cg = nil
 		} else {
 			rs.setCgroup(cg.dir)
 			defer cg.remove()
@@ -204,11 +205,13 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
 
+	undoNproc := reserveNproc() // limits.go: the namespace keeps it
 	exited, err := lockedexec.Start(cmd)
+	undoNproc()
 	cfgR.Close()
 	statusChild.Close()
 	if err != nil {
-		return nil, startError(err)
+		return nil, startError(err, plan.Namespaces)
 	}
 	tm.mark("init started")
 	pid := cmd.Process.Pid
@@ -253,7 +256,11 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 
 	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
 	res, err := sup.run(ctx, statusParent, exited)
-	lay.finish(stdio.Stderr, res != nil) // the changes' summary line
+	var hd *HelperDiedError
+	if lay != nil && errors.As(err, &hd) {
+		lay.stopped = hd.Helper + " died"
+	}
+	lay.finish(stdio.Stderr, res != nil || hd != nil) // the changes' summary line
 	if res != nil {
 		res.Denials = netsup.denials()
 	}
@@ -289,16 +296,6 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 	defer signal.Stop(sigs)
 	defer s.closeTTY()
 
-	// process.timeout: SIGTERM to the command's group, SIGKILL to the whole
-	// sandbox after a grace period, and status 124 as timeout(1) gives.
-	var timeout, grace <-chan time.Time
-	timedOut := false
-	if t := s.cfg.Plan.Timeout; t > 0 {
-		tm := time.NewTimer(t)
-		defer tm.Stop()
-		timeout = tm.C
-	}
-
 	var (
 		res      *Result
 		initErr  error
@@ -306,6 +303,18 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		waitErr  error
 		initDone bool
 	)
+	// process.timeout: SIGTERM to the command's group, SIGKILL to the whole
+	// sandbox after a grace period, and status 124 as timeout(1) gives.
+	var timeout <-chan time.Time
+	timedOut := false
+	if t := s.cfg.Plan.Timeout; t > 0 {
+		tm := time.NewTimer(t)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	st := &stopper{pid: s.pid, grace: s.cfg.Plan.KillGrace} // stop.go
+	helper, helperDone := s.net.helperDone()
+
 	for !initDone {
 		select {
 		case r := <-msgs:
@@ -336,6 +345,8 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 				if s.net != nil {
 					s.net.connected(r.msg.Conn, r.fd)
 				}
+			case r.msg.HelperDied != "":
+				st.helperDied(r.msg.HelperDied, res != nil)
 			case r.msg.Started != 0:
 				s.tm.mark("command started")
 			case r.msg.Exit != nil:
@@ -353,6 +364,10 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 					break
 				}
 				unix.Kill(s.pid, sig.(syscall.Signal))
+				st.start(sig.(syscall.Signal))
+			case unix.SIGHUP:
+				unix.Kill(s.pid, unix.SIGHUP)
+				st.start(unix.SIGHUP)
 			default:
 				unix.Kill(s.pid, sig.(syscall.Signal))
 			}
@@ -362,9 +377,17 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		case <-timeout:
 			timedOut = true
 			unix.Kill(s.pid, unix.SIGTERM)
-			grace = time.After(timeoutGrace)
-		case <-grace:
-			unix.Kill(s.pid, unix.SIGKILL)
+			st.start(unix.SIGTERM)
+		case <-st.timer:
+			st.expire()
+		case <-helperDone:
+			helperDone = nil
+			// A helper may also end because the sandbox did (pasta quits
+			// once the namespace is gone): only a live init means that it
+			// died under a running command.
+			if !exitedYet(s.pid) {
+				st.helperDied(helper, res != nil)
+			}
 		case waitErr = <-exited:
 			initDone = true
 			s.tm.mark("init reaped")
@@ -385,6 +408,9 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 		}
 	}
 	s.finishTTY()
+	if st.died != "" {
+		return nil, &HelperDiedError{Helper: st.died}
+	}
 	if initErr != nil {
 		return nil, initErr
 	}
@@ -393,6 +419,9 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 			s.warn(fmt.Sprintf("the command ran longer than its timeout (%v) and was stopped", s.cfg.Plan.Timeout))
 		}
 		return &Result{ExitCode: 124, TimedOut: true}, nil
+	}
+	if st.killed && s.warn != nil {
+		s.warn(st.message())
 	}
 	if res == nil {
 		var ee *exec.ExitError
@@ -560,15 +589,18 @@ func writeMaps(ctx context.Context, plan *Plan, pid int) error {
 }
 
 // startError explains a failure to create the namespaces.
-func startError(err error) error {
+func startError(err error, namespaces []string) error {
 	e := fmt.Errorf("creating the sandbox's namespaces: %w", err)
 	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return withHint(e, "unprivileged user namespaces look disabled on this machine; run 'hutch doctor' for the exact fix (on Ubuntu 24.04+: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for hutch)")
 	case errors.Is(err, unix.ENOSPC):
-		return withHint(e, "the limit on user namespaces is reached; raise it with: sudo sysctl user.max_user_namespaces=15000")
+		detail, fix := nsLimitProblem(namespaces, nsLimits())
+		return withHint(fmt.Errorf("%w: %s", e, detail), "%s", fix)
 	case errors.Is(err, unix.EINVAL):
 		return withHint(e, "the kernel lacks a namespace hutch needs; run 'hutch doctor'")
+	case errors.Is(err, unix.EAGAIN):
+		return withHint(e, "you are near your limit on processes (ulimit -u): a sandbox may use up to three quarters of it, to leave you the rest; end some processes, or raise the limit")
 	}
 	return e
 }

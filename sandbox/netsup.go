@@ -131,6 +131,18 @@ func (ns *netSupervisor) startHelper(pid int, runDir string) error {
 	return err
 }
 
+// helperDone is closed when the NAT helper exits; nil without one.
+func (ns *netSupervisor) helperDone() (name string, done <-chan struct{}) {
+	if ns == nil || ns.helper == nil {
+		return "", nil
+	}
+	name = "slirp4netns"
+	if ns.pasta != nil {
+		name = "pasta"
+	}
+	return name, ns.helper.Done()
+}
+
 // serveProxy serves the listening socket init opened inside.
 func (ns *netSupervisor) serveProxy(fd int) error {
 	f := os.NewFile(uintptr(fd), "proxy-listener")

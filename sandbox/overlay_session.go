@@ -50,9 +50,38 @@ type sessionMeta struct {
 	UIDMap     []userns.Mapping `json:"uid_map"`
 	GIDMap     []userns.Mapping `json:"gid_map"`
 	MapHelpers bool             `json:"map_helpers,omitempty"`
-	// Running is set while a run uses the session; a run killed with -9
-	// leaves it behind, which the next user reports.
+	// Running is how sessions made before the "running" file marked a
+	// run in progress; read, never written.
 	Running *runMark `json:"running,omitempty"`
+	// Stopped says why the last run was stopped by hutch (a helper such
+	// as fuse-overlayfs died); empty when it ended on its own.
+	Stopped string `json:"stopped,omitempty"`
+}
+
+// A run in progress is marked by an empty file, running.PID.STARTED (unix
+// nanoseconds), made as the run starts and removed as it ends; a run
+// killed with -9 leaves it behind, which the next user reports. It is a
+// file of its own, not a field of session.json, and empty, because
+// removing it works on a full disk, where rewriting session.json does not:
+// a run that ended must never look killed.
+func runningFile(m runMark) string {
+	return fmt.Sprintf("running.%d.%d", m.PID, m.Started.UnixNano())
+}
+
+// lastRunning is the mark a run left that did not end, or nil.
+func lastRunning(dir string, m *sessionMeta) *runMark {
+	marks, _ := filepath.Glob(filepath.Join(dir, "running.*"))
+	for _, p := range marks {
+		var pid int
+		var started int64
+		if _, err := fmt.Sscanf(filepath.Base(p), "running.%d.%d", &pid, &started); err == nil {
+			return &runMark{PID: pid, Started: time.Unix(0, started)}
+		}
+	}
+	if m != nil {
+		return m.Running
+	}
+	return nil
 }
 
 type runMark struct {
@@ -79,11 +108,18 @@ func writeMeta(dir string, m *sessionMeta) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "."+metaFile+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	return writeFileAtomic(filepath.Join(dir, metaFile), append(data, '\n'))
+}
+
+// writeFileAtomic replaces path with data through a temporary file, so a
+// full disk leaves the old contents, never a truncated file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, metaFile))
+	return os.Rename(tmp, path)
 }
 
 // SessionInUseError is returned when another hutch holds a session.
@@ -103,15 +139,61 @@ func lockSession(dir, name string) (*os.File, error) {
 		return nil, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		data, _ := os.ReadFile(filepath.Join(dir, "lock"))
+		pid := flockHolder(f)
 		f.Close()
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 		return nil, withHint(&SessionInUseError{Name: name, PID: pid},
 			"one run at a time per session: wait for it, or use another name")
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
+}
+
+// lockNewRun locks a fresh run directory (one that keeps nothing). The
+// lock file appears under its name already locked and holding our pid: a
+// lock file that showed up empty and unlocked, even for an instant, could
+// be taken by another run's collectStaleRuns, which would then remove
+// this run's layers, or make it fail as "in use by pid 0".
+func lockNewRun(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".lock-")
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	if err := os.Rename(f.Name(), filepath.Join(dir, "lock")); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// flockHolder is the pid holding a flock on f's file, from /proc/locks:
+// the kernel's record cannot be read half-written, as the pid in the file
+// can while its holder is still writing it. The file's contents are the
+// fallback (no /proc).
+func flockHolder(f *os.File) int {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil {
+		id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+		if data, err := os.ReadFile("/proc/locks"); err == nil {
+			for _, line := range strings.Split(string(data), "\n") {
+				// "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+				fs := strings.Fields(line)
+				if len(fs) >= 6 && fs[1] == "FLOCK" && fs[5] == id {
+					if pid, err := strconv.Atoi(fs[4]); err == nil && pid > 0 {
+						return pid
+					}
+				}
+			}
+		}
+	}
+	data, _ := os.ReadFile(f.Name())
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid
 }
 
 // lockHolder returns the pid holding dir's lock, or 0.
@@ -124,8 +206,7 @@ func lockHolder(dir string) int {
 	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
 		return 0
 	}
-	data, _ := os.ReadFile(filepath.Join(dir, "lock"))
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	pid := flockHolder(f)
 	if pid == 0 {
 		pid = -1
 	}
@@ -166,6 +247,10 @@ type runLayers struct {
 	// baseline is closed once the project's baseline is recorded.
 	baseline chan error
 	warn     func(string)
+	// stopped is why hutch stopped the run, recorded in the session.
+	stopped string
+	// mark is this run's running.* mark (kept sessions).
+	mark *runMark
 }
 
 // openRunLayers prepares the session of plan; nil when nothing is overlaid.
@@ -188,10 +273,13 @@ func openRunLayers(ctx context.Context, plan *Plan, opts LaunchOptions) (*runLay
 	} else if r.dir, err = os.MkdirTemp(lp.Dir, ".run-"); err != nil {
 		return nil, err
 	}
-	if r.lock, err = lockSession(r.dir, r.name); err != nil {
-		if r.name == "" {
+	if r.name == "" {
+		r.lock, err = lockNewRun(r.dir)
+		if err != nil {
 			os.RemoveAll(r.dir)
+			return nil, fmt.Errorf("locking the run's layers in %s: %w", r.dir, err)
 		}
+	} else if r.lock, err = lockSession(r.dir, r.name); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*runLayers, error) {
@@ -207,9 +295,9 @@ func openRunLayers(ctx context.Context, plan *Plan, opts LaunchOptions) (*runLay
 	} else if err := r.check(); err != nil {
 		return fail(err)
 	}
-	if r.meta.Running != nil && r.warn != nil {
+	if last := lastRunning(r.dir, r.meta); last != nil && r.warn != nil {
 		r.warn(fmt.Sprintf("session %s: its last run (pid %d, started %s) was killed before it ended; what it wrote until then is kept",
-			r.name, r.meta.Running.PID, r.meta.Running.Started.Format("2006-01-02 15:04:05")))
+			r.name, last.PID, last.Started.Format("2006-01-02 15:04:05")))
 	}
 	if r.driver, err = r.resolveDriver(ctx); err != nil {
 		return fail(err)
@@ -236,9 +324,21 @@ func openRunLayers(ctx context.Context, plan *Plan, opts LaunchOptions) (*runLay
 	}
 	r.meta.Driver = r.driver
 	r.meta.UIDMap, r.meta.GIDMap, r.meta.MapHelpers = plan.UIDMap, plan.GIDMap, plan.MapHelpers
-	r.meta.Running = &runMark{PID: os.Getpid(), Started: now}
+	r.meta.Running = nil
 	if err := writeMeta(r.dir, r.meta); err != nil {
 		return fail(err)
+	}
+	if r.name != "" {
+		// A killed run's mark has been reported (above): this run's
+		// replaces it.
+		old, _ := filepath.Glob(filepath.Join(r.dir, "running.*"))
+		for _, p := range old {
+			os.Remove(p)
+		}
+		r.mark = &runMark{PID: os.Getpid(), Started: now}
+		if err := os.WriteFile(filepath.Join(r.dir, runningFile(*r.mark)), nil, 0o600); err != nil {
+			return fail(err)
+		}
 	}
 	if r.name != "" && lp.Project != "" {
 		r.baseline = make(chan error, 1)
@@ -424,11 +524,19 @@ func (r *runLayers) finish(w io.Writer, ran bool) {
 		}
 	}
 	if r.name != "" {
+		// First the mark, which needs no space: whatever happens next,
+		// the session must not claim that this run was killed.
+		if r.mark != nil {
+			if err := os.Remove(filepath.Join(r.dir, runningFile(*r.mark))); err != nil && r.warn != nil {
+				r.warn(fmt.Sprintf("session %s: %v", r.name, err))
+			}
+		}
 		r.meta.Running = nil
+		r.meta.Stopped = r.stopped
 		r.meta.Updated = time.Now()
 		r.meta.Runs++
 		if err := writeMeta(r.dir, r.meta); err != nil && r.warn != nil {
-			r.warn(fmt.Sprintf("session %s: %v", r.name, err))
+			r.warn(fmt.Sprintf("session %s: the run ended, but recording it in %s failed: %v", r.name, metaFile, err))
 		}
 	}
 }
@@ -558,8 +666,10 @@ type SessionInfo struct {
 	// InUse is the pid of the hutch using it.
 	InUse int `json:"in_use,omitempty"`
 	// Interrupted: its last run was killed before it ended.
-	Interrupted bool   `json:"interrupted,omitempty"`
-	Error       string `json:"error,omitempty"`
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Stopped says why hutch stopped its last run (a helper died).
+	Stopped string `json:"stopped,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // ErrNoSession is returned for a session that does not exist.
@@ -684,7 +794,8 @@ func Sessions() ([]SessionInfo, error) {
 		info.Project, info.Driver, info.Created, info.Updated, info.Runs = m.Project, m.Driver, m.Created, m.Updated, m.Runs
 		info.Layers = s.Layers()
 		info.InUse = lockHolder(s.dir)
-		info.Interrupted = m.Running != nil && info.InUse == 0
+		info.Interrupted = lastRunning(s.dir, m) != nil && info.InUse == 0
+		info.Stopped = m.Stopped
 		info.Size = dirSize(filepath.Join(s.dir, "layers"))
 		if m.Project != "" && info.InUse == 0 {
 			if cs, err := s.Changes(LayerProject, nil); err != nil {

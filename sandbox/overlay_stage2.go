@@ -99,7 +99,16 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 		return fail(fmt.Errorf("sending %s its config: %w", Stage2Name, err))
 	}
 	dropAllCaps()
-	ex := reap(st.pid, sigs)
+	// Every other child of init here is a fuse-overlayfs daemon (stage2
+	// reaps the command's orphans): when one dies, the command's files
+	// are gone, and the supervisor must end the sandbox.
+	reported := false
+	ex := reapWatching(st.pid, sigs, func(int) {
+		if !reported {
+			reported = true
+			sendStatus(status, statusMsg{HelperDied: "fuse-overlayfs"}, -1)
+		}
+	})
 	var left stage2Exit
 	json.NewDecoder(exitR).Decode(&left)
 	exitR.Close()

@@ -68,8 +68,18 @@ type Plan struct {
 	// absence an error rather than a warning.
 	Cgroup         CgroupLimits `json:"cgroup"`
 	LimitsRequired bool         `json:"limits_required,omitempty"`
+	// LimitsQuiet drops the warning that they are not enforced.
+	LimitsQuiet bool `json:"limits_quiet,omitempty"`
 	// Timeout kills the sandbox after this long (exit status 124).
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// KillGrace is how long the command has after a forwarded SIGINT,
+	// SIGTERM or SIGHUP (or the timeout's SIGTERM) before SIGKILL.
+	KillGrace time.Duration `json:"kill_grace"`
+	// ScratchSize is the one tmpfs that every Shared tmpfs mount is a
+	// directory of (limits.tmpfs); 0 is the kernel's default, half of RAM.
+	ScratchSize int64 `json:"scratch_size,omitempty"`
+	// Inotify bounds inotify in the sandbox's own user namespace (limits.go).
+	Inotify InotifyLimits `json:"inotify"`
 	// Notes are things the user should know about how the plan differs
 	// from what was asked (printed by the CLI).
 	Notes []string `json:"notes,omitempty"`
@@ -141,6 +151,9 @@ type Mount struct {
 	// Lower lists an overlay's lower directories, top first, when there
 	// are several (an image's layers); else Src is the one.
 	Lower []string `json:"lower,omitempty"`
+	// Shared: this tmpfs is a directory of the plan's one scratch tmpfs
+	// (Plan.ScratchSize), so that all of them share one budget.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Directories of the host root bound read-only when present: the system,
@@ -338,11 +351,13 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	if !nested {
 		add(Mount{Kind: MountHide, Dst: "/sys/firmware", Optional: true})
 	}
-	// Scratch space is memory: with a memory limit, no tmpfs may hold more
-	// than the limit (the kernel's default is half of RAM each).
-	scratch := spec.Limits.Memory
-	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777, Size: scratch})
-	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777, Size: scratch})
+	// Scratch space is memory: /tmp, /var/tmp, the tmpfs home and
+	// filesystem.tmpfs paths are directories of one tmpfs, whose size is
+	// their one budget (three tmpfs mounts at the kernel's default size
+	// could take 150% of RAM).
+	p.ScratchSize = scratchBudget(spec.Limits, host)
+	add(Mount{Kind: MountTmpfs, Dst: "/tmp", Mode: 0o1777, Shared: true})
+	add(Mount{Kind: MountTmpfs, Dst: "/var/tmp", Mode: 0o1777, Shared: true})
 	add(Mount{Kind: MountTmpfs, Dst: "/run", Mode: 0o755, Size: runSize})
 	if fs.Home == "ro" {
 		add(Mount{Kind: MountBind, Src: host.Home, Dst: host.Home, RO: true})
@@ -350,7 +365,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		add(Mount{Kind: MountOverlay, Src: host.Home, Dst: host.Home, Layer: LayerHome})
 	} else if img == nil {
 		// (An image has homes of its own, in its overlay.)
-		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Size: scratch})
+		add(Mount{Kind: MountTmpfs, Dst: host.Home, Mode: 0o700, Shared: true})
 		planDotfiles(spec, host, p, add)
 	}
 
@@ -402,7 +417,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, b := range binds {
 		switch b.kind {
 		case 2:
-			add(Mount{Kind: MountTmpfs, Dst: b.dst, Mode: 0o755, Size: scratch})
+			add(Mount{Kind: MountTmpfs, Dst: b.dst, Mode: 0o755, Shared: true})
 		case 3:
 			add(Mount{Kind: MountHide, Dst: b.dst, Optional: true})
 		case -1:
@@ -505,14 +520,17 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	for _, r := range []struct {
 		name string
 		v    int64
-	}{{"NOFILE", l.NoFile}, {"NPROC", l.NProc}, {"FSIZE", l.FSize}} {
+	}{{"NOFILE", l.NoFile}, {"NPROC", nprocLimit(l)}, {"FSIZE", l.FSize}} {
 		if r.v > 0 {
 			p.Rlimits = append(p.Rlimits, Rlimit{Resource: r.name, Soft: uint64(r.v), Hard: uint64(r.v)})
 		}
 	}
 	p.Cgroup = CgroupLimits{Memory: l.Memory, Pids: l.Pids, CPU: l.CPU}
 	p.LimitsRequired = l.Required
+	p.LimitsQuiet = l.Quiet
 	p.Timeout = spec.Process.Timeout
+	p.KillGrace = spec.Process.KillGrace
+	p.Inotify = inotifyLimits(l, host)
 
 	p.HostLoopback = spec.Network.HostLoopback
 	p.Allow = spec.Network.Allow

@@ -32,6 +32,7 @@ func testHost() *Host {
 		},
 		RuntimeDir: "/run/user/1000/hutch",
 		CgroupNS:   true,
+		MemTotal:   16 << 30, InotifyInstances: 128, InotifyWatches: 65536,
 	}
 }
 

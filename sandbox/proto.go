@@ -90,6 +90,9 @@ type statusMsg struct {
 	// the sandbox's net namespace, is attached.
 	ProxyListener bool       `json:"proxy_listener,omitempty"`
 	Conn          *connReply `json:"conn,omitempty"`
+	// HelperDied names a helper of init's that died (fuse-overlayfs):
+	// the sandbox cannot go on without it.
+	HelperDied string `json:"helper_died,omitempty"`
 }
 
 type initError struct {

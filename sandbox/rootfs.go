@@ -30,7 +30,7 @@ func buildRoot(plan *Plan, root string, ovl *overlayInit) error {
 			return fmt.Errorf("mounting the root tmpfs: %w", err)
 		}
 	}
-	b := &rootBuilder{root: root, ovl: ovl, image: imageRoot(plan)}
+	b := &rootBuilder{root: root, ovl: ovl, image: imageRoot(plan), scratchSize: plan.ScratchSize}
 	for _, m := range plan.Mounts {
 		if ovl.defers(m) {
 			continue
@@ -56,6 +56,9 @@ type rootBuilder struct {
 	n       int
 	ovl     *overlayInit // mounts overlays (overlay_init.go)
 	image   bool         // the root is an image's overlay
+	// scratch is the one tmpfs behind every Shared tmpfs (scratch.go).
+	scratch     string
+	scratchSize int64
 }
 
 // path returns dst's location in the new root. dst is absolute and clean.
@@ -108,6 +111,9 @@ func (b *rootBuilder) apply(m Mount) error {
 	case MountTmpfs:
 		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
 			return wrap(err)
+		}
+		if m.Shared {
+			return wrap(b.sharedTmpfs(m, dst))
 		}
 		flags := mutFlags("tmpfs", unix.MS_NOSUID|unix.MS_NODEV)
 		if m.RO {

@@ -116,6 +116,10 @@ type Process struct {
 	// Timeout kills the whole sandbox after this long (exit status 124);
 	// 0 means none.
 	Timeout time.Duration `json:"timeout" key:"process.timeout"`
+	// KillGrace is how long the command has to end after a forwarded
+	// SIGINT, SIGTERM or SIGHUP, or a timeout's SIGTERM, before hutch
+	// kills the whole sandbox (exit status 137); 0 means the default, 10s.
+	KillGrace time.Duration `json:"kill_grace" key:"process.kill_grace"`
 	// Shell is the command hutch shell runs; default the user's login shell
 	// (with an image, /bin/sh).
 	Shell []string `json:"shell" key:"process.shell"`
@@ -137,6 +141,14 @@ type Limits struct {
 	Pids int64 `json:"pids" key:"limits.pids"`
 	// CPU is the share of CPUs, in CPUs (cgroup cpu.max): 1.5 = one and a half.
 	CPU float64 `json:"cpu" key:"limits.cpu"`
+	// Tmpfs is the one budget, in bytes, that /tmp, /var/tmp, the tmpfs
+	// home and filesystem.tmpfs paths share; 0 means a quarter of RAM, or
+	// Memory when that is smaller.
+	Tmpfs int64 `json:"tmpfs" key:"limits.tmpfs"`
+	// InotifyInstances and InotifyWatches bound the sandbox's inotify use
+	// in its own user namespace; 0 means half of the host's limits.
+	InotifyInstances int64 `json:"inotify_instances" key:"limits.inotify_instances"`
+	InotifyWatches   int64 `json:"inotify_watches" key:"limits.inotify_watches"`
 	// NoFile, NProc and FSize (bytes) are rlimits.
 	NoFile int64 `json:"nofile" key:"limits.nofile"`
 	NProc  int64 `json:"nproc" key:"limits.nproc"`
@@ -144,6 +156,9 @@ type Limits struct {
 	// Required makes a limit that cannot be enforced (no delegated cgroup)
 	// an error instead of a warning.
 	Required bool `json:"required" key:"limits.required"`
+	// Quiet drops the warning, printed once per boot, that memory and cpu
+	// limits are not enforced where no cgroup is delegated.
+	Quiet bool `json:"quiet" key:"limits.quiet"`
 }
 
 // Security holds the kernel-facing defences.
@@ -171,6 +186,9 @@ const (
 	GitProtect      = "protect"
 	GitRW           = "rw"
 )
+
+// DefaultKillGrace is process.kill_grace's default.
+const DefaultKillGrace = 10 * time.Second
 
 // FieldError is a Spec value no plan can satisfy. Key is the profile key
 // (filesystem.rw, network.mode, …) so that profiles can point at the line
@@ -319,12 +337,18 @@ func (s *Spec) Validate() error {
 	if pr.Timeout < 0 {
 		bad("process.timeout", "%v is negative", pr.Timeout)
 	}
+	if pr.KillGrace < 0 {
+		bad("process.kill_grace", "%v is negative", pr.KillGrace)
+	} else if pr.KillGrace == 0 {
+		pr.KillGrace = DefaultKillGrace
+	}
 
 	l := s.Limits
 	for _, v := range []struct {
 		key string
 		n   int64
-	}{{"limits.memory", l.Memory}, {"limits.pids", l.Pids}, {"limits.nofile", l.NoFile}, {"limits.nproc", l.NProc}, {"limits.fsize", l.FSize}} {
+	}{{"limits.memory", l.Memory}, {"limits.pids", l.Pids}, {"limits.tmpfs", l.Tmpfs},
+		{"limits.inotify_instances", l.InotifyInstances}, {"limits.inotify_watches", l.InotifyWatches}, {"limits.nofile", l.NoFile}, {"limits.nproc", l.NProc}, {"limits.fsize", l.FSize}} {
 		if v.n < 0 {
 			bad(v.key, "%d is negative", v.n)
 		}

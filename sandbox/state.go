@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -133,4 +134,20 @@ func makeCaches(dirs []string) error {
 		}
 	}
 	return nil
+}
+
+// firstWarning reports whether the warning named what has not been given
+// since boot, and records that it has: stateRoot lives in
+// $XDG_RUNTIME_DIR, which a reboot empties. A warning repeated on every
+// run is one users learn to skip.
+func firstWarning(stateRoot, what string) bool {
+	if stateRoot == "" {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(stateRoot, "warned-"+what), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return !errors.Is(err, os.ErrExist)
+	}
+	f.Close()
+	return true
 }

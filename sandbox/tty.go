@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"os"
+	"os/signal"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,4 +64,39 @@ func makeRaw(fd int) (restore func(), err error) {
 		return nil, err
 	}
 	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+}
+
+// saveTerminals records the modes of those of the caller's streams that
+// are terminals and returns a function that puts back any that changed.
+// The command may change them on a terminal it shares (--tty never: raw
+// mode, echo off) and die before it restores them; hutch restores them on
+// every way out of Launch, its own panic included (deferred calls run
+// while a panic unwinds).
+func saveTerminals(files ...*os.File) (restore func()) {
+	type saved struct {
+		fd int
+		t  unix.Termios
+	}
+	var all []saved
+	for _, f := range files {
+		if f == nil {
+			continue
+		}
+		if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+			all = append(all, saved{int(f.Fd()), *t})
+		}
+	}
+	return func() {
+		for _, s := range all {
+			cur, err := unix.IoctlGetTermios(s.fd, unix.TCGETS)
+			if err != nil || *cur == s.t {
+				continue
+			}
+			// From a background process group, changing the terminal
+			// would stop hutch with SIGTTOU; ignored, it goes through.
+			signal.Ignore(unix.SIGTTOU)
+			unix.IoctlSetTermios(s.fd, unix.TCSETS, &s.t)
+			signal.Reset(unix.SIGTTOU)
+		}
+	}
 }

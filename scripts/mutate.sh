@@ -75,6 +75,11 @@ apply-follow         ./sandbox/layers   TestApply
 apply-runlater       ./cmd/hutch        TestScripts/overlay_runlater
 trust-filesystem.git      ./profiles    TestTrust$
 trust-process.dotfiles    ./profiles    TestTrust$
+trust-limits.tmpfs        ./profiles    TestTrust$
+trust-limits.inotify_instances ./profiles TestTrust$
+trust-limits.inotify_watches   ./profiles TestTrust$
+trust-limits.quiet        ./profiles    TestTrust$
+trust-process.kill_grace  ./profiles    TestTrust$
 trust-symlink        ./cmd/hutch        TestScripts/profile_trust_place
 place-shared         ./cmd/hutch        TestEscapeSharedProject
 place-secret         ./cmd/hutch        TestScripts/escape_secret_project

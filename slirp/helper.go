@@ -19,8 +19,13 @@ type Handle struct {
 	exitW  *os.File // closing it tells slirp4netns to exit
 	stderr *lockedBuffer
 	waited chan error
+	done   chan struct{} // closed when the helper has exited
 	once   sync.Once
 }
+
+// Done is closed when the helper has exited, for whatever reason: the
+// sandbox's network is gone with it.
+func (h *Handle) Done() <-chan struct{} { return h.done }
 
 // Close asks the helper to exit and returns at once: teardown is slow and
 // nothing needs to wait for it. PDEATHSIG ends it if we exit first.
@@ -39,7 +44,7 @@ func (h *Handle) Pid() int { return h.cmd.Process.Pid }
 
 // start runs cmd so that PDEATHSIG ends it when we die (lockedexec).
 func start(cmd *exec.Cmd) (*Handle, error) {
-	h := &Handle{cmd: cmd, stderr: &lockedBuffer{}, waited: make(chan error, 1)}
+	h := &Handle{cmd: cmd, stderr: &lockedBuffer{}, waited: make(chan error, 1), done: make(chan struct{})}
 	cmd.Stderr = h.stderr
 	cmd.Stdout = h.stderr
 	if cmd.SysProcAttr == nil {
@@ -50,7 +55,10 @@ func start(cmd *exec.Cmd) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	go func() { h.waited <- <-exited }()
+	go func() {
+		h.waited <- <-exited
+		close(h.done)
+	}()
 	return h, nil
 }
 

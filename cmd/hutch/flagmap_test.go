@@ -113,6 +113,8 @@ func TestFlagMapping(t *testing.T) {
 		"process.timeout": {"1m"}, "process.shell": {"zsh -l"}, "process.workdir": {"/src"}, "process.dotfiles": {".vimrc"}, "limits.memory": {"1GiB"},
 		"limits.pids": {"100"}, "limits.cpu": {"1.5"}, "limits.nofile": {"64"}, "limits.nproc": {"64"},
 		"limits.fsize": {"1MiB"}, "limits.required": nil, "security.seccomp": {"off"}, "security.nested": nil,
+		"process.kill_grace": {"3s"}, "limits.tmpfs": {"1GiB"}, "limits.inotify_instances": {"16"},
+		"limits.inotify_watches": {"1000"}, "limits.quiet": nil,
 	}
 	for key, name := range byKey {
 		sample, ok := samples[key]

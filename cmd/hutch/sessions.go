@@ -64,6 +64,8 @@ func sessionsCommand() *cli.Command {
 					state = fmt.Sprintf("in use by pid %d", s.InUse)
 				case s.Interrupted:
 					state = "interrupted (its last run was killed)"
+				case s.Stopped != "":
+					state = "idle (its last run was stopped: " + s.Stopped + ")"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, project, s.Driver, humanSize(s.Size), age(s.Created), changes, state)
 			}

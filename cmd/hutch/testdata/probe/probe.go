@@ -16,7 +16,8 @@
 //
 // -want ok is a positive control: exit 0 with "ok: ..." only when the
 // attempt succeeds, which proves the same probe can get through where the
-// sandbox allows it. Without -want the probe reports "blocked: <error>" for
+// sandbox allows it. With PROBE_HOLD set in its environment, the probe
+// holds what the attack took until its stdin closes. Without -want the probe reports "blocked: <error>" for
 // any error; new tests must say what they expect. Malformed arguments exit 2.
 package main
 
@@ -81,7 +82,13 @@ func main() {
 		os.Exit(sysEach(args[1:], strict, wantOK, want))
 	}
 	err := attack(args[0], arg, num)
-	os.Exit(verdict(args, err, strict, wantOK, want))
+	code := verdict(args, err, strict, wantOK, want)
+	if os.Getenv("PROBE_HOLD") != "" {
+		// Keep what the attack holds (inotify instances, processes
+		// started) until stdin closes, for the host to check meanwhile.
+		io.Copy(io.Discard, os.Stdin)
+	}
+	os.Exit(code)
 }
 
 // sysEach is the attack "sys NAME...": each syscall, by number, with
@@ -337,6 +344,72 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 		err = os.Rename(arg(1), arg(2))
 	case "unlink":
 		err = unix.Unlink(arg(1))
+	case "forkbomb":
+		// forkbomb N PROG ARG: start N copies of PROG ARG, left running:
+		// a bound stops it with EAGAIN; all N started means there is none.
+		argv := []string{arg(2), arg(3)}
+		n := num(1)
+		for i := 0; i < n; i++ {
+			if _, err = syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}); err != nil {
+				fmt.Fprintf(os.Stderr, "probe: forkbomb: %d started\n", i)
+				break
+			}
+		}
+	case "forkbomb-uids":
+		// forkbomb-uids N PROG ARG: as forkbomb, each copy as another
+		// uid (1, 2, ...), which needs CAP_SETUID: a bound per uid never
+		// stops it.
+		argv := []string{arg(2), arg(3)}
+		n := num(1)
+		for i := 0; i < n; i++ {
+			cred := &syscall.Credential{Uid: uint32(1 + i), Gid: 0, NoSetGroups: true}
+			if _, err = syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Credential: cred}}); err != nil {
+				fmt.Fprintf(os.Stderr, "probe: forkbomb-uids: %d started\n", i)
+				break
+			}
+		}
+	case "inotify":
+		// Open N inotify instances (and keep them, in a child that holds
+		// them, see below): a bound stops it with EMFILE.
+		n := num(1)
+		for i := 0; i < n; i++ {
+			if _, err = unix.InotifyInit1(0); err != nil {
+				fmt.Fprintf(os.Stderr, "probe: inotify: %d opened\n", i)
+				break
+			}
+		}
+	case "inotify-watches":
+		// Add N watches (directories DIR/0..N-1, made here) to one
+		// instance: a bound stops it with ENOSPC.
+		n, dir := num(1), arg(2)
+		var fd int
+		if fd, err = unix.InotifyInit1(0); err != nil {
+			break
+		}
+		for i := 0; i < n; i++ {
+			p := fmt.Sprintf("%s/%d", dir, i)
+			if err = os.MkdirAll(p, 0o755); err != nil {
+				break
+			}
+			if _, err = unix.InotifyAddWatch(fd, p, unix.IN_CREATE); err != nil {
+				fmt.Fprintf(os.Stderr, "probe: inotify-watches: %d added\n", i)
+				break
+			}
+		}
+	case "fill":
+		// Write FILE until it fails: a tmpfs budget stops it with ENOSPC.
+		var f *os.File
+		if f, err = os.Create(arg(1)); err != nil {
+			break
+		}
+		buf := make([]byte, 1<<20)
+		for n := 0; n < num(2); n++ {
+			if _, err = f.Write(buf); err != nil {
+				fmt.Fprintf(os.Stderr, "probe: fill: %d MiB written\n", n)
+				break
+			}
+		}
+		f.Close()
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
