@@ -17,7 +17,7 @@ export CGO_ENABLED = 0
 
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 # What the tests run inside sandboxes besides the runtime helpers.
-TEST_DEPS = procps python3 util-linux tmux openssh-client
+TEST_DEPS = procps python3 util-linux tmux openssh-client git
 BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
 
 .PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-user mutate bench lint clean
