@@ -81,6 +81,10 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	// sandbox; the ones asked for are passed explicitly below.
 	markCloexecFrom(3)
 
+	// The host's sockets, read while hutch-init starts (sockets.go).
+	listeners := make(chan []string, 1)
+	go func() { listeners <- hostListeners() }()
+
 	filter, err := compileSeccomp(plan)
 	if err != nil {
 		return nil, err
@@ -225,6 +229,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		}
 	}
 	tm.mark("id maps written")
+	cfg.Listeners = <-listeners
 	if err := writeFrame(cfgW, cfg); err != nil {
 		kill()
 		<-exited

@@ -55,6 +55,9 @@ type Plan struct {
 	PreserveFDs int    `json:"preserve_fds"`
 	// StateRoot is the directory holding per-run state directories.
 	StateRoot string `json:"state_root"`
+	// Sockets are the host sockets inside binds left reachable; init
+	// covers every other one it finds (sockets.go).
+	Sockets []string `json:"sockets,omitempty"`
 
 	// Seccomp is the filter installed right before the command's exec.
 	Seccomp SeccompPlan `json:"seccomp"`
@@ -497,6 +500,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	p.Timeout = spec.Process.Timeout
 
 	p.HostLoopback = spec.Network.HostLoopback
+	for _, s := range fs.Sockets {
+		p.Sockets = append(p.Sockets, expand(s))
+	}
 	p.Allow = spec.Network.Allow
 	for _, ps := range spec.Network.Ports {
 		pm, err := ParsePort(ps)
