@@ -27,7 +27,8 @@ import (
 //     socket bound in the caller's network namespace, at any depth, by the
 //     path it was bound at (hostListeners, run while hutch-init starts);
 //   - init lists the top of every user bind (the bind itself and its
-//     subdirectories, at most socketScanDirs directories in all), which
+//     subdirectories, within the bounds of socketScanDirs and
+//     socketScanBytes), which
 //     finds sockets bound by relative paths, renamed, or made in another
 //     network namespace (a container's) where they sit in practice.
 //
@@ -35,8 +36,15 @@ import (
 // What neither finds stays reachable: a socket made after the start, or
 // deeper than the scan under a name other than its listener's.
 
-// socketScanDirs bounds init's scan: directories listed per run.
-const socketScanDirs = 64
+// socketScanDirs and socketScanBytes bound init's scan: directories
+// listed per run, and bytes of directory entries read from each (the top
+// of a bind gets eight times as much). Listing a directory costs about a
+// millisecond per thousand entries here (node_modules), so a large one is
+// only partly listed.
+const (
+	socketScanDirs  = 64
+	socketScanBytes = 4 << 10
+)
 
 // hostListeners returns the paths of the pathname unix sockets bound in
 // the caller's network namespace, as /proc/net/unix gives them.
@@ -159,7 +167,11 @@ func (b *rootBuilder) scanSockets(mnt int, mask func(string) error) error {
 				return nil
 			}
 			b.scanned++
-			ents, err := readDirFd(mnt, d)
+			max := socketScanBytes
+			if depth == 0 {
+				max *= 8
+			}
+			ents, err := readDirFd(mnt, d, max)
 			if err != nil {
 				continue
 			}
@@ -186,8 +198,8 @@ type dirEnt struct {
 }
 
 // readDirFd lists rel beneath dirfd, with the types getdents gives (no
-// stat per entry).
-func readDirFd(dirfd int, rel string) ([]dirEnt, error) {
+// stat per entry), stopping after about max bytes of entries.
+func readDirFd(dirfd int, rel string, max int) ([]dirEnt, error) {
 	fd, err := unix.Openat2(dirfd, rel, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
@@ -197,9 +209,10 @@ func readDirFd(dirfd int, rel string) ([]dirEnt, error) {
 	}
 	defer unix.Close(fd)
 	var out []dirEnt
-	buf := make([]byte, 32<<10)
-	for {
+	buf := make([]byte, min(max, 32<<10))
+	for read := 0; read < max; {
 		n, err := unix.Getdents(fd, buf)
+		read += n
 		if err != nil {
 			return out, err
 		}
@@ -231,4 +244,5 @@ func readDirFd(dirfd int, rel string) ([]dirEnt, error) {
 			off += reclen
 		}
 	}
+	return out, nil
 }
