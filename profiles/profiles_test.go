@@ -507,6 +507,8 @@ func TestTrust(t *testing.T) {
 		{"image from outside the project", "", "[filesystem]\nroot = \"image:docker-archive:~/other/app.tar\"", nil,
 			[]string{"filesystem.root shows the image at ~/other/app.tar, outside the project"}},
 		{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
+		{"host socket", "", "[filesystem]\nsockets = [\"${PROJECT}/agent.sock\"]", nil, []string{"filesystem.sockets connects to a program outside the sandbox"}},
+		{"host socket allowed", "[filesystem]\nsockets = [\"~/proj/agent.sock\"]", "[filesystem]\nsockets = [\"~/proj/agent.sock\"]", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
