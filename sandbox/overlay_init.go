@@ -94,7 +94,7 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 		err := kernelOverlay(target, fds[:len(lowers)], fds[len(lowers)], fds[len(lowers)+1])
 		if err != nil {
 			return withHint(fmt.Errorf("mounting the kernel overlay: %w", err),
-				"the kernel refused an overlay in a user namespace (it needs Linux 6.5+); use fuse-overlayfs instead: --overlay fuse (hutch doctor says what works here)")
+				"the kernel refused an overlay in a user namespace (it needs Linux 5.11+); use fuse-overlayfs instead: --overlay fuse (hutch doctor says what works here)")
 		}
 		return nil
 	case OverlayFuse:
