@@ -79,7 +79,9 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
-			unix.Close(fd)
+			if fd >= 0 {
+				unix.Close(fd)
+			}
 		}
 	}()
 	for _, d := range append(append([]string(nil), lowers...), upper, work) {
@@ -99,16 +101,21 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 		return nil
 	case OverlayFuse:
 		dst := b.path(m.Dst)
+		// The lowers go as inherited fds, which fuse-overlayfs opens
+		// through /proc/self/fd. It resolves its upper and work
+		// directories to paths again whatever it is given (realpath), so
+		// they go as the paths just checked: they lie in hutch's data
+		// directory, which no sandbox sees.
 		var files []*os.File
 		var lowerOpt []string
-		for i, fd := range fds {
-			files = append(files, os.NewFile(uintptr(fd), "layer"))
-			if i < len(lowers) {
-				lowerOpt = append(lowerOpt, fmt.Sprintf("/proc/self/fd/%d", 3+i))
-			}
+		for i, fd := range fds[:len(lowers)] {
+			f := os.NewFile(uintptr(fd), "layer")
+			defer f.Close()
+			fds[i] = -1 // the *os.File closes it
+			files = append(files, f)
+			lowerOpt = append(lowerOpt, fmt.Sprintf("/proc/self/fd/%d", 3+i))
 		}
-		opts := fmt.Sprintf("lowerdir=%s,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d,allow_other",
-			strings.Join(lowerOpt, ":"), 3+len(lowers), 4+len(lowers))
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,allow_other", strings.Join(lowerOpt, ":"), upper, work)
 		if strings.HasPrefix(m.Layer, layerRoot) && o.uid == 0 {
 			// Root inside may edit the host's root-owned system files in
 			// its own layer, which the kernel's overlay cannot allow.
