@@ -83,39 +83,7 @@ func (b *rootBuilder) apply(m Mount) error {
 	}
 	switch m.Kind {
 	case MountBind:
-		// Opened once, checked and mounted from the same handle: the path
-		// is never looked up again (hostopen.go).
-		src, err := openHost(m.Src)
-		if err != nil {
-			if m.Optional && errors.Is(err, unix.ENOENT) {
-				return nil
-			}
-			return bindSourceError(m, err)
-		}
-		defer unix.Close(src)
-		var st unix.Stat_t
-		if err := unix.Fstat(src, &st); err != nil {
-			return bindSourceError(m, err)
-		}
-		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		target, err := mkMountpointFd(b.root, m.Dst, isDir)
-		if err != nil {
-			return wrap(err)
-		}
-		defer unix.Close(target)
-		attr := uint64(unix.MOUNT_ATTR_NOSUID)
-		if !m.Dev {
-			attr |= unix.MOUNT_ATTR_NODEV
-		}
-		if m.RO {
-			attr |= unix.MOUNT_ATTR_RDONLY
-		}
-		mfd, err := bindFd(src, target, true, attr)
-		if err != nil {
-			return wrap(err)
-		}
-		defer unix.Close(mfd)
-		return wrap(b.maskSockets(m, src, mfd))
+		return b.bind(m)
 	case MountTmpfs:
 		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
 			return wrap(err)
@@ -209,6 +177,49 @@ func (b *rootBuilder) apply(m Mount) error {
 		return wrap(b.ovl.mount(b, m))
 	}
 	return fmt.Errorf("unknown mount kind %q", m.Kind)
+}
+
+// bind mounts m.Src at m.Dst. The source is opened once, checked and
+// mounted from the same handle: its path is never looked up again
+// (hostopen.go).
+func (b *rootBuilder) bind(m Mount) error {
+	wrap := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("%s %s: %w", m.Kind, m.Dst, err)
+	}
+	src, err := openHost(m.Src)
+	if err != nil {
+		if m.Optional && errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return bindSourceError(m, err)
+	}
+	defer unix.Close(src)
+	var st unix.Stat_t
+	if err := unix.Fstat(src, &st); err != nil {
+		return bindSourceError(m, err)
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	target, err := mkMountpointFd(b.root, m.Dst, isDir)
+	if err != nil {
+		return wrap(err)
+	}
+	defer unix.Close(target)
+	attr := uint64(unix.MOUNT_ATTR_NOSUID)
+	if !m.Dev {
+		attr |= unix.MOUNT_ATTR_NODEV
+	}
+	if m.RO {
+		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	mfd, err := bindFd(src, target, true, attr)
+	if err != nil {
+		return wrap(err)
+	}
+	defer unix.Close(mfd)
+	return wrap(b.maskSockets(m, src, mfd))
 }
 
 func bindSourceError(m Mount, err error) error {
