@@ -76,6 +76,13 @@ func (b *bench) startupScenarios(ctx context.Context) []scenario {
 	// bound read-write.
 	hutch("hutch", "**hutch**, no network, host root, project rw (subuid map)", nil, "")
 	hutch("hutch-single", "hutch --idmap single (one-id map)", []string{"--idmap", "single"}, "")
+	// A project shaped like a JavaScript one, for what init's scan for host
+	// sockets costs (docs/security.md): 20k files, most in node_modules.
+	if dir, err := b.bigProject(); err == nil {
+		hutch("hutch-project-20k", "hutch, a project of 20k files (node_modules-like)", []string{"--project", dir}, "")
+	} else {
+		hutch("hutch-project-20k", "hutch, a project of 20k files (node_modules-like)", nil, "preparing it: "+err.Error())
+	}
 	hutch("hutch-overlay-kernel", "hutch --project-mode overlay --overlay kernel", overlayKernel, b.hutchFeature(ctx, 5, overlayKernel...))
 	hutch("hutch-overlay-fuse", "hutch --project-mode overlay --overlay fuse", overlayFuse, b.hutchFeature(ctx, 5, overlayFuse...))
 	hutch("hutch-slirp4netns", "hutch --network slirp4netns", []string{"--network", "slirp4netns"}, mode("slirp4netns"))
@@ -161,4 +168,41 @@ func (b *bench) goHello(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%v: %s", err, out)
 	}
 	return bin, nil
+}
+
+// bigProject makes (once) a project of 19.5k files in 3k directories:
+// a few top-level directories, a .git with its 256 object directories,
+// and node_modules with 1500 packages.
+func (b *bench) bigProject() (string, error) {
+	dir := filepath.Join(b.o.work, "project-20k")
+	if _, err := os.Stat(filepath.Join(dir, ".done")); err == nil {
+		return dir, nil
+	}
+	os.RemoveAll(dir)
+	for _, d := range []string{"src", "test", "docs", "scripts", "dist", ".github"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	for i := 0; i < 256; i++ {
+		if err := os.MkdirAll(filepath.Join(dir, ".git", "objects", fmt.Sprintf("%02x", i)), 0o755); err != nil {
+			return "", err
+		}
+	}
+	for p := 0; p < 1500; p++ {
+		pkg := filepath.Join(dir, "node_modules", fmt.Sprintf("pkg%d", p))
+		if err := os.MkdirAll(filepath.Join(pkg, "lib"), 0o755); err != nil {
+			return "", err
+		}
+		for j := 0; j < 13; j++ {
+			name := filepath.Join(pkg, "lib", fmt.Sprintf("m%d.js", j))
+			if j == 0 {
+				name = filepath.Join(pkg, "package.json")
+			}
+			if err := os.WriteFile(name, []byte("{}\n"), 0o644); err != nil {
+				return "", err
+			}
+		}
+	}
+	return dir, os.WriteFile(filepath.Join(dir, ".done"), nil, 0o644)
 }

@@ -495,6 +495,8 @@ var trustTests = []struct {
 	{"git rw", "", "[filesystem]\ngit = \"rw\"", nil, []string{"filesystem.git lets the command change git's config"}},
 	{"git rw allowed", "[filesystem]\ngit = \"rw\"", "[filesystem]\ngit = \"rw\"", nil, nil},
 	{"git protect", "", "[filesystem]\ngit = \"protect\"", nil, nil},
+	{"host socket", "", "[filesystem]\nsockets = [\"${PROJECT}/agent.sock\"]", nil, []string{"filesystem.sockets connects to a program outside the sandbox"}},
+	{"host socket allowed", "[filesystem]\nsockets = [\"~/proj/agent.sock\"]", "[filesystem]\nsockets = [\"~/proj/agent.sock\"]", nil, nil},
 	{"host network", "", "[network]\nmode = \"host\"", nil, []string{"network.mode the host's network"}},
 	{"host network allowed", "[network]\nmode = \"host\"", "[network]\nmode = \"host\"", nil, nil},
 	{"nested, seccomp", "", "[security]\nnested = true\nseccomp = \"off\"", nil, []string{"security.seccomp turns the seccomp filter off", "security.nested allows"}},

@@ -245,6 +245,13 @@ func (p *Profile) widenings() []Ask {
 			}
 		}
 	}
+	if s := full["filesystem.sockets"]; s != nil {
+		for _, it := range s.items {
+			if !in(base, "filesystem.sockets", it.Value) {
+				ask("filesystem.sockets", strconv.Quote(it.Value), "connects to a program outside the sandbox", it.Src)
+			}
+		}
+	}
 	boolOf := func(m map[string]*setting, key string) (bool, Source) {
 		if s := m[key]; s != nil && s.set {
 			b, _ := s.value.(bool)

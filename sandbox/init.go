@@ -89,7 +89,7 @@ func InitMain() int {
 		go serveConnects(status)
 	}
 	ovl := newOverlayInit(&cfg) // nil unless the plan overlays something
-	if err := buildRoot(plan, cfg.RootDir, ovl); err != nil {
+	if err := buildRoot(plan, cfg.RootDir, ovl, cfg.Listeners); err != nil {
 		return fail(err)
 	}
 	tm.mark("root built")

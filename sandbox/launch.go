@@ -81,6 +81,10 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 	}
 	defer saveTerminals(stdio.Stdin, stdio.Stdout, stdio.Stderr)()
 
+	// The host's sockets, read while hutch-init starts (sockets.go).
+	listeners := make(chan []string, 1)
+	go func() { listeners <- hostListeners() }()
+
 	filter, err := compileSeccomp(plan)
 	if err != nil {
 		return nil, err
@@ -236,6 +240,7 @@ func Launch(ctx context.Context, plan *Plan, stdio Stdio, opts LaunchOptions) (*
 		}
 	}
 	tm.mark("id maps written")
+	cfg.Listeners = <-listeners
 	if err := writeFrame(cfgW, cfg); err != nil {
 		kill()
 		<-exited

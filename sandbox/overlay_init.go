@@ -58,76 +58,64 @@ func (o *overlayInit) dirs(layer string) (upper, work string) {
 	return filepath.Join(d, "upper"), filepath.Join(d, "work")
 }
 
-// maxOverlayOpts is what fits in mount(2)'s one page of options, with
-// room for the flags added below.
-const maxOverlayOpts = 4000
-
-// relativeLowers chdirs into the directory that holds every lower (an
-// image's layers all sit in one store directory) and names them relative
-// to it; restore goes back.
-func relativeLowers(lowers []string) (string, func(), error) {
-	if len(lowers) == 0 {
-		return "", func() {}, errors.New("no lower directories")
-	}
-	base := filepath.Dir(filepath.Dir(lowers[0]))
-	var rel []string
-	for _, l := range lowers {
-		r, err := filepath.Rel(base, l)
-		if err != nil || strings.HasPrefix(r, "..") {
-			return "", func() {}, fmt.Errorf("the image's layers are not in one directory (%s)", l)
-		}
-		rel = append(rel, r)
-	}
-	old, err := os.Getwd()
-	if err != nil {
-		return "", func() {}, err
-	}
-	if err := unix.Chdir(base); err != nil {
-		return "", func() {}, err
-	}
-	return strings.Join(rel, ":"), func() { unix.Chdir(old) }, nil
-}
-
-// mount shows m.Src at m.Dst through an overlay.
+// mount shows m.Src at m.Dst through an overlay. Every layer is opened
+// once, as binds' sources are (hostopen.go), and handed to the overlay as
+// that handle: the kernel's through fsconfig, fuse-overlayfs as
+// /proc/self/fd/N of an inherited fd.
 func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 	if o == nil {
 		return errors.New("the plan has an overlay but no layers were prepared")
 	}
-	if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+	target, err := mkMountpointFd(b.root, m.Dst, true)
+	if err != nil {
 		return err
 	}
-	dst := b.path(m.Dst)
+	defer unix.Close(target)
 	upper, work := o.dirs(m.Layer)
-	lower := m.Src
-	if len(m.Lower) > 0 {
-		lower = strings.Join(m.Lower, ":")
+	lowers := m.Lower
+	if len(lowers) == 0 {
+		lowers = []string{m.Src}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
-	switch o.cfg.Driver {
-	case OverlayKernel:
-		if len(opts) > maxOverlayOpts {
-			// Mount options are one page: name an image's many layers
-			// relative to their common directory instead.
-			short, restore, err := relativeLowers(m.Lower)
-			if err != nil {
-				return err
-			}
-			defer restore()
-			opts = fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", short, upper, work)
-			if len(opts) > maxOverlayOpts {
-				return fmt.Errorf("the image has too many layers (%d) for one overlay mount's options", len(m.Lower))
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			if fd >= 0 {
+				unix.Close(fd)
 			}
 		}
-		// userxattr: a user namespace may not write trusted.* xattrs, and
-		// without this option deleting a lower directory fails with EIO.
-		err := unix.Mount("overlay", dst, "overlay", mutFlags("overlay", unix.MS_NOSUID|unix.MS_NODEV), opts+",userxattr")
+	}()
+	for _, d := range append(append([]string(nil), lowers...), upper, work) {
+		fd, err := openHostDir(d)
+		if err != nil {
+			return fmt.Errorf("opening the overlay's layer %s: %w", d, err)
+		}
+		fds = append(fds, fd)
+	}
+	switch o.cfg.Driver {
+	case OverlayKernel:
+		err := kernelOverlay(target, fds[:len(lowers)], fds[len(lowers)], fds[len(lowers)+1])
 		if err != nil {
 			return withHint(fmt.Errorf("mounting the kernel overlay: %w", err),
 				"the kernel refused an overlay in a user namespace (it needs Linux 5.11+); use fuse-overlayfs instead: --overlay fuse (hutch doctor says what works here)")
 		}
 		return nil
 	case OverlayFuse:
-		opts += ",allow_other"
+		dst := b.path(m.Dst)
+		// The lowers go as inherited fds, which fuse-overlayfs opens
+		// through /proc/self/fd. It resolves its upper and work
+		// directories to paths again whatever it is given (realpath), so
+		// they go as the paths just checked: they lie in hutch's data
+		// directory, which no sandbox sees.
+		var files []*os.File
+		var lowerOpt []string
+		for i, fd := range fds[:len(lowers)] {
+			f := os.NewFile(uintptr(fd), "layer")
+			defer f.Close()
+			fds[i] = -1 // the *os.File closes it
+			files = append(files, f)
+			lowerOpt = append(lowerOpt, fmt.Sprintf("/proc/self/fd/%d", 3+i))
+		}
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,allow_other", strings.Join(lowerOpt, ":"), upper, work)
 		if strings.HasPrefix(m.Layer, layerRoot) && o.uid == 0 {
 			// Root inside may edit the host's root-owned system files in
 			// its own layer, which the kernel's overlay cannot allow.
@@ -135,6 +123,7 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 		}
 		cmd := exec.Command(o.cfg.FuseOverlayfs, "-o", opts, dst)
 		cmd.Env = []string{}
+		cmd.ExtraFiles = files
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		// fuse-overlayfs mounts, then daemonizes: its first process exits
@@ -153,4 +142,56 @@ func (o *overlayInit) mount(b *rootBuilder, m Mount) error {
 		return unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr)
 	}
 	return fmt.Errorf("unknown overlay driver %q", o.cfg.Driver)
+}
+
+// kernelOverlay mounts the kernel's overlay of the directory handles onto
+// target, through the new mount API: each layer is the handle itself
+// (fsconfig's FSCONFIG_SET_FD), and no option string bounds their number.
+func kernelOverlay(target int, lowers []int, upper, work int) error {
+	fs, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fs)
+	for i, fd := range lowers {
+		if err := unix.FsconfigSetFd(fs, "lowerdir+", fd); err != nil {
+			if i == 0 && errors.Is(err, unix.EINVAL) {
+				// Before Linux 6.13 overlayfs takes no fd: name the
+				// handles through /proc instead, which still resolves to
+				// them and nothing else.
+				return kernelOverlayByProc(target, lowers, upper, work)
+			}
+			return fmt.Errorf("lowerdir+: %w", err)
+		}
+	}
+	if err := unix.FsconfigSetFd(fs, "upperdir", upper); err != nil {
+		return fmt.Errorf("upperdir: %w", err)
+	}
+	if err := unix.FsconfigSetFd(fs, "workdir", work); err != nil {
+		return fmt.Errorf("workdir: %w", err)
+	}
+	// userxattr: a user namespace may not write trusted.* xattrs, and
+	// without this option deleting a lower directory fails with EIO.
+	if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
+		return fmt.Errorf("userxattr: %w", err)
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return err
+	}
+	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(mutAttr("overlay", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)))
+	if err != nil {
+		return fmt.Errorf("fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	return moveMount(mfd, target)
+}
+
+func kernelOverlayByProc(target int, lowers []int, upper, work int) error {
+	fdPath := func(fd int) string { return fmt.Sprintf("/proc/self/fd/%d", fd) }
+	var l []string
+	for _, fd := range lowers {
+		l = append(l, fdPath(fd))
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,userxattr", strings.Join(l, ":"), fdPath(upper), fdPath(work))
+	return unix.Mount("overlay", fdPath(target), "overlay", mutFlags("overlay", unix.MS_NOSUID|unix.MS_NODEV), opts)
 }

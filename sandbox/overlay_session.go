@@ -481,7 +481,14 @@ func (r *runLayers) initInfo() *layersInit {
 	if r == nil {
 		return nil
 	}
-	return &layersInit{Dir: filepath.Join(r.dir, "layers"), Driver: r.driver, FuseOverlayfs: r.lp.FuseOverlayfs}
+	dir := filepath.Join(r.dir, "layers")
+	// init follows no symlink of yours on the way to a layer (hostopen.go);
+	// hutch's own data directory may sit behind one (a dotfile manager's
+	// ~/.local/share), and no sandbox can reach it to swap it.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return &layersInit{Dir: dir, Driver: r.driver, FuseOverlayfs: r.lp.FuseOverlayfs}
 }
 
 // finish prints the run's summary line when the project changed, and

@@ -59,6 +59,9 @@ type Plan struct {
 	// Create are host directories Launch makes (0700) when missing, before
 	// anything is mounted: the binds of caches marked "+PATH".
 	Create []string `json:"create,omitempty"`
+	// Sockets are the host sockets inside binds left reachable; init
+	// covers every other one it finds (sockets.go).
+	Sockets []string `json:"sockets,omitempty"`
 
 	// Seccomp is the filter installed right before the command's exec.
 	Seccomp SeccompPlan `json:"seccomp"`
@@ -533,6 +536,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	p.Inotify = inotifyLimits(l, host)
 
 	p.HostLoopback = spec.Network.HostLoopback
+	for _, s := range fs.Sockets {
+		p.Sockets = append(p.Sockets, expand(s))
+	}
 	p.Allow = spec.Network.Allow
 	for _, ps := range spec.Network.Ports {
 		pm, err := ParsePort(ps)

@@ -42,6 +42,9 @@ type initConfig struct {
 	// struct sock_filter array in raw bytes (JSON of 200 small structs
 	// costs a noticeable part of a millisecond each way); empty for none.
 	Seccomp []byte `json:"seccomp,omitempty"`
+	// Listeners are the pathname unix sockets bound in the caller's
+	// network namespace (/proc/net/unix): init covers those inside binds.
+	Listeners []string `json:"listeners,omitempty"`
 	// Layers says how to mount the plan's overlays (overlay_init.go).
 	Layers *layersInit `json:"layers,omitempty"`
 	// TimingOrigin, when not 0, asks init to print its phases (--debug-timing).

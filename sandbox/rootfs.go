@@ -17,7 +17,7 @@ import (
 // anything of the command's exists.
 // With the fuse driver (ovl.staged), the /proc steps and the pivot are
 // left to stage2.
-func buildRoot(plan *Plan, root string, ovl *overlayInit) error {
+func buildRoot(plan *Plan, root string, ovl *overlayInit, listeners []string) error {
 	// Nothing we mount may propagate back to the host, and host mounts
 	// coming and going should not pin ours.
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
@@ -30,7 +30,7 @@ func buildRoot(plan *Plan, root string, ovl *overlayInit) error {
 			return fmt.Errorf("mounting the root tmpfs: %w", err)
 		}
 	}
-	b := &rootBuilder{root: root, ovl: ovl, image: imageRoot(plan), scratchSize: plan.ScratchSize}
+	b := &rootBuilder{root: root, ovl: ovl, image: imageRoot(plan), scratchSize: plan.ScratchSize, listeners: listeners, allowSockets: plan.Sockets}
 	for _, m := range plan.Mounts {
 		if ovl.defers(m) {
 			continue
@@ -59,6 +59,10 @@ type rootBuilder struct {
 	// scratch is the one tmpfs behind every Shared tmpfs (scratch.go).
 	scratch     string
 	scratchSize int64
+
+	listeners    []string // the host's pathname sockets (sockets.go)
+	allowSockets []string // filesystem.sockets
+	scanned      int      // directories the socket scan has listed
 }
 
 // path returns dst's location in the new root. dst is absolute and clean.
@@ -84,30 +88,7 @@ func (b *rootBuilder) apply(m Mount) error {
 	}
 	switch m.Kind {
 	case MountBind:
-		src := m.Src
-		var st unix.Stat_t
-		if err := unix.Stat(src, &st); err != nil {
-			if m.Optional && errors.Is(err, unix.ENOENT) {
-				return nil
-			}
-			return bindSourceError(m, err)
-		}
-		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if err := mkMountpoint(b.root, m.Dst, isDir); err != nil {
-			return wrap(err)
-		}
-		if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return wrap(err)
-		}
-		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID}
-		if !m.Dev {
-			attr.Attr_set |= unix.MOUNT_ATTR_NODEV
-		}
-		if m.RO {
-			attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
-		}
-		attr.Attr_set = mutAttr("bind", attr.Attr_set)
-		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr))
+		return b.bind(m)
 	case MountTmpfs:
 		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
 			return wrap(err)
@@ -164,31 +145,25 @@ func (b *rootBuilder) apply(m Mount) error {
 		}
 		return wrap(os.Symlink(m.Src, dst))
 	case MountHide:
-		var st unix.Stat_t
-		if err := unix.Lstat(dst, &st); err != nil {
+		// What the command would reach at m.Dst, through any symlink (the
+		// last one too): a hide spelled through a link hides its target.
+		fd, err := openInRoot(b.root, m.Dst)
+		if err != nil {
 			if errors.Is(err, unix.ENOENT) && m.Optional {
 				return nil
 			}
 			return wrap(err)
 		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			return wrap(unix.Mount("tmpfs", dst, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0555"))
-		case unix.S_IFLNK:
-			// A link resolves inside the sandbox's own view; there is nothing
-			// behind it to mask.
-			return nil
-		default:
-			empty, err := b.emptyFile()
-			if err != nil {
-				return wrap(err)
-			}
-			if err := unix.Mount(empty, dst, "", unix.MS_BIND, ""); err != nil {
-				return wrap(err)
-			}
-			attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-			return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr))
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return wrap(err)
 		}
+		masked := uint64(unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC)
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return wrap(tmpfsFd(fd, map[string]string{"mode": "0555"}, masked))
+		}
+		return wrap(b.maskFile(fd))
 	case MountRO:
 		if _, err := os.Lstat(dst); err != nil {
 			if os.IsNotExist(err) && m.Optional {
@@ -212,8 +187,58 @@ func (b *rootBuilder) apply(m Mount) error {
 	return fmt.Errorf("unknown mount kind %q", m.Kind)
 }
 
+// bind mounts m.Src at m.Dst. The source is opened once, checked and
+// mounted from the same handle: its path is never looked up again
+// (hostopen.go).
+func (b *rootBuilder) bind(m Mount) error {
+	wrap := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("%s %s: %w", m.Kind, m.Dst, err)
+	}
+	src, err := openHost(m.Src)
+	if err != nil {
+		if m.Optional && errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return bindSourceError(m, err)
+	}
+	defer unix.Close(src)
+	var st unix.Stat_t
+	if err := unix.Fstat(src, &st); err != nil {
+		return bindSourceError(m, err)
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	target, err := mkMountpointFd(b.root, m.Dst, isDir)
+	if err != nil {
+		return wrap(err)
+	}
+	defer unix.Close(target)
+	attr := uint64(unix.MOUNT_ATTR_NOSUID)
+	if !m.Dev {
+		attr |= unix.MOUNT_ATTR_NODEV
+	}
+	if m.RO {
+		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	mfd, err := bindFd(src, target, true, mutAttr("bind", attr))
+	if err != nil {
+		return wrap(err)
+	}
+	defer unix.Close(mfd)
+	return wrap(b.maskSockets(m, src, mfd))
+}
+
 func bindSourceError(m Mount, err error) error {
 	e := fmt.Errorf("cannot bind %s: %w", m.Src, err)
+	var le *UntrustedLinkError
+	if errors.As(err, &le) {
+		if real, rerr := filepath.EvalSymlinks(m.Src); rerr == nil {
+			return withHint(e, "name the real path instead: %s", real)
+		}
+		return withHint(e, "name the real path instead (realpath prints it)")
+	}
 	if errors.Is(err, unix.ENOENT) {
 		return withHint(e, "the path does not exist on the host; create it or remove it from --rw/--ro")
 	}
@@ -239,6 +264,25 @@ func (b *rootBuilder) stage() (string, error) {
 		}
 	}
 	return b.staging, nil
+}
+
+// maskFile mounts the staging directory's empty file, read-only, onto the
+// handle target.
+func (b *rootBuilder) maskFile(target int) error {
+	empty, err := b.emptyFile()
+	if err != nil {
+		return err
+	}
+	efd, err := unix.Open(empty, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(efd)
+	mfd, err := bindFd(efd, target, false, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return err
+	}
+	return unix.Close(mfd)
 }
 
 func (b *rootBuilder) emptyFile() (string, error) {
@@ -340,48 +384,69 @@ func resolveIn(root, p string) (string, error) {
 // empty file, refusing to pass through a symlink: a bound tree may hold
 // links planted by its owner, and a mount must not land outside its place.
 func mkMountpoint(root, rel string, dir bool) error {
-	parts := strings.Split(strings.Trim(rel, "/"), "/")
-	if rel == "/" {
-		return nil
+	fd, err := mkMountpointFd(root, rel, dir)
+	if err == nil {
+		unix.Close(fd)
 	}
+	return err
+}
+
+// mkMountpointFd is mkMountpoint, returning an O_PATH handle of the mount
+// point: mounting onto the handle, not the path, leaves no moment in which
+// a directory on the way could be swapped for a link.
+func mkMountpointFd(root, rel string, dir bool) (int, error) {
+	parts := strings.Split(strings.Trim(rel, "/"), "/")
 	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	defer func() { unix.Close(fd) }()
+	if rel == "/" {
+		return fd, nil
+	}
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
 	for i, part := range parts {
 		last := i == len(parts)-1
 		if last && !dir {
-			nfd, err := unix.Openat(fd, part, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
-			if err != nil {
-				var st unix.Stat_t
-				if unix.Fstatat(fd, part, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-					return nil // exists (say, a device node or a read-only file)
-				}
-				return fmt.Errorf("creating mount point %s: %w", rel, err)
+			// Never opened for reading: a FIFO planted there would block.
+			nfd, err := unix.Openat(fd, part, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err == unix.ENOENT {
+				nfd, err = unix.Openat(fd, part, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 			}
-			unix.Close(nfd)
-			return nil
+			if err != nil {
+				return -1, fmt.Errorf("creating mount point %s: %w", rel, err)
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(nfd, &st); err != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK || st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				unix.Close(nfd)
+				return -1, fmt.Errorf("creating mount point %s: it is a symlink or a directory", rel)
+			}
+			return nfd, nil
 		}
 		err := unix.Mkdirat(fd, part, 0o755)
 		if err != nil && err != unix.EEXIST {
 			// On a read-only bind the directory must already exist.
 			var st unix.Stat_t
 			if unix.Fstatat(fd, part, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-				return fmt.Errorf("creating mount point %s: %w", rel, err)
+				return -1, fmt.Errorf("creating mount point %s: %w", rel, err)
 			}
 		}
 		nfd, err := unix.Openat(fd, part, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			if err == unix.ELOOP || err == unix.ENOTDIR {
-				return fmt.Errorf("mount point %s passes through a symlink or non-directory at %s", rel, part)
+				return -1, fmt.Errorf("mount point %s passes through a symlink or non-directory at %s", rel, part)
 			}
-			return fmt.Errorf("creating mount point %s: %w", rel, err)
+			return -1, fmt.Errorf("creating mount point %s: %w", rel, err)
 		}
 		unix.Close(fd)
 		fd = nfd
 	}
-	return nil
+	nfd := fd
+	fd = -1
+	return nfd, nil
 }
 
 // pivot makes root the new / and detaches the old one entirely; readOnly

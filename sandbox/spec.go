@@ -68,6 +68,9 @@ type Filesystem struct {
 	Hide   []string `json:"hide" key:"filesystem.hide"`
 	// Tmpfs paths get an empty, writable tmpfs.
 	Tmpfs []string `json:"tmpfs" key:"filesystem.tmpfs"`
+	// Sockets are host unix sockets, inside binds, that stay reachable;
+	// every other socket a bind shows is covered (sockets.go).
+	Sockets []string `json:"sockets,omitempty" key:"filesystem.sockets"`
 	// Home is "tmpfs" (default: an empty home), "ro" (the real home,
 	// read-only, secrets still masked) or "overlay" (the real home, secrets
 	// still masked, writes kept in an upper layer).
@@ -272,6 +275,7 @@ func (s *Spec) Validate() error {
 			bad("process.dotfiles", "%q: name a file by its path in your home, as in \".bashrc\" or \".config/starship.toml\"", d)
 		}
 	}
+	paths("filesystem.sockets", fs.Sockets)
 	if fs.Project != "" {
 		paths("filesystem.project_dir", []string{fs.Project})
 	}

@@ -107,7 +107,7 @@ func TestFlagMapping(t *testing.T) {
 		"filesystem.root": {"host"}, "filesystem.project_dir": {proj}, "filesystem.project": {"ro"},
 		"filesystem.overlay": {"fuse"}, "filesystem.rw": {"data"}, "filesystem.ro": {"/usr"},
 		"filesystem.hide": {"x"}, "filesystem.tmpfs": {"/var/tmp/x"}, "filesystem.home": {"ro"},
-		"filesystem.git": {"rw"}, "filesystem.session": {"s"}, "network.mode": {"host"}, "network.allow": {"example.com"},
+		"filesystem.git": {"rw"}, "filesystem.session": {"s"}, "filesystem.sockets": {"/tmp/s.sock"}, "network.mode": {"host"}, "network.allow": {"example.com"},
 		"network.ports": {"8080:80"}, "network.host_loopback": nil, "env.keep": {"FOO_*"}, "env.set": {"A=1"},
 		"process.user": {"root"}, "process.idmap": {"single"}, "process.hostname": {"box"},
 		"process.timeout": {"1m"}, "process.shell": {"zsh -l"}, "process.workdir": {"/src"}, "process.dotfiles": {".vimrc"}, "limits.memory": {"1GiB"},

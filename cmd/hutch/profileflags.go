@@ -42,6 +42,7 @@ func keyedFlags() []keyedFlag {
 		{"filesystem.ro", list("ro", "bind host `PATH` read-only at the same path (repeatable)")},
 		{"filesystem.hide", list("hide", "mask `PATH` with an empty directory or file (repeatable)")},
 		{"filesystem.tmpfs", list("tmpfs", "mount an empty writable tmpfs at `PATH` (repeatable)")},
+		{"filesystem.sockets", list("socket", "let the command connect to the host's unix socket at `PATH` inside a bind (repeatable)")},
 		{"filesystem.home", str("home", "your home inside: `tmpfs` (empty), ro or overlay")},
 		{"filesystem.git", str("git", "`protect` git's config and hooks (read-only) or leave them rw")},
 		{"filesystem.session", str("session", "keep the overlay's changes in session `NAME`")},

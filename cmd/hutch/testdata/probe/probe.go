@@ -410,6 +410,22 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 			}
 		}
 		f.Close()
+	case "unix-self":
+		// Listen on a unix socket path and connect to it: the sandbox's
+		// own sockets must keep working where host ones are covered.
+		var l net.Listener
+		if l, err = net.Listen("unix", arg(1)); err == nil {
+			go func() {
+				if c, err := l.Accept(); err == nil {
+					c.Close()
+				}
+			}()
+			var c net.Conn
+			if c, err = net.Dial("unix", arg(1)); err == nil {
+				c.Close()
+			}
+			l.Close()
+		}
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
