@@ -82,6 +82,8 @@ func condition(cond string) (bool, error) {
 		// Whether this machine gives the test user a cgroup v2 it may
 		// create children in; this one (cgroup v1 hybrid) does not.
 		return sandbox.CgroupDelegated(), nil
+	case "denygroup":
+		reason = denyGroupReason()
 	default:
 		if prog, ok := cutPrefix(cond, "prog:"); ok {
 			if _, err := exec.LookPath(prog); err != nil {
@@ -188,4 +190,22 @@ func cmdProbe(ts *testscript.TestScript, neg bool, args []string) {
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o755))
 	ts.Check(os.WriteFile(filepath.Join(dir, "probe"), data, 0o755))
+}
+
+// denyByGroup is a file scripts/test-user.sh makes unreadable to the test
+// user through a group it is in (mode 0604, group hutchdeny).
+const denyByGroup = "/opt/hutch-test/deny-by-group"
+
+// denyGroupReason says why the deny-by-group check cannot run: the file is
+// missing, or the test user can read it (not in its group).
+func denyGroupReason() string {
+	f, err := os.Open(denyByGroup)
+	if err == nil {
+		f.Close()
+		return denyByGroup + " is readable: the test user is not in its group (run scripts/test-user.sh as root)"
+	}
+	if !errors.Is(err, os.ErrPermission) {
+		return fmt.Sprintf("%s: %v (run scripts/test-user.sh as root)", denyByGroup, err)
+	}
+	return ""
 }
