@@ -651,7 +651,7 @@ func TestSecretsMatchSandbox(t *testing.T) {
 
 	names := []string{"GITHUB_TOKEN", "NPM_TOKEN", "MY_SECRET", "A_SECRET_B", "DB_PASSWORD", "X_PASSWD", "SSH_KEY", "OPENAI_API_KEY",
 		"AWS_REGION", "AWS_SECRET_ACCESS_KEY", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "GOOGLE_APPLICATION_CREDENTIALS", "NPM_CONFIG__AUTH",
-		"NPM_CONFIG__AUTHTOKEN", "PATH", "HOME", "TOKEN", "KEYBOARD", "SECRET", "NODE_ENV", "MY_TOKENS", "npm_config_registry"}
+		"NPM_CONFIG__AUTHTOKEN", "npm_config__auth", "npm_config__authToken", "PATH", "HOME", "TOKEN", "KEYBOARD", "SECRET", "NODE_ENV", "MY_TOKENS", "npm_config_registry"}
 	host.Env = nil
 	for _, n := range names {
 		host.Env = append(host.Env, n+"=v")
