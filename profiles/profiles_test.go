@@ -489,7 +489,7 @@ func TestTrust(t *testing.T) {
 		{"project rw over your ro", "[filesystem]\nproject = \"ro\"", "[filesystem]\nproject = \"rw\"\nrw = [\"${PROJECT}/out\"]", map[string]string{"proj/out/.k": ""},
 			[]string{"filesystem.rw writable, where your configuration", "filesystem.project writes more"}},
 		{"home", "", "[filesystem]\nhome = \"ro\"", nil, []string{"filesystem.home shows your home"}},
-		{"host network", "", "[network]\nmode = \"host\"", nil, []string{"network.mode the host's network"}},
+		{"host network", "", "[network]\nmode = \"host\"", nil, []string{"network.mode the host's network: every service listening on it, loopback included, and its abstract unix sockets (X11, D-Bus, others)"}},
 		{"host network allowed", "[network]\nmode = \"host\"", "[network]\nmode = \"host\"", nil, nil},
 		{"nested, seccomp", "", "[security]\nnested = true\nseccomp = \"off\"", nil, []string{"security.seccomp turns the seccomp filter off", "security.nested allows"}},
 		{"secret env", "", "[env]\nkeep = [\"GITHUB_TOKEN\", \"*_TOKEN\", \"MY_VAR\"]\nset = { T = \"${AWS_SECRET_ACCESS_KEY:-}\" }", nil,
@@ -507,6 +507,25 @@ func TestTrust(t *testing.T) {
 		{"image from outside the project", "", "[filesystem]\nroot = \"image:docker-archive:~/other/app.tar\"", nil,
 			[]string{"filesystem.root shows the image at ~/other/app.tar, outside the project"}},
 		{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
+		// Bindings name what they show; anything replacing a system path
+		// asks, its destination cleaned first.
+		{"host /proc", "", "[filesystem]\nro = [\"/proc\"]", nil, []string{"filesystem.ro visible outside the project (read-only): every host process"}},
+		{"host /proc/1", "", "[filesystem]\nro = [\"/proc/1\"]", nil, []string{"filesystem.ro visible outside the project (read-only): every host process"}},
+		{"host /run, cleaned", "", "[filesystem]\nro = [\"/tmp/../run\"]", nil, []string{"filesystem.ro visible outside the project (read-only): the host's runtime sockets"}},
+		{"tmpfs over /etc, cleaned", "", "[filesystem]\ntmpfs = [\"/work/../../etc\"]", nil, []string{"filesystem.tmpfs a system path (/etc: system configuration"}},
+		{"tmpfs over /proc", "", "[filesystem]\ntmpfs = [\"/proc\", \"/usr/local\"]", nil,
+			[]string{"filesystem.tmpfs a system path (/proc: ", "filesystem.tmpfs a system path (/usr: "}},
+		{"hide /dev/null", "", "[filesystem]\nhide = [\"/dev/null\"]", nil, []string{"filesystem.hide a system path (/dev: devices"}},
+		{"tmpfs and hide elsewhere", "", "[filesystem]\ntmpfs = [\"/tmp/x\", \"/opt/cache\"]\nhide = [\"${PROJECT}/.env\"]", nil, nil},
+		{"system tmpfs in your config", "[filesystem]\ntmpfs = [\"/usr/local\"]", "[filesystem]\ntmpfs = [\"/usr/local\"]", nil, nil},
+		// A registry only the project names is contacted from the host.
+		{"image from another registry", "", "[filesystem]\nroot = \"image:evil.example:5000/app:1\"", nil,
+			[]string{"filesystem.root pulls from evil.example:5000, a registry neither hutch nor your configuration names"}},
+		{"image from localhost", "", "[filesystem]\nroot = \"image:localhost/app\"", nil, []string{"filesystem.root pulls from localhost"}},
+		{"image from a built-in registry", "", "[filesystem]\nroot = \"image:ghcr.io/org/app:1\"", nil, nil},
+		{"image short name", "", "[filesystem]\nroot = \"image:alpine:3.20\"", nil, nil},
+		{"registry in your config", "[network]\nmode = \"proxy\"\nallow = [\"registry.corp.example\"]", "[filesystem]\nroot = \"image:registry.corp.example/app:1\"", nil, nil},
+		{"registry of your root", "[filesystem]\nroot = \"image:registry.corp.example/base:1\"", "[filesystem]\nroot = \"image:registry.corp.example/app:1\"", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
