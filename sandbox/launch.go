@@ -542,8 +542,9 @@ func toSysMap(ms []userns.Mapping) []syscall.SysProcIDMap {
 func writeMaps(ctx context.Context, plan *Plan, pid int) error {
 	// newgidmap allows setgroups(2) inside, which would let a process drop
 	// your supplementary groups, and with them a file's deny-by-group
-	// permissions. Unless the sandbox needs it, deny it first: the kernel
-	// then keeps your groups attached whatever runs inside.
+	// permissions. Unless the sandbox needs it (an image user's groups, or
+	// a root that package managers make drop its groups), deny it first:
+	// the kernel then keeps your groups attached whatever runs inside.
 	if !needsSetgroups(plan) {
 		if err := os.WriteFile(fmt.Sprintf("/proc/%d/setgroups", pid), []byte("deny"), 0); err != nil {
 			return fmt.Errorf("denying setgroups in the sandbox: %w", err)
@@ -561,23 +562,15 @@ func writeMaps(ctx context.Context, plan *Plan, pid int) error {
 }
 
 // needsSetgroups reports whether anything inside may call setgroups(2):
-// init, to give an image user its supplementary groups, or root in an
-// image, where package managers drop their groups (apt's _apt sandbox
-// user) and fail if they cannot. Root on the host's read-only system has
-// nothing to install: it keeps your groups like everyone else.
+// init, to give an image user its supplementary groups, or a command
+// holding CAP_SETGID (root inside).
 func needsSetgroups(plan *Plan) bool {
-	if len(plan.Groups) > 0 {
-		return true
-	}
-	if plan.Image == nil {
-		return false
-	}
 	for _, c := range plan.Caps {
 		if c == "CAP_SETGID" {
 			return true
 		}
 	}
-	return false
+	return len(plan.Groups) > 0
 }
 
 // startError explains a failure to create the namespaces.
