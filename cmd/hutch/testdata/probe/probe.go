@@ -273,6 +273,10 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 		if nnp, err = unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil && nnp == 1 {
 			err = unix.EPERM
 		}
+	case "setgroups-drop":
+		// Drop every supplementary group (and with them a file's
+		// deny-by-group permissions), as root inside would.
+		err = unix.Setgroups(nil)
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
