@@ -18,9 +18,12 @@ export CGO_ENABLED = 0
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 # What the tests run inside sandboxes besides the runtime helpers.
 TEST_DEPS = procps python3 util-linux tmux openssh-client git
+# make test-cgo builds the tests with cgo, as `go build` does where a C
+# compiler is installed.
+CGO_DEPS = gcc libc6-dev
 BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
 
-.PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-user mutate bench lint clean
+.PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-cgo test-user mutate bench lint clean
 
 all: build
 
@@ -50,7 +53,7 @@ deps:
 
 # test-deps installs what the tests run besides hutch's own helpers.
 test-deps:
-	$(MAKE) deps DEPS="$(TEST_DEPS)"
+	$(MAKE) deps DEPS="$(TEST_DEPS) $(CGO_DEPS)"
 
 bench-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_DEPS) || \
@@ -97,6 +100,23 @@ ifeq ($(shell id -u),0)
 	scripts/run-as-test-user.sh scripts/mutate.sh $(MUTATE)
 else
 	scripts/mutate.sh $(MUTATE)
+endif
+
+# test-cgo runs the privilege and escape checks in a cgo build: hutch
+# built with plain `go build` or `go install` where a C compiler is
+# installed takes other paths (init drops its capabilities through psx and
+# libc's threads), and must hold the same privileges.
+CGO_SCRIPTS = TestScripts/^(escape_.*|run_identity|run_process)$$
+CGO_TESTS = ^(TestEscape.*|TestCgoBuild|TestRunNested)$$
+
+test-cgo:
+ifeq ($(shell id -u),0)
+	$(MAKE) test-user
+	HUTCH_TEST_CGO=1 scripts/run-as-test-user.sh $(GO) test -count=1 -run '$(CGO_SCRIPTS)' ./cmd/hutch/
+	HUTCH_TEST_CGO=1 scripts/run-as-test-user.sh $(GO) test -count=1 -run '$(CGO_TESTS)' ./cmd/hutch/
+else
+	CGO_ENABLED=1 HUTCH_TEST_CGO=1 $(GO) test -count=1 -run '$(CGO_SCRIPTS)' ./cmd/hutch/
+	CGO_ENABLED=1 HUTCH_TEST_CGO=1 $(GO) test -count=1 -run '$(CGO_TESTS)' ./cmd/hutch/
 endif
 
 # test-user creates $(HUTCH_TEST_USER) with /etc/subuid and /etc/subgid

@@ -497,7 +497,7 @@ var trustTests = []struct {
 	{"git protect", "", "[filesystem]\ngit = \"protect\"", nil, nil},
 	{"host socket", "", "[filesystem]\nsockets = [\"${PROJECT}/agent.sock\"]", nil, []string{"filesystem.sockets connects to a program outside the sandbox"}},
 	{"host socket allowed", "[filesystem]\nsockets = [\"~/proj/agent.sock\"]", "[filesystem]\nsockets = [\"~/proj/agent.sock\"]", nil, nil},
-	{"host network", "", "[network]\nmode = \"host\"", nil, []string{"network.mode the host's network"}},
+	{"host network", "", "[network]\nmode = \"host\"", nil, []string{"network.mode the host's network: every service listening on it, loopback included, and its abstract unix sockets (X11, D-Bus, others)"}},
 	{"host network allowed", "[network]\nmode = \"host\"", "[network]\nmode = \"host\"", nil, nil},
 	{"nested, seccomp", "", "[security]\nnested = true\nseccomp = \"off\"", nil, []string{"security.seccomp turns the seccomp filter off", "security.nested allows"}},
 	{"secret env", "", "[env]\nkeep = [\"GITHUB_TOKEN\", \"*_TOKEN\", \"MY_VAR\"]\nset = { T = \"${AWS_SECRET_ACCESS_KEY:-}\" }", nil,
@@ -528,9 +528,30 @@ var trustTests = []struct {
 		"[limits]\npids = 200\ncpu = 2\nnofile = 200\nnproc = 200\nfsize = \"2MiB\"\ntmpfs = \"128MiB\"\ninotify_instances = 16\ninotify_watches = 200\n[process]\nkill_grace = \"1m\"", nil,
 		[]string{"limits.pids raises", "limits.cpu raises", "limits.nofile raises", "limits.nproc raises", "limits.fsize raises",
 			"limits.tmpfs raises", "limits.inotify_instances raises", "limits.inotify_watches raises", "process.kill_grace raises"}},
+	{"root inside", "", "[process]\nuser = \"root\"", nil, []string{"process.user root inside, who can drop your supplementary groups"}},
+	{"root inside, yours", "[process]\nuser = \"root\"", "[process]\nuser = \"root\"", nil, nil},
 	{"limits warning silenced", "", "[limits]\nquiet = true", nil,
 		[]string{"limits.quiet hides the warning"}},
 	{"built-in in your config", "extends = [\"cargo\"]", "extends = [\"cargo\"]", map[string]string{".cargo/registry/.k": ""}, nil},
+	// Bindings name what they show; anything replacing a system path
+	// asks, its destination cleaned first.
+	{"host /proc", "", "[filesystem]\nro = [\"/proc\"]", nil, []string{"filesystem.ro visible outside the project (read-only): every host process"}},
+	{"host /proc/1", "", "[filesystem]\nro = [\"/proc/1\"]", nil, []string{"filesystem.ro visible outside the project (read-only): every host process"}},
+	{"host /run, cleaned", "", "[filesystem]\nro = [\"/tmp/../run\"]", nil, []string{"filesystem.ro visible outside the project (read-only): the host's runtime sockets"}},
+	{"tmpfs over /etc, cleaned", "", "[filesystem]\ntmpfs = [\"/work/../../etc\"]", nil, []string{"filesystem.tmpfs a system path (/etc: system configuration"}},
+	{"tmpfs over /proc", "", "[filesystem]\ntmpfs = [\"/proc\", \"/usr/local\"]", nil,
+		[]string{"filesystem.tmpfs a system path (/proc: ", "filesystem.tmpfs a system path (/usr: "}},
+	{"hide /dev/null", "", "[filesystem]\nhide = [\"/dev/null\"]", nil, []string{"filesystem.hide a system path (/dev: devices"}},
+	{"tmpfs and hide elsewhere", "", "[filesystem]\ntmpfs = [\"/tmp/x\", \"/opt/cache\"]\nhide = [\"${PROJECT}/.env\"]", nil, nil},
+	{"system tmpfs in your config", "[filesystem]\ntmpfs = [\"/usr/local\"]", "[filesystem]\ntmpfs = [\"/usr/local\"]", nil, nil},
+	// A registry only the project names is contacted from the host.
+	{"image from another registry", "", "[filesystem]\nroot = \"image:evil.example:5000/app:1\"", nil,
+		[]string{"filesystem.root pulls from evil.example:5000, a registry neither hutch nor your configuration names"}},
+	{"image from localhost", "", "[filesystem]\nroot = \"image:localhost/app\"", nil, []string{"filesystem.root pulls from localhost"}},
+	{"image from a built-in registry", "", "[filesystem]\nroot = \"image:ghcr.io/org/app:1\"", nil, nil},
+	{"image short name", "", "[filesystem]\nroot = \"image:alpine:3.20\"", nil, nil},
+	{"registry in your config", "[network]\nmode = \"proxy\"\nallow = [\"registry.corp.example\"]", "[filesystem]\nroot = \"image:registry.corp.example/app:1\"", nil, nil},
+	{"registry of your root", "[filesystem]\nroot = \"image:registry.corp.example/base:1\"", "[filesystem]\nroot = \"image:registry.corp.example/app:1\"", nil, nil},
 }
 
 func TestTrust(t *testing.T) {
@@ -678,7 +699,7 @@ func TestSecretsMatchSandbox(t *testing.T) {
 
 	names := []string{"GITHUB_TOKEN", "NPM_TOKEN", "MY_SECRET", "A_SECRET_B", "DB_PASSWORD", "X_PASSWD", "SSH_KEY", "OPENAI_API_KEY",
 		"AWS_REGION", "AWS_SECRET_ACCESS_KEY", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "GOOGLE_APPLICATION_CREDENTIALS", "NPM_CONFIG__AUTH",
-		"NPM_CONFIG__AUTHTOKEN", "PATH", "HOME", "TOKEN", "KEYBOARD", "SECRET", "NODE_ENV", "MY_TOKENS", "npm_config_registry"}
+		"NPM_CONFIG__AUTHTOKEN", "npm_config__auth", "npm_config__authToken", "PATH", "HOME", "TOKEN", "KEYBOARD", "SECRET", "NODE_ENV", "MY_TOKENS", "npm_config_registry"}
 	host.Env = nil
 	for _, n := range names {
 		host.Env = append(host.Env, n+"=v")
@@ -855,8 +876,8 @@ func TestTrustMootAllow(t *testing.T) {
 // configuration allows, so trust never asks about them: where the project
 // lives, how its overlay is driven, more hiding, more tmpfs, a named
 // session, and who and where the command runs inside its namespaces.
-var narrowingOnly = []string{"filesystem.project_dir", "filesystem.overlay", "filesystem.hide", "filesystem.tmpfs",
-	"filesystem.session", "process.user", "process.idmap", "process.hostname", "process.shell", "process.workdir"}
+var narrowingOnly = []string{"filesystem.project_dir", "filesystem.overlay",
+	"filesystem.session", "process.idmap", "process.hostname", "process.shell", "process.workdir"}
 
 // TestTrustCoversKeys: every profile key is narrowing-only, or a TestTrust
 // row shows that trust asks about its widening.

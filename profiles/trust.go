@@ -185,11 +185,22 @@ func (p *Profile) widenings() []Ask {
 				}
 				ask(key, q, "reveals the secret "+tilde(sec, p.home), it.Src)
 			case key == "filesystem.rw" && !within(p.projectDir, it.Abs) && !covered(base, []string{"filesystem.rw"}, it.Abs):
-				ask(key, q, "writable, outside the project", it.Src)
+				ask(key, q, "writable, outside the project"+also(exposes(it.Abs, p.home)), it.Src)
 			case key == "filesystem.rw" && within(p.projectDir, it.Abs) && baseProject != "rw" && !covered(base, []string{"filesystem.rw"}, it.Abs):
 				ask(key, q, fmt.Sprintf("writable, where your configuration makes the project %q", baseProject), it.Src)
 			case key == "filesystem.ro" && !within(p.projectDir, it.Abs) && !covered(base, fsKeys, it.Abs):
-				ask(key, q, "visible outside the project (read-only)", it.Src)
+				ask(key, q, "visible outside the project (read-only)"+also(exposes(it.Abs, p.home)), it.Src)
+			}
+		}
+	}
+	// A tmpfs or mask over a system path changes what every program in
+	// the sandbox runs or reads.
+	for _, key := range []string{"filesystem.tmpfs", "filesystem.hide"} {
+		if s := full[key]; s != nil {
+			for _, it := range s.items {
+				if what := replaces(key, it.Abs); what != "" && !in(base, key, it.Value) {
+					ask(key, strconv.Quote(it.Value), what, it.Src)
+				}
 			}
 		}
 	}
@@ -200,6 +211,13 @@ func (p *Profile) widenings() []Ask {
 			if lp := localImagePath(v); lp != "" && !within(p.projectDir, lp) {
 				ask("filesystem.root", strconv.Quote(v), "shows the image at "+tilde(lp, p.home)+", outside the project", src)
 			}
+		}
+	}
+	// Pulling an image contacts its registry from the host, outside any
+	// sandbox: a registry nothing of yours names is a widening.
+	if v, src := str(full, "filesystem.root", "host"); src.layer == layerProject {
+		if reg := registryOf(v); reg != "" && !knownRegistry(reg, base) {
+			ask("filesystem.root", strconv.Quote(v), "pulls from "+reg+", a registry neither hutch nor your configuration names (hutch contacts it from your machine, outside any sandbox)", src)
 		}
 	}
 	if v, src := str(full, "filesystem.project", "rw"); projectRank[v] > projectRank[baseProject] {
@@ -219,7 +237,7 @@ func (p *Profile) widenings() []Ask {
 	if v, src := str(full, "network.mode", "none"); modeRank[v] > modeRank[bm] {
 		what := "network access beyond your configuration's " + strconv.Quote(bm)
 		if v == "host" {
-			what = "the host's network"
+			what = "the host's network: every service listening on it, loopback included, and its abstract unix sockets (X11, D-Bus, others)"
 		}
 		ask("network.mode", strconv.Quote(v), what, src)
 	}
@@ -336,6 +354,14 @@ func (p *Profile) widenings() []Ask {
 			ask(key, display(f.info, f.value), what, f.src)
 		}
 	}
+	// Root inside holds CAP_SETGID with setgroups allowed (apt, su and
+	// runuser need it): it can drop your supplementary groups and so read
+	// a file a group of yours is denied. A project does not choose that.
+	if u, src := str(full, "process.user", "self"); u == "root" && src.layer == layerProject {
+		if bu, _ := str(base, "process.user", "self"); bu != "root" {
+			ask("process.user", strconv.Quote(u), "root inside, who can drop your supplementary groups (a file denied to one of your groups becomes readable)", src)
+		}
+	}
 	// Silencing the warning that limits are not enforced is yours to do.
 	if q, src := boolOf(full, "limits.quiet"); q && src.layer == layerProject {
 		if b, _ := boolOf(base, "limits.quiet"); !b {
@@ -348,6 +374,14 @@ func (p *Profile) widenings() []Ask {
 		}
 	}
 	return asks
+}
+
+// also appends a plain-words detail to a widening's description.
+func also(detail string) string {
+	if detail == "" {
+		return ""
+	}
+	return ": " + detail
 }
 
 func number(v any) float64 {

@@ -2,10 +2,10 @@ package sandbox
 
 import (
 	"fmt"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
 var capNames = map[string]uint{
@@ -88,14 +88,33 @@ func restrictThread(keep, extra uint64, nnp bool) error {
 }
 
 // dropAllCaps empties init's capability sets on every thread once the
-// command runs: init then only waits and forwards signals. It is defence in
-// depth (init is already non-dumpable), and needs a binary without cgo;
-// with cgo the call is refused and init keeps its capabilities.
-func dropAllCaps() {
+// command runs: init then only waits and forwards signals.
+func dropAllCaps() error { return limitAllThreads(0, 0) }
+
+// limitAllThreads cuts every thread of this process down to keep|extra
+// (effective and permitted; keep inheritable) with no ambient set.
+// Capabilities are per thread, so the call must reach them all. Without
+// cgo that is syscall.AllThreadsSyscall; with cgo (a plain `go build` on a
+// machine with a C compiler) Go refuses that call, and psx does the same
+// through libc's threads (it signals each one, as glibc does for setuid).
+// Either way a failure is an error: init must never keep its capabilities
+// silently.
+func limitAllThreads(keep, extra uint64) error {
+	// prctl checks that its unused arguments are 0: Syscall6, whose extra
+	// arguments are zeros in both implementations.
+	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
+		return fmt.Errorf("clearing init's ambient capabilities: %w", e)
+	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0)
-	syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	have := keep | extra
+	data := [2]unix.CapUserData{
+		{Effective: uint32(have), Permitted: uint32(have), Inheritable: uint32(keep)},
+		{Effective: uint32(have >> 32), Permitted: uint32(have >> 32), Inheritable: uint32(keep >> 32)},
+	}
+	if _, _, e := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return fmt.Errorf("dropping init's capabilities: %w", e)
+	}
+	return nil
 }
 
 // noCapabilities reports whether the calling thread's permitted and

@@ -45,6 +45,11 @@ func InitMain() int {
 		// The supervisor died before sending the plan.
 		return 125
 	}
+	// Not before: until the plan arrives the supervisor writes our
+	// /proc/PID/setgroups, which only a dumpable process lets it open.
+	if err := nonDumpable(InitName); err != nil {
+		return fail(err)
+	}
 	// The supervisor keeps the config pipe open; EOF means it is gone, and
 	// the sandbox must go with it. PDEATHSIG covers the same case, but it
 	// does not survive every credential change, so watch both.
@@ -109,14 +114,17 @@ func InitMain() int {
 	}
 	tm.mark("command forked")
 	sendStatus(status, statusMsg{Started: pid}, -1)
-	dropAllCaps()
+	if err := dropAllCaps(); err != nil {
+		unix.Kill(-1, unix.SIGKILL) // everything but init: the command must not run beside a privileged init
+		return fail(err)
+	}
 	ex := reap(pid, sigs)
 	sendStatus(status, statusMsg{Exit: &ex}, -1)
 	return ex.Code
 }
 
 // enterPID1 is the start of both hidden PID 1 entries (hutch-init and
-// hutch-stage2): their fds, close-on-exec for the rest, non-dumpable, and
+// hutch-stage2): their fds, close-on-exec for the rest, and
 // the signals they forward caught before anything can send them (as PID 1
 // they would otherwise be ignored).
 func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool) {
@@ -130,16 +138,24 @@ func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool)
 	if !mutate.Off("cloexec") {
 		markCloexecFrom(initConfigFD)
 	}
-	// The command runs with our uid. Non-dumpable, we cannot be ptraced or
-	// have our /proc files opened by it: this process holds capabilities
-	// in the sandbox's namespaces and the mounts' keys.
-	if !mutate.Off("dumpable") {
-		unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	}
 	sigs = make(chan os.Signal, 32)
 	signal.Notify(sigs, forwarded...)
 	signal.Notify(sigs, unix.SIGCHLD)
 	return status, cfg, sigs, true
+}
+
+// nonDumpable is set before anything of the sandbox runs: the command runs
+// with our uid, and non-dumpable we cannot be ptraced or have our /proc
+// files opened by it (this process holds capabilities in the sandbox's
+// namespaces and the mounts' keys). As in runc, its failure is fatal.
+func nonDumpable(name string) error {
+	if mutate.Off("dumpable") {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("making %s non-dumpable: %w", name, err)
+	}
+	return nil
 }
 
 // toInitError turns a setup failure into the message the supervisor
@@ -163,20 +179,18 @@ func setupNamespaces(plan *Plan) error {
 		if err := unix.Sethostname([]byte(plan.Hostname)); err != nil {
 			return fmt.Errorf("setting the hostname: %w", err)
 		}
-		unix.Setdomainname([]byte("(none)"))
+		if err := unix.Setdomainname([]byte("(none)")); err != nil {
+			return fmt.Errorf("setting the domain name: %w", err)
+		}
 	}
 	if hasNS(plan, "net") {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("bringing up lo: %w", err)
 		}
 	}
-	if plan.MapHelpers {
-		// newgidmap allows setgroups: drop the host's supplementary groups,
-		// which would show up as nogroup inside anyway.
-		if err := unix.Setgroups(nil); err != nil {
-			return fmt.Errorf("clearing supplementary groups: %w", err)
-		}
-	}
+	// Your supplementary groups stay attached (unmapped ones show as
+	// nogroup): a file that denies one of them must stay denied inside.
+	// Only an image user's groups replace them (startCommand).
 	return nil
 }
 
@@ -277,7 +291,8 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 		if groups == nil {
 			groups = []uint32{}
 		}
-		attr.Credential = &syscall.Credential{Uid: plan.UID, Gid: plan.GID, Groups: groups, NoSetGroups: !plan.MapHelpers}
+		// setgroups only for an image user's groups: it would drop yours.
+		attr.Credential = &syscall.Credential{Uid: plan.UID, Gid: plan.GID, Groups: groups, NoSetGroups: !plan.MapHelpers || len(plan.Groups) == 0}
 		extra = 1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID
 	}
 	go func() {
@@ -286,6 +301,14 @@ func startCommand(plan *Plan, cfg *initConfig, status *os.File) (int, error) {
 		// seccomp filter needs it.
 		nnp := !mutate.Off("nnp") || filter != nil
 		if err := restrictThread(keep, extra, nnp); err != nil {
+			done <- result{err: err}
+			return
+		}
+		// init's other threads too, before the command exists: from its
+		// first instruction it never sees an init holding more than it was
+		// given (plus the two ids switch, when there is one). They drop
+		// the rest once it runs.
+		if err := limitAllThreads(keep, extra); err != nil {
 			done <- result{err: err}
 			return
 		}

@@ -582,6 +582,16 @@ func toSysMap(ms []userns.Mapping) []syscall.SysProcIDMap {
 
 // writeMaps runs newuidmap and newgidmap for pid, side by side.
 func writeMaps(ctx context.Context, plan *Plan, pid int) error {
+	// newgidmap allows setgroups(2) inside, which would let a process drop
+	// your supplementary groups, and with them a file's deny-by-group
+	// permissions. Unless the sandbox needs it (an image user's groups, or
+	// a root that package managers make drop its groups), deny it first:
+	// the kernel then keeps your groups attached whatever runs inside.
+	if !needsSetgroups(plan) {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/setgroups", pid), []byte("deny"), 0); err != nil {
+			return fmt.Errorf("denying setgroups in the sandbox: %w", err)
+		}
+	}
 	errs := make(chan error, 2)
 	go func() { errs <- userns.WriteWithHelper(ctx, plan.NewUIDMap, pid, plan.UIDMap) }()
 	go func() { errs <- userns.WriteWithHelper(ctx, plan.NewGIDMap, pid, plan.GIDMap) }()
@@ -591,6 +601,18 @@ func writeMaps(ctx context.Context, plan *Plan, pid int) error {
 			"check your /etc/subuid and /etc/subgid entries (hutch doctor), or run with --idmap single")
 	}
 	return nil
+}
+
+// needsSetgroups reports whether anything inside may call setgroups(2):
+// init, to give an image user its supplementary groups, or a command
+// holding CAP_SETGID (root inside).
+func needsSetgroups(plan *Plan) bool {
+	for _, c := range plan.Caps {
+		if c == "CAP_SETGID" {
+			return true
+		}
+	}
+	return len(plan.Groups) > 0
 }
 
 // startError explains a failure to create the namespaces.

@@ -98,7 +98,17 @@ func (o *overlayInit) runStage2(cfg *initConfig, status *os.File, sigs chan os.S
 		unix.Kill(st.pid, unix.SIGKILL)
 		return fail(fmt.Errorf("sending %s its config: %w", Stage2Name, err))
 	}
-	dropAllCaps()
+	// init never pivoted: its /proc is the host's. A cgo build finds init's
+	// threads under /proc/<getpid()>/task, so give init a /proc of its own
+	// pid namespace first (stage2 has its own mount namespace already).
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		unix.Kill(-1, unix.SIGKILL)
+		return fail(fmt.Errorf("mounting init's /proc: %w", err))
+	}
+	if err := dropAllCaps(); err != nil {
+		unix.Kill(-1, unix.SIGKILL)
+		return fail(err)
+	}
 	// Every other child of init here is a fuse-overlayfs daemon (stage2
 	// reaps the command's orphans): when one dies, the command's files
 	// are gone, and the supervisor must end the sandbox.
@@ -145,6 +155,9 @@ func Stage2Main() int {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fail(err)
 	}
+	if err := nonDumpable(Stage2Name); err != nil {
+		return fail(err)
+	}
 	tm := &timing{origin: cfg.TimingOrigin, who: "stage2", w: os.Stderr}
 	tm.mark("config read")
 	// Nothing mounted here may propagate back into init's namespace.
@@ -170,7 +183,10 @@ func Stage2Main() int {
 	}
 	tm.mark("command forked")
 	sendStatus(status, statusMsg{Started: pid}, -1)
-	dropAllCaps()
+	if err := dropAllCaps(); err != nil {
+		unix.Kill(-1, unix.SIGKILL)
+		return fail(err)
+	}
 	ex := reap(pid, sigs)
 	json.NewEncoder(exitPipe).Encode(stage2Exit{Exit: &ex})
 	return ex.Code

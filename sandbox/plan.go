@@ -681,8 +681,12 @@ func depth(p string) int {
 }
 
 // secretEnvPatterns name variables that usually hold credentials; globs
-// never pass them, only an exact name in env.keep does.
-var secretEnvPatterns = []string{"*_TOKEN", "*_SECRET", "*_SECRET_*", "*_PASSWORD", "*_PASSWD", "*_KEY", "*_API_KEY", "AWS_*", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "*_CREDENTIALS", "NPM_CONFIG__AUTH*"}
+// never pass them, only an exact name in env.keep does. They are matched
+// against the name in upper case: npm reads npm_config__auth and
+// NPM_CONFIG__AUTH alike, and a lower-case my_token is no less a secret.
+// "NPM_CONFIG_*:_AUTH*" is npm's per-registry form,
+// npm_config_//registry.example/:_authToken.
+var secretEnvPatterns = []string{"*_TOKEN", "*_SECRET", "*_SECRET_*", "*_PASSWORD", "*_PASSWD", "*_KEY", "*_API_KEY", "AWS_*", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "*_CREDENTIALS", "NPM_CONFIG__AUTH*", "NPM_CONFIG_*:_AUTH*"}
 
 // SecretPaths lists, relative to home, the paths hutch always masks.
 func SecretPaths() []string { return append([]string(nil), secretPaths...) }
@@ -692,6 +696,8 @@ func SecretPaths() []string { return append([]string(nil), secretPaths...) }
 func SecretEnv(name string) bool { return secretEnv(name) }
 
 func secretEnv(name string) bool {
+	// path.Match's * stops at '/', which npm's per-registry names hold.
+	name = strings.ReplaceAll(strings.ToUpper(name), "/", "_")
 	for _, p := range secretEnvPatterns {
 		if ok, _ := path.Match(p, name); ok {
 			return true

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +304,52 @@ func TestFilterBytesRoundTrip(t *testing.T) {
 	}
 	if bytesFilter([]byte{1, 2, 3}) != nil {
 		t.Error("a truncated program was accepted")
+	}
+}
+
+// TestSecretEnvAnyCase: a secret-looking name is secret in any case, as
+// the tools reading it see it (npm reads npm_config__auth and
+// NPM_CONFIG__AUTH alike), and a glob in env.keep never passes it. The npm
+// profile keeps npm_config_* and NPM_CONFIG_*.
+func TestSecretEnvAnyCase(t *testing.T) {
+	secret := []string{"NPM_CONFIG__AUTH", "npm_config__auth", "npm_config__authToken", "Npm_Config__AuthToken",
+		"npm_config_//registry.npmjs.org/:_authToken", "npm_config_//r.example/:_auth", "npm_config__password",
+		"npm_config_//r.example/:_password", "github_token", "aws_secret_access_key", "ssh_auth_sock"}
+	plain := []string{"npm_config_registry", "NPM_CONFIG_CACHE", "npm_config_fund", "PATH"}
+	host := testHost()
+	host.Env = nil
+	for _, n := range append(append([]string(nil), secret...), plain...) {
+		host.Env = append(host.Env, n+"=v")
+	}
+	spec := Spec{Args: []string{"true"}, Env: Env{Keep: []string{"npm_config_*", "NPM_CONFIG_*", "*"}}}
+	plan, err := NewPlan(spec, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := map[string]bool{}
+	for _, kv := range plan.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		passed[k] = true
+	}
+	for _, n := range secret {
+		if !SecretEnv(n) {
+			t.Errorf("SecretEnv(%q) = false", n)
+		}
+		if passed[n] {
+			t.Errorf("ESCAPED: %s passed through a glob", n)
+		}
+	}
+	for _, n := range plain {
+		if SecretEnv(n) || !passed[n] {
+			t.Errorf("%s: secret=%v passed=%v, want a plain variable that passes", n, SecretEnv(n), passed[n])
+		}
+	}
+	// Named exactly, in its own case, a secret passes (your own choice).
+	spec.Env.Keep = []string{"npm_config__authToken"}
+	if plan, err = NewPlan(spec, host); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(plan.Env, "npm_config__authToken=v") {
+		t.Errorf("env.keep naming npm_config__authToken exactly does not pass it: %q", plan.Env)
 	}
 }

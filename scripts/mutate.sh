@@ -74,6 +74,10 @@ apply-symlink-out    ./sandbox/layers   TestApply
 apply-follow         ./sandbox/layers   TestApply
 apply-runlater       ./cmd/hutch        TestScripts/overlay_runlater
 trust-filesystem.git      ./profiles    TestTrust$
+trust-filesystem.tmpfs    ./profiles    TestTrust$
+trust-process.user        ./profiles    TestTrust$
+trust-filesystem.hide     ./profiles    TestTrust$
+trust-filesystem.sockets  ./profiles    TestTrust$
 trust-process.dotfiles    ./profiles    TestTrust$
 trust-limits.tmpfs        ./profiles    TestTrust$
 trust-limits.inotify_instances ./profiles TestTrust$

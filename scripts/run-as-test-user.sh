@@ -5,7 +5,8 @@
 # gets its own copy, removed afterwards, so two runs do not collide. The
 # user has its own Go caches (kept between runs); HUTCH_TEST_STRICT,
 # HUTCH_TEST_CGROUP, HUTCH_TEST_CMD_TIMEOUT, CI, GOPROXY and GOFLAGS pass
-# through. Root only.
+# through. Builds are without cgo, as the Makefile builds hutch, unless
+# HUTCH_TEST_CGO=1 (make test-cgo). Root only.
 set -euo pipefail
 user=${HUTCH_TEST_USER:-hutchtest}
 if [ "$(id -u)" != 0 ]; then
@@ -36,7 +37,7 @@ runuser -u "$user" -- env -i \
 	GOPATH="$home/go" GOCACHE="$home/.cache/go-build" GOMODCACHE="$home/go/pkg/mod" \
 	GOPROXY="${GOPROXY:-$("$go" env GOPROXY 2>/dev/null || echo https://proxy.golang.org,direct)}" \
 	GOFLAGS="${GOFLAGS:-}" GOTOOLCHAIN=local \
-	HUTCH_TEST_STRICT="${HUTCH_TEST_STRICT:-}" CI="${CI:-}" TERM=dumb CGO_ENABLED=0 \
+	HUTCH_TEST_STRICT="${HUTCH_TEST_STRICT:-}" CI="${CI:-}" TERM=dumb HUTCH_TEST_CGO="${HUTCH_TEST_CGO:-}" CGO_ENABLED="${HUTCH_TEST_CGO:-0}" \
 	HUTCH_TEST_CGROUP="${HUTCH_TEST_CGROUP:-}" HUTCH_TEST_CMD_TIMEOUT="${HUTCH_TEST_CMD_TIMEOUT:-}" \
 	"$@" || status=$?
 exit "$status"

@@ -22,5 +22,17 @@ for f in /etc/subuid /etc/subgid; do
 		echo "$user:$start:65536" >> "$f"
 	fi
 done
+# A deny-by-group file: the user is in hutchdeny, and a file of that
+# group with mode 0604 is unreadable to it on the host (the group's bits
+# apply, not the others'). escape_privileges.txtar checks that it stays
+# unreadable in every sandbox; readable is its positive control.
+getent group hutchdeny >/dev/null || groupadd hutchdeny
+id -nG "$user" | tr ' ' '\n' | grep -qx hutchdeny || usermod -aG hutchdeny "$user"
+install -d -m 0755 -o root -g root /opt/hutch-test
+printf 'denied by group\n' > /opt/hutch-test/deny-by-group
+chown root:hutchdeny /opt/hutch-test/deny-by-group
+chmod 0604 /opt/hutch-test/deny-by-group
+printf 'readable\n' > /opt/hutch-test/readable
+chmod 0644 /opt/hutch-test/readable
 # What a systemd login would give: a private XDG_RUNTIME_DIR.
 install -d -m 0700 -o "$user" -g "$(id -g "$user")" "/run/user/$uid"

@@ -100,6 +100,8 @@ func condition(cond string) (bool, error) {
 			return false, fmt.Errorf("HUTCH_TEST_CGROUP=1, but this process has no delegated cgroup v2")
 		}
 		return ok, nil
+	case "denygroup":
+		reason = denyGroupReason()
 	default:
 		if prog, ok := cutPrefix(cond, "prog:"); ok {
 			if _, err := exec.LookPath(prog); err != nil {
@@ -229,4 +231,22 @@ func watchdog() {
 		fmt.Fprintf(os.Stderr, "hutch (test): %q ran longer than %v; killed so that a hang fails this test alone\n", os.Args[1:], limit)
 		os.Exit(125)
 	})
+}
+
+// denyByGroup is a file scripts/test-user.sh makes unreadable to the test
+// user through a group it is in (mode 0604, group hutchdeny).
+const denyByGroup = "/opt/hutch-test/deny-by-group"
+
+// denyGroupReason says why the deny-by-group check cannot run: the file is
+// missing, or the test user can read it (not in its group).
+func denyGroupReason() string {
+	f, err := os.Open(denyByGroup)
+	if err == nil {
+		f.Close()
+		return denyByGroup + " is readable: the test user is not in its group (run scripts/test-user.sh as root)"
+	}
+	if !errors.Is(err, os.ErrPermission) {
+		return fmt.Sprintf("%s: %v (run scripts/test-user.sh as root)", denyByGroup, err)
+	}
+	return ""
 }

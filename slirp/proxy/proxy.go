@@ -106,6 +106,13 @@ type Server struct {
 	Resolve map[string]string
 	// Dial connects upstream; nil uses a net.Dialer with a 30 s timeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// LookupIP resolves a name; nil uses the host's resolver. (Tests.)
+	LookupIP func(ctx context.Context, host string) ([]net.IP, error)
+
+	// The host's own addresses and the networks on its links, read once
+	// (net.InterfaceAddrs) when the first name is resolved.
+	localOnce sync.Once
+	localNets []*net.IPNet
 
 	mu      sync.Mutex
 	denials map[string]*Denial
@@ -265,14 +272,78 @@ func suggest(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-type refusedAddr struct{ host, ip string }
+type refusedAddr struct{ host, ip, what, fix string }
 
 func (e *refusedAddr) Error() string {
-	return fmt.Sprintf("%s resolves to %s, the host's own loopback or link-local range (set network.host_loopback = true to allow)", e.host, e.ip)
+	return fmt.Sprintf("%s resolves to %s, %s (%s)", e.host, e.ip, e.what, e.fix)
 }
 
-// dial resolves host on the host side and connects, refusing loopback and
-// link-local answers unless allowed.
+// refused decides whether ip, an answer for host, may be dialled: nil when
+// it may. An allowed name must not open the host's own services, nor its
+// neighbours': loopback only with host_loopback; the host's own addresses
+// (its interfaces, docker bridges), link-local and unique-local ones, and
+// private addresses on the host's own links only when network.allow names
+// that very address. Nothing is dialled before this says yes.
+func (s *Server) refused(host string, ip net.IP) error {
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4 // ::ffff:127.0.0.1 is 127.0.0.1
+	}
+	refuse := func(what string) error {
+		return &refusedAddr{host, ip.String(), what, fmt.Sprintf("add %q to network.allow to allow it", ip.String())}
+	}
+	switch {
+	case ip.IsLoopback():
+		if s.AllowLoopback {
+			return nil
+		}
+		return &refusedAddr{host, ip.String(), "the host's own loopback", "set network.host_loopback = true to allow"}
+	case ip.IsUnspecified() || ip[0] == 0 && len(ip) == net.IPv4len || ip.IsMulticast() || ip.Equal(net.IPv4bcast):
+		return &refusedAddr{host, ip.String(), "not an address to connect to", "never allowed"}
+	case s.named(ip):
+		return nil
+	case ip.IsLinkLocalUnicast():
+		return refuse("a link-local address")
+	case ip.IsPrivate() && len(ip) == net.IPv6len:
+		return refuse("a unique-local address")
+	}
+	s.localOnce.Do(s.readLocal)
+	for _, n := range s.localNets {
+		if n.IP.Equal(ip) {
+			return refuse("one of this host's own addresses")
+		}
+	}
+	for _, n := range s.localNets {
+		if ip.IsPrivate() && n.Contains(ip) {
+			return refuse("a private address on one of this host's own networks")
+		}
+	}
+	return nil
+}
+
+// named reports whether a network.allow entry names ip itself.
+func (s *Server) named(ip net.IP) bool {
+	for _, r := range s.Rules {
+		if a := net.ParseIP(r.Host); !r.Wildcard && a != nil && a.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) readLocal() {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if v4 := n.IP.To4(); v4 != nil {
+				n = &net.IPNet{IP: v4, Mask: n.Mask[len(n.Mask)-net.IPv4len:]}
+			}
+			s.localNets = append(s.localNets, n)
+		}
+	}
+}
+
+// dial resolves host on the host side and connects, refusing the answers
+// refused names.
 func (s *Server) dial(ctx context.Context, host string, port int) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -285,6 +356,11 @@ func (s *Server) dial(ctx context.Context, host string, port int) (net.Conn, err
 		ips = []net.IP{net.ParseIP(a)}
 	} else if ip := net.ParseIP(host); ip != nil {
 		ips = []net.IP{ip}
+	} else if s.LookupIP != nil {
+		var err error
+		if ips, err = s.LookupIP(ctx, host); err != nil {
+			return nil, fmt.Errorf("resolving %s: %w", host, err)
+		}
 	} else {
 		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 		if err != nil {
@@ -299,8 +375,8 @@ func (s *Server) dial(ctx context.Context, host string, port int) (net.Conn, err
 		if ip == nil {
 			continue
 		}
-		if !s.AllowLoopback && (ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()) {
-			lastErr = &refusedAddr{host, ip.String()}
+		if err := s.refused(host, ip); err != nil {
+			lastErr = err
 			continue
 		}
 		c, err := dial(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))

@@ -123,3 +123,125 @@ func TestProxyEndToEnd(t *testing.T) {
 		t.Errorf("denials: %+v", d)
 	}
 }
+
+// TestProxyRefusesLocalAddresses: an allowed name that resolves to one of
+// this host's own addresses (read from its interfaces), to a link-local or
+// unique-local address, or to a private address on the host's own links
+// is refused before anything is dialled, unless network.allow names that
+// address. A name resolving to an outside address is dialled (the dialler
+// records it and fails: no traffic leaves the test).
+func TestProxyRefusesLocalAddresses(t *testing.T) {
+	own, onLink := hostAddresses(t)
+	answers := map[string]string{
+		"own.test":          own.String(),
+		"own-mapped.test":   "::ffff:" + own.String(),
+		"link-local.test":   "169.254.169.254",
+		"link-local6.test":  "fe80::1",
+		"unique-local.test": "fd12:3456::1",
+		"loopback.test":     "127.0.0.53",
+		"zero.test":         "0.0.0.0",
+		"outside.test":      "203.0.113.7",
+	}
+	if own.To4() == nil {
+		answers["own-mapped.test"] = own.String()
+	}
+	if onLink != nil {
+		answers["neighbour.test"] = onLink.String()
+	}
+	var rules []string
+	for name := range answers {
+		rules = append(rules, name)
+	}
+	parsed, err := ParseAllow(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialled := map[string]bool{}
+	s := &Server{
+		Rules: parsed,
+		LookupIP: func(_ context.Context, host string) ([]net.IP, error) {
+			return []net.IP{net.ParseIP(answers[host])}, nil
+		},
+		Dial: func(_ context.Context, _, addr string) (net.Conn, error) {
+			h, _, _ := net.SplitHostPort(addr)
+			dialled[h] = true
+			return nil, fmt.Errorf("test: not dialling %s", addr)
+		},
+	}
+	for name, ip := range answers {
+		resp := connect(t, s, name)
+		want := name == "outside.test"
+		switch {
+		case want && resp.StatusCode != http.StatusBadGateway:
+			t.Errorf("%s (%s): status %d, want 502 from the test dialler", name, ip, resp.StatusCode)
+		case !want && resp.StatusCode != http.StatusForbidden:
+			t.Errorf("ESCAPED: %s (%s): status %d, want 403", name, ip, resp.StatusCode)
+		case !want && dialled[net.ParseIP(ip).String()]:
+			t.Errorf("ESCAPED: %s (%s) was dialled", name, ip)
+		}
+	}
+	if !dialled["203.0.113.7"] {
+		t.Errorf("the outside answer was not dialled: %v", dialled)
+	}
+	// The report says why.
+	found := false
+	for _, d := range s.Denials() {
+		if d.Host == "own.test" && strings.Contains(d.Reason, "this host's own addresses") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no denial says own.test is the host's own address: %+v", s.Denials())
+	}
+	// network.allow naming the address itself lets a name reach it.
+	if s.Rules, err = ParseAllow([]string{"own.test", own.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := connect(t, s, "own.test"); resp.StatusCode != http.StatusBadGateway || !dialled[own.String()] {
+		t.Errorf("own.test with %s allowed: status %d, dialled %v; want it dialled", own, resp.StatusCode, dialled)
+	}
+}
+
+// hostAddresses returns one of this host's non-loopback interface
+// addresses, and a private address on one of its links other than its
+// own (nil when it has no private network).
+func hostAddresses(t *testing.T) (own, onLink net.IP) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if own == nil || own.To4() == nil && n.IP.To4() != nil {
+			own = n.IP
+		}
+		if v4 := n.IP.To4(); v4 != nil && v4.IsPrivate() && onLink == nil {
+			other := append(net.IP(nil), v4...)
+			other[3] ^= 1 // a neighbour on the same network
+			if n.Contains(other) {
+				onLink = other
+			}
+		}
+	}
+	if own == nil {
+		t.Fatal("this host has no non-loopback address to test with")
+	}
+	return own, onLink
+}
+
+// connect sends CONNECT name:443 through s and returns its response.
+func connect(t *testing.T, s *Server, name string) *http.Response {
+	client, server := net.Pipe()
+	go s.handle(server)
+	defer client.Close()
+	fmt.Fprintf(client, "CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n", name, name)
+	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp
+}

@@ -426,6 +426,22 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 			}
 			l.Close()
 		}
+	case "init-caps":
+		// What PID 1 (hutch-init) holds beyond the command's own permitted
+		// set, while the command runs: anything is an escape, since init
+		// only waits by then. EPERM: it holds nothing more.
+		err = initCapsBeyondOurs()
+	case "no-new-privs":
+		// Whether exec could still gain privileges (setuid, file caps):
+		// EPERM when no_new_privs is set.
+		var nnp int
+		if nnp, err = unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil && nnp == 1 {
+			err = unix.EPERM
+		}
+	case "setgroups-drop":
+		// Drop every supplementary group (and with them a file's
+		// deny-by-group permissions), as root inside would.
+		err = unix.Setgroups(nil)
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
@@ -454,4 +470,47 @@ func ifDown(name string) error {
 	}
 	ifr.SetUint16(ifr.Uint16() &^ unix.IFF_UP)
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// initCapsBeyondOurs returns nil when /proc/1/status shows a capability in
+// init's permitted, effective or ambient set that our own permitted set
+// lacks, EPERM when there is none.
+func initCapsBeyondOurs() error {
+	caps := func(path string) (map[string]uint64, error) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]uint64{}
+		for _, l := range strings.Split(string(data), "\n") {
+			k, v, ok := strings.Cut(l, ":")
+			if !ok || !strings.HasPrefix(k, "Cap") {
+				continue
+			}
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", path, k, err)
+			}
+			out[k] = n
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%s shows no capabilities", path)
+		}
+		return out, nil
+	}
+	init1, err := caps("/proc/1/status")
+	if err != nil {
+		return err
+	}
+	self, err := caps("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{"CapPrm", "CapEff", "CapAmb"} {
+		if extra := init1[k] &^ self["CapPrm"]; extra != 0 {
+			fmt.Printf("init's %s holds %#x beyond ours (%#x)\n", k, extra, self["CapPrm"])
+			return nil
+		}
+	}
+	return unix.EPERM
 }
