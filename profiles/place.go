@@ -283,7 +283,7 @@ func (p *Profile) checkProject(errs *errList) {
 	switch {
 	case why == "":
 	case flag:
-		p.notes = append(p.notes, fmt.Sprintf("--project %s: %s; the command can reach them", dir, why))
+		p.notes = append(p.notes, fmt.Sprintf("--project %s: %s; hutch covers the sockets it finds there (filesystem.sockets lets one through)", dir, why))
 	case p.projectFound:
 		// A hutch.toml in a shared place asks for trust (Load, placeAsks).
 	default:

@@ -191,13 +191,16 @@ func TestEscapeSharedProject(t *testing.T) {
 	}
 
 	// Positive control through hutch itself: named on purpose with
-	// --project, /tmp is the project, with a note, and the attacks work.
-	// The refusal above is what stops them.
-	stdout, stderr, code := hutch("/tmp", append([]string{"run", "--project", "/tmp", "--"}, agentAttack...)...)
+	// --project, /tmp is the project, with a note, and the attacks work
+	// once the sockets are let through too (hutch covers a bind's sockets
+	// otherwise: TestEscapeProjectSockets). The refusal above is what
+	// stops them.
+	open := []string{"--socket", agentSock, "--socket", tmuxSock}
+	stdout, stderr, code := hutch("/tmp", append(append([]string{"run", "--project", "/tmp"}, open...), append([]string{"--"}, agentAttack...)...)...)
 	if code != 0 || !strings.Contains(stdout, fp) || !strings.Contains(stderr, "hutch: note: --project /tmp: ") {
 		t.Errorf("control: --project /tmp: want the key listed and a note, got %d:\n%s%s", code, stdout, stderr)
 	}
-	hutch("/tmp", append([]string{"run", "--project", "/tmp", "--"}, tmuxAttack...)...)
+	hutch("/tmp", append(append([]string{"run", "--project", "/tmp"}, open...), append([]string{"--"}, tmuxAttack...)...)...)
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("control: --project /tmp: tmux run-shell did not reach the server")
 	}
@@ -273,10 +276,12 @@ func TestEscapeRuntimeDirInHome(t *testing.T) {
 	}
 	// Positive controls: bound by its own path on purpose, the agent is
 	// reachable with the same probe, and lists its key.
-	if out, code := hutch("run", "--ro", run, "--", "./probe", "-want", "ok", "unix", sock); code != 0 || !strings.HasPrefix(out, "ok: ") {
+	// The socket is let through by name: a bind's sockets are covered
+	// otherwise (TestEscapeProjectSockets).
+	if out, code := hutch("run", "--ro", run, "--socket", sock, "--", "./probe", "-want", "ok", "unix", sock); code != 0 || !strings.HasPrefix(out, "ok: ") {
 		t.Fatalf("control: --ro %s: want the agent reached, got %d:\n%s", run, code, out)
 	}
-	if out, code := hutch("run", "--ro", run, "--", "env", "SSH_AUTH_SOCK="+sock, "ssh-add", "-l"); code != 0 || !strings.Contains(out, fp) {
+	if out, code := hutch("run", "--ro", run, "--socket", sock, "--", "env", "SSH_AUTH_SOCK="+sock, "ssh-add", "-l"); code != 0 || !strings.Contains(out, fp) {
 		t.Fatalf("control: --ro %s: want the key listed, got %d:\n%s", run, code, out)
 	}
 	for _, flags := range [][]string{{"--home", "ro"}, {"--ro", home}, {"--home", "overlay"}} {
