@@ -135,6 +135,9 @@ func (l *loader) parse(f *file) (map[string]*setting, []extendsRef) {
 		l.errs.add(e)
 		return nil, nil
 	}
+	if !l.checkText(f, raw) {
+		return nil, nil
+	}
 	vals := map[string]*setting{}
 	var refs []extendsRef
 	bad := func(key []string, raw, msg, tip string) {
