@@ -45,6 +45,8 @@ func escape(s string, backslash bool) string {
 			b.WriteString(strconv.FormatUint(uint64(s[i])|0x100, 16)[1:])
 		case r == '\\' && backslash:
 			b.WriteString(`\\`)
+		case !backslash && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
 		case Unsafe(r):
 			q := strconv.QuoteRuneToASCII(r)
 			b.WriteString(q[1 : len(q)-1])
@@ -56,14 +58,17 @@ func escape(s string, backslash bool) string {
 	return b.String()
 }
 
-// Line is Text that leaves backslashes alone: for a line hutch wrote
-// itself (an error message), where values are already quoted with
-// escapes, as the last guard against one that was not.
-func Line(s string) string {
-	if First(s) < 0 {
-		return s
+// Lines is Text that leaves backslashes, newlines and tabs alone: for a
+// message hutch wrote itself (an error, which may span lines), where values
+// are already quoted with escapes, as the last guard against one that was
+// not.
+func Lines(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 && s[i] != '\n' && s[i] != '\t' || s[i] >= 0x7f {
+			return escape(s, false)
+		}
 	}
-	return escape(s, false)
+	return s
 }
 
 // Quote is s in double quotes, escaped as by strconv.Quote, which also

@@ -35,10 +35,10 @@ func TestFirst(t *testing.T) {
 	}
 }
 
-func TestLine(t *testing.T) {
-	in := "hutch.toml:1:1: \"a\\nb\" then raw\nforged \u202e \xff"
-	want := `hutch.toml:1:1: "a\nb" then raw\nforged \u202e \xff`
-	if got := Line(in); got != want {
-		t.Errorf("Line(%q) = %s, want %s", in, got, want)
+func TestLines(t *testing.T) {
+	in := "hutch.toml:1:1: \"a\\nb\" then\n\tmore \x1b[2J \u202e \xff ✓"
+	want := "hutch.toml:1:1: \"a\\nb\" then\n\tmore \\x1b[2J \\u202e \\xff ✓"
+	if got := Lines(in); got != want {
+		t.Errorf("Lines(%q) = %q, want %q", in, got, want)
 	}
 }
