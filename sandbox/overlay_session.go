@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,17 +69,20 @@ func readMeta(dir string) (*sessionMeta, error) {
 		return nil, err
 	}
 	var m sessionMeta
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := wireUnmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, metaFile), err)
 	}
 	return &m, nil
 }
 
 func writeMeta(dir string, m *sessionMeta) error {
-	data, err := json.MarshalIndent(m, "", "  ")
+	data, err := wireMarshal(m)
 	if err != nil {
 		return err
 	}
+	var ind bytes.Buffer
+	json.Indent(&ind, data, "", "  ")
+	data = ind.Bytes()
 	tmp := filepath.Join(dir, "."+metaFile+".tmp")
 	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
 		return err
