@@ -192,7 +192,9 @@ func openRemote(ctx context.Context, ref name.Reference, opts PullOptions) (*sou
 			u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/blobs/" + d}
 			return u.String()
 		},
-		client: &http.Client{Transport: tr},
+		// guardTransport bounds and checks redirects, as it does for
+		// go-containerregistry's own clients.
+		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return nil }},
 	}, nil
 }
 
