@@ -248,3 +248,32 @@ func FuzzLoadBudget(f *testing.F) {
 		budget(t, data, 2*time.Second)
 	})
 }
+
+// TestFlagText: flags carrying profile values are held to the same rule
+// as the file (exit 2 in the CLI), except that a path may be any bytes.
+func TestFlagText(t *testing.T) {
+	w := newWorld(t, nil)
+	for _, tt := range []struct {
+		flag, key, value string
+		want             string // "" for accepted
+	}{
+		{"--env", "env.set", "A=x\x00y", `--env: the value "A=x\x00y": byte 3 is U+0000 (NUL)`},
+		{"--env", "env.set", "A\nB=1", `--env: the name "A\nB": byte 1 is U+000A (a newline)`},
+		{"--hostname", "process.hostname", "a\u202eb", `--hostname: the value "a\u202eb": byte 1 is U+202E, a bidirectional control`},
+		{"--allow", "network.allow", "x.test\x1b[2J", `--allow: the value "x.test\x1b[2J": byte 6 is U+001B, a control character`},
+		{"--hide", "filesystem.hide", "/tmp/sec\xff", ""},
+		{"--hide", "filesystem.hide", "/tmp/sec\n", `--hide: the value "/tmp/sec\n": byte 8 is U+000A (a newline)`},
+		{"--hostname", "process.hostname", "h\xff", `--hostname: the value "h\xff": byte 1 is not UTF-8`},
+		{"--env", "env.set", "A=tab\there", ""},
+	} {
+		p := w.load(w.opts())
+		err := p.SetFlag(tt.flag, tt.key, tt.value)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%s %q: %q, want %q", tt.flag, tt.value, got, tt.want)
+		}
+	}
+}
