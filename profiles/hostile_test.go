@@ -60,16 +60,16 @@ var hostileShapes = []hostileShape{
 	{"deep table header", func(n int) string { return repeatTo(n, "[a", ".b", "]\n") }, "a key more than 8 levels deep"},
 	{"header, inline and dotted depth", func(int) string { return "[a.b.c]\nd = { e.f = { g.h = { i = 1 } } }\n" },
 		"a key more than 8 levels deep"},
-	{"many keys", func(n int) string { return numbered(n, "", "k%d = 1\n") }, "more than 10000 keys and values"},
-	{"many tables", func(n int) string { return numbered(n, "", "[t%d]\n") }, "more than 10000 keys and values"},
-	{"arrays of tables", func(n int) string { return repeatTo(n, "", "[[a]]\n", "") }, "more than 10000 keys and values"},
-	{"big array", func(n int) string { return repeatTo(n, "a = [", "1,", "]") }, "more than 10000 keys and values"},
-	{"many keys in an inline table", func(n int) string { return numbered(n, "a = {", "k%d=1,") + "}" }, "more than 10000 keys and values"},
-	{"hide list", func(n int) string { return numbered(n, "[filesystem]\nhide = [", "\"/x%d\",") + "]" }, "more than 10000 keys and values"},
+	{"many keys", func(n int) string { return numbered(n, "", "k%d = 1\n") }, "more than 4096 keys and values"},
+	{"many tables", func(n int) string { return numbered(n, "", "[t%d]\n") }, "more than 4096 keys and values"},
+	{"arrays of tables", func(n int) string { return repeatTo(n, "", "[[a]]\n", "") }, "more than 4096 keys and values"},
+	{"big array", func(n int) string { return repeatTo(n, "a = [", "1,", "]") }, "more than 4096 keys and values"},
+	{"many keys in an inline table", func(n int) string { return numbered(n, "a = {", "k%d=1,") + "}" }, "more than 4096 keys and values"},
+	{"hide list", func(n int) string { return numbered(n, "[filesystem]\nhide = [", "\"/x%d\",") + "]" }, "more than 4096 keys and values"},
 	// Below the limits, the same shapes at their largest.
-	{"hide list at the limit", func(int) string { return hideList(9990) }, ""},
-	{"unknown keys at the limit", func(int) string { return lines(4990, "", "u%d = 1\n") }, ""},
-	{"env.set at the limit", func(int) string { return lines(4990, "[env.set]\n", "V%d = \"x\"\n") }, ""},
+	{"hide list at the limit", func(int) string { return hideList(4090) }, ""},
+	{"unknown keys at the limit", func(int) string { return lines(2040, "", "u%d = 1\n") }, ""},
+	{"env.set at the limit", func(int) string { return lines(2040, "[env.set]\n", "V%d = \"x\"\n") }, ""},
 	{"one long string", func(n int) string { return repeatTo(n, "[process]\nhostname = \"", "x", "\"\n") }, ""},
 	{"one long multi-line string", func(n int) string { return repeatTo(n, "[process]\nhostname = \"\"\"", "[{\"\n", "\"\"\"\n") }, ""},
 	{"comments", func(n int) string { return repeatTo(n, "", "# [[a]] {b = {c = \n", "") }, ""},
@@ -275,5 +275,21 @@ func TestFlagText(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s %q: %q, want %q", tt.flag, tt.value, got, tt.want)
 		}
+	}
+}
+
+// BenchmarkLoadHostile measures each hostile shape at the size cap: load
+// and check, then show (the numbers in docs/security.md).
+func BenchmarkLoadHostile(b *testing.B) {
+	for _, sh := range hostileShapes {
+		data := []byte(sh.gen(maxFileSize))
+		b.Run(strings.ReplaceAll(sh.name, " ", "_"), func(b *testing.B) {
+			dir := b.TempDir()
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				show, _ := loadAll(b, dir, data)
+				show()
+			}
+		})
 	}
 }

@@ -18,7 +18,7 @@ const (
 	// of the inline tables around it and its own dotted parts.
 	maxKeyDepth = 8
 	// maxItems bounds keys, [table] headers and values in one file.
-	maxItems = 10000
+	maxItems = 4096
 )
 
 // limitError is a limit crossed at a byte offset.
