@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sys/unix"
 )
 
 // A registry is a server hutch does not control. Every request to one (the
@@ -159,6 +165,59 @@ func checkContentRange(cr string, have, size int64) error {
 		if n, err := strconv.ParseInt(total, 10, 64); err != nil || n != size {
 			return bad
 		}
+	}
+	return nil
+}
+
+// fetch GETs the rest of blob d from *have on, appending it to f and h.
+// A registry that sends more than d.Size in all gets ErrBlobSize: the
+// manifest's size is the bound, not what the registry says.
+func (s *Store) fetch(ctx context.Context, so *source, d v1.Descriptor, f *os.File, h hash.Hash, have *int64, pr *progress, restart func()) error {
+	dg := d.Digest.String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, so.blobURL(dg), nil)
+	if err != nil {
+		return err
+	}
+	if *have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", *have))
+	}
+	resp, err := so.client.Do(req)
+	if err != nil {
+		return registryError(nameOf(so), err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && *have > 0:
+		if err := checkContentRange(resp.Header.Get("Content-Range"), *have, d.Size); err != nil {
+			return fmt.Errorf("%s: layer %s: %w", so.desc, short(dg), err)
+		}
+	case resp.StatusCode == http.StatusOK:
+		// The registry ignored the Range: start over.
+		if *have > 0 {
+			restart()
+		}
+	default:
+		return registryError(nameOf(so), transport.CheckError(resp, http.StatusOK, http.StatusPartialContent))
+	}
+	// One byte more than expected shows an oversized blob.
+	n, err := io.Copy(io.MultiWriter(f, h, countingWriter{pr}), io.LimitReader(resp.Body, d.Size-*have+1))
+	*have += n
+	switch {
+	case *have > d.Size:
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("%s: layer %s: %w: the registry sent more than the %d bytes it should be", so.desc, short(dg), ErrBlobSize, d.Size)
+	case err != nil && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)):
+		f.Close()
+		os.Remove(f.Name())
+		return storeError(err, s.Dir)
+	case err != nil && (errors.Is(err, ErrStalled) || errors.Is(err, ErrRedirect)):
+		return registryError(nameOf(so), err)
+	case err != nil:
+		// Kept: the next pull resumes from here.
+		return fmt.Errorf("%s: downloading layer %s: %w (pull again to resume)", so.desc, short(dg), err)
+	case *have < d.Size:
+		return fmt.Errorf("%s: downloading layer %s: the registry sent %d of %d bytes (pull again to resume)", so.desc, short(dg), *have, d.Size)
 	}
 	return nil
 }
