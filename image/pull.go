@@ -71,6 +71,9 @@ type PullOptions struct {
 	// Keychain resolves registry credentials; nil is ~/.docker/config.json
 	// and its credential helpers (authn.DefaultKeychain).
 	Keychain authn.Keychain
+	// Timeout is how long a registry may keep the pull waiting for an
+	// answer, or for the next bytes of one; 0 is DefaultTimeout.
+	Timeout time.Duration
 }
 
 // Progress is the state of a pull.
@@ -140,7 +143,13 @@ func (s *Store) Pull(ctx context.Context, src Source, opts PullOptions) (*Image,
 }
 
 func openRemote(ctx context.Context, ref name.Reference, opts PullOptions) (*source, error) {
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(opts.Keychain), remote.WithUserAgent("hutch")}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	guard := &guardTransport{inner: remote.DefaultTransport, timeout: timeout}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(opts.Keychain), remote.WithUserAgent("hutch"),
+		remote.WithTransport(guard)}
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
 		return nil, registryError(ref, err)
@@ -169,7 +178,7 @@ func openRemote(ctx context.Context, ref name.Reference, opts PullOptions) (*sou
 	if err != nil {
 		return nil, registryError(ref, err)
 	}
-	tr, err := transport.NewWithContext(ctx, ref.Context().Registry, auth, remote.DefaultTransport, []string{ref.Context().Scope(transport.PullScope)})
+	tr, err := transport.NewWithContext(ctx, ref.Context().Registry, auth, guard, []string{ref.Context().Scope(transport.PullScope)})
 	if err != nil {
 		return nil, registryError(ref, err)
 	}
@@ -182,7 +191,9 @@ func openRemote(ctx context.Context, ref name.Reference, opts PullOptions) (*sou
 			u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/blobs/" + d}
 			return u.String()
 		},
-		client: &http.Client{Transport: tr},
+		// guardTransport bounds and checks redirects, as it does for
+		// go-containerregistry's own clients.
+		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return nil }},
 	}, nil
 }
 
@@ -214,6 +225,14 @@ func registryError(ref name.Reference, err error) error {
 				"check the name and tag; private images also answer \"not found\" until you log in")
 		}
 		return fmt.Errorf("pulling %s from %s: %w", n, reg, err)
+	}
+	if errors.Is(err, ErrRedirect) || errors.Is(err, ErrStalled) {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // "Get URL: …" says nothing the message does not
+		}
+		return hinted(fmt.Errorf("pulling %s from %s: %w", n, reg, err),
+			"the registry misbehaved (docs/security.md, hostile registries); try again, or pull from another mirror")
 	}
 	var ne net.Error
 	var oe *net.OpError
@@ -790,53 +809,30 @@ func (s *Store) download(ctx context.Context, so *source, d v1.Descriptor, pr *p
 	if err != nil {
 		return "", err
 	}
-	if d.Size > 0 && have > d.Size {
+	if d.Size <= 0 {
+		return "", fmt.Errorf("%s: layer %s: %w: its manifest gives no size (%d)", so.desc, short(dg), ErrBlobSize, d.Size)
+	}
+	restart := func() {
+		pr.add(-have)
 		f.Truncate(0)
 		f.Seek(0, io.SeekStart)
 		h.Reset()
 		have = 0
 	}
 	pr.add(have)
-	if d.Size <= 0 || have < d.Size {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, so.blobURL(dg), nil)
+	if have > d.Size {
+		restart()
+	}
+	// Two tries: a resume the registry answers at the wrong offset starts
+	// over once.
+	for try := 0; have < d.Size; try++ {
+		err := s.fetch(ctx, so, d, f, h, &have, pr, restart)
+		if errors.Is(err, ErrContentRange) && try == 0 {
+			restart()
+			continue
+		}
 		if err != nil {
 			return "", err
-		}
-		if have > 0 {
-			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
-		}
-		resp, err := so.client.Do(req)
-		if err != nil {
-			return "", registryError(nameOf(so), err)
-		}
-		defer resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusPartialContent && have > 0:
-		case resp.StatusCode == http.StatusOK:
-			// The registry ignored the Range: start over.
-			if have > 0 {
-				pr.add(-have)
-				f.Truncate(0)
-				f.Seek(0, io.SeekStart)
-				h.Reset()
-				have = 0
-			}
-		default:
-			return "", registryError(nameOf(so), transport.CheckError(resp, http.StatusOK, http.StatusPartialContent))
-		}
-		limit := int64(1 << 62)
-		if d.Size > 0 {
-			limit = d.Size - have + 1 // one byte more than expected shows an oversized blob
-		}
-		_, err = io.Copy(io.MultiWriter(f, h, countingWriter{pr}), io.LimitReader(resp.Body, limit))
-		if err != nil {
-			if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
-				f.Close()
-				os.Remove(part)
-				return "", storeError(err, s.Dir)
-			}
-			// Kept: the next pull resumes from here.
-			return "", fmt.Errorf("%s: downloading layer %s: %w (pull again to resume)", so.desc, short(dg), err)
 		}
 	}
 	if err := f.Sync(); err != nil {

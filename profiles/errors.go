@@ -94,6 +94,22 @@ func (l *errList) add(e *Error) {
 	l.errs = append(l.errs, e)
 }
 
+// maxFileErrors bounds the errors reported for one file: a hostile
+// profile of thousands of unknown keys gets a screenful, not thousands
+// of suggestions.
+const maxFileErrors = 50
+
+// full reports whether file has as many errors as are worth reporting.
+func (l *errList) full(file string) bool {
+	n := 0
+	for _, e := range l.errs {
+		if e.File == file {
+			n++
+		}
+	}
+	return n >= maxFileErrors
+}
+
 func (l *errList) err() error {
 	if len(l.errs) == 0 {
 		return nil
@@ -118,6 +134,7 @@ const (
 	hintProfiles  = "`hutch profile list` shows the profiles you can name"
 	hintKeys      = "docs/profiles.md lists every key; `hutch profile show` prints the effective value of each"
 	hintConflicts = "keep one of them"
+	hintLimits    = "hutch refuses such a file before parsing it (docs/security.md); a profile's deepest key is env.set.NAME"
 )
 
 // suggest returns the candidate closest to s, or "" when none is close.

@@ -63,6 +63,15 @@ type file struct {
 	layer   int
 	x       expander
 	via     *Source // the extends element that brought it in
+	pos     *posIndex
+}
+
+// positions parses the file for positions, once.
+func (f *file) positions() *posIndex {
+	if f.pos == nil {
+		f.pos = newPosIndex(f.data)
+	}
+	return f.pos
 }
 
 func (f *file) source(key []string, raw string) Source {

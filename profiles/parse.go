@@ -79,15 +79,15 @@ func merge(dst map[string]*setting, vals map[string]*setting) {
 		}
 		switch {
 		case info.kind.isList():
+			// A set, not a scan per item: a hostile list of thousands
+			// would make this quadratic.
+			have := make(map[string]bool, len(d.items))
+			for _, it := range d.items {
+				have[it.Value] = true
+			}
 			for _, it := range v.items {
-				dup := false
-				for _, have := range d.items {
-					if have.Value == it.Value {
-						dup = true
-						break
-					}
-				}
-				if !dup {
+				if !have[it.Value] {
+					have[it.Value] = true
 					d.items = append(d.items, it)
 				}
 			}
@@ -114,6 +114,13 @@ type extendsRef struct {
 // parse decodes one file, checking keys, types and values. Errors go to
 // l.errs; what parsed cleanly is returned.
 func (l *loader) parse(f *file) (map[string]*setting, []extendsRef) {
+	var lim *limitError
+	if errors.As(prescan(f.data), &lim) {
+		e := &Error{File: f.label(), Msg: lim.msg, Tip: hintLimits}
+		e.Line, e.Col = lineCol(f.data, lim.off)
+		l.errs.add(e)
+		return nil, nil
+	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(f.data), &raw); err != nil {
 		var pe toml.ParseError
@@ -132,9 +139,15 @@ func (l *loader) parse(f *file) (map[string]*setting, []extendsRef) {
 		l.errs.add(e)
 		return nil, nil
 	}
+	if !l.checkText(f, raw) {
+		return nil, nil
+	}
 	vals := map[string]*setting{}
 	var refs []extendsRef
 	bad := func(key []string, raw, msg, tip string) {
+		if l.errs.full(f.label()) {
+			return
+		}
 		l.errs.add(f.source(key, raw).errorAt(strings.Join(key, "."), msg, tip))
 	}
 	for _, top := range sortedKeys(raw) {
@@ -144,6 +157,9 @@ func (l *loader) parse(f *file) (map[string]*setting, []extendsRef) {
 			continue
 		}
 		if !isSection(top) {
+			if l.errs.full(f.label()) {
+				continue // and spare the suggestion's cost
+			}
 			msg := fmt.Sprintf("unknown key %q", top)
 			if _, isTable := v.(map[string]any); isTable {
 				msg = fmt.Sprintf("unknown table [%s]", top)
@@ -161,6 +177,9 @@ func (l *loader) parse(f *file) (map[string]*setting, []extendsRef) {
 			key := top + "." + leaf
 			info := schemaByKey[key]
 			if info == nil {
+				if l.errs.full(f.label()) {
+					continue
+				}
 				bad([]string{top, leaf}, "", fmt.Sprintf("unknown key %q", key), unknownTip(key))
 				continue
 			}

@@ -65,20 +65,21 @@ func (s Source) Position() (line, col int) {
 	}
 	if !r.done {
 		r.done = true
-		off := valueOffset(r.f.data, r.key)
+		x := r.f.positions()
+		off := x.valueOffset(r.key)
 		for k := len(r.key) - 1; off < 0 && k > 0; k-- {
-			off = valueOffset(r.f.data, r.key[:k])
+			off = x.valueOffset(r.key[:k])
 		}
 		if off >= 0 {
 			switch {
 			case r.raw != "":
-				off = itemOffset(r.f.data, off, r.raw)
-			case !valueIsTable(r.f.data, r.key) && startsKey(r.f.data, off):
+				off = x.itemOffset(off, r.raw)
+			case !x.valueIsTable(r.key) && startsKey(r.f.data, off):
 				// An inline table's entries are located at their keys.
 			default:
 				off = keyOffset(r.f.data, off)
 			}
-			r.line, r.col = lineCol(r.f.data, off)
+			r.line, r.col = x.lineCol(off)
 		}
 	}
 	return r.line, r.col

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -22,6 +23,19 @@ func (p *Profile) SetFlag(flag, key string, values ...string) error {
 	}
 	src := Source{Kind: FromFlag, Name: flag, layer: layerFlags}
 	bad := func(msg, tip string) error { return &Error{Flag: flag, Key: key, Msg: msg, Tip: tip} }
+	for _, v := range values {
+		isPath := info.kind == kBinds || info.kind == kPaths || info.kind == kDir || info.kind == kSeccomp
+		name := ""
+		if info.kind == kEnvMap {
+			name, _, _ = strings.Cut(v, "=")
+		}
+		if p := textProblem(name, true, false); p != "" {
+			return bad(fmt.Sprintf("the name %s: %s", esc.Quote(name), p), hintText)
+		}
+		if p := textProblem(v, false, isPath); p != "" {
+			return bad(fmt.Sprintf("the value %s: %s", esc.Quote(v), p), hintText)
+		}
+	}
 	s := &setting{info: info, set: true, src: src}
 	x := expander{home: p.home, project: p.projectDir, dir: p.cwd}
 	flagPath := func(v string) (string, error) {

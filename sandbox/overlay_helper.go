@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,14 +77,16 @@ func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Res
 			"check your /etc/subuid and /etc/subgid entries (hutch doctor)")
 	}
 	// The request goes once the maps are in place: the helper waits for it.
-	json.NewEncoder(stdin).Encode(req)
+	if data, err := wireMarshal(req); err == nil {
+		stdin.Write(append(data, '\n'))
+	}
 	stdin.Close()
 	var reply *opReply
 	sc := bufio.NewScanner(msgR)
 	sc.Buffer(make([]byte, 1<<20), 256<<20)
 	for sc.Scan() {
 		var m helperMsg
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+		if err := wireUnmarshal(sc.Bytes(), &m); err != nil {
 			continue
 		}
 		if m.Progress != nil && progress != nil {
@@ -118,12 +119,17 @@ func LayersHelperMain() int {
 		fmt.Fprintln(os.Stderr, "hutch-layers: this is hutch's helper; run hutch instead")
 		return 125
 	}
-	enc := json.NewEncoder(out)
+	send := func(m helperMsg) {
+		if data, err := wireMarshal(m); err == nil {
+			out.Write(append(data, '\n'))
+		}
+	}
 	var req opRequest
-	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
+	line, err := bufio.NewReader(os.Stdin).ReadBytes('\n')
+	if err != nil && len(line) == 0 || wireUnmarshal(line, &req) != nil {
 		return 125
 	}
-	progress := func(r layers.Result) { enc.Encode(helperMsg{Progress: &r}) }
+	progress := func(r layers.Result) { send(helperMsg{Progress: &r}) }
 	reply, err := doOp(req, os.Stdout, progress)
 	if reply == nil {
 		reply = &opReply{}
@@ -140,6 +146,6 @@ func LayersHelperMain() int {
 		r := *reply.Report
 		reply.Report = &r
 	}
-	enc.Encode(helperMsg{Reply: reply})
+	send(helperMsg{Reply: reply})
 	return 0
 }

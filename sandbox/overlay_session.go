@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,18 +98,20 @@ func readMeta(dir string) (*sessionMeta, error) {
 		return nil, err
 	}
 	var m sessionMeta
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := wireUnmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, metaFile), err)
 	}
 	return &m, nil
 }
 
 func writeMeta(dir string, m *sessionMeta) error {
-	data, err := json.MarshalIndent(m, "", "  ")
+	data, err := wireMarshal(m)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, metaFile), append(data, '\n'))
+	var ind bytes.Buffer
+	json.Indent(&ind, data, "", "  ")
+	return writeFileAtomic(filepath.Join(dir, metaFile), append(ind.Bytes(), '\n'))
 }
 
 // writeFileAtomic replaces path with data through a temporary file, so a

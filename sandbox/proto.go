@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"unsafe"
@@ -13,7 +12,7 @@ import (
 // The supervisor and hutch-init talk over two channels (docs/internals.md):
 //
 //   - fd 3 in init, a pipe from the supervisor: one length-prefixed JSON
-//     initConfig, written after the id maps are in place. The supervisor
+//     initConfig (strings that are not UTF-8 as in wire.go), written after the id maps are in place. The supervisor
 //     keeps its end open for its whole life, so EOF tells init that the
 //     supervisor is gone.
 //   - fd 4 in init, a SOCK_SEQPACKET socket to the supervisor: one JSON
@@ -111,7 +110,7 @@ type exitInfo struct {
 }
 
 func writeFrame(w io.Writer, v any) error {
-	data, err := json.Marshal(v)
+	data, err := wireMarshal(v)
 	if err != nil {
 		return err
 	}
@@ -138,7 +137,7 @@ func readFrame(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, data); err != nil {
 		return err
 	}
-	return json.Unmarshal(data, v)
+	return wireUnmarshal(data, v)
 }
 
 // filterBytes and bytesFilter convert a BPF program to and from the raw

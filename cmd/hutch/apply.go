@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
 )
@@ -51,9 +52,10 @@ func applyCommand() *cli.Command {
 					carried++ // a file in a directory that went as a whole
 					return
 				}
-				line := fmt.Sprintf("%-8s %-12s %s", r.Outcome, r.Kind, r.Path)
+				// Names were made inside the sandbox; reasons quote them.
+				line := fmt.Sprintf("%-8s %-12s %s", r.Outcome, r.Kind, esc.Text(r.Path))
 				if r.Reason != "" {
-					line += ": " + r.Reason
+					line += ": " + esc.Lines(r.Reason)
 				}
 				fmt.Fprintln(w, line)
 			}})
@@ -66,9 +68,9 @@ func applyCommand() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "hutch: session %s has no changes to apply\n", s.Name)
 				return nil
 			}
-			fmt.Fprintf(c.App.ErrWriter, "hutch: applied %d of %d changes to %s\n", applied, total, s.Project())
+			fmt.Fprintf(c.App.ErrWriter, "hutch: applied %d of %d changes to %s\n", applied, total, esc.Text(s.Project()))
 			if rep.Stopped != "" {
-				fmt.Fprintf(c.App.ErrWriter, "hutch: error: apply stopped: %s; every file is either as it was or as the session has it\n", rep.Stopped)
+				fmt.Fprintf(c.App.ErrWriter, "hutch: error: apply stopped: %s; every file is either as it was or as the session has it\n", esc.Lines(rep.Stopped))
 			}
 			if applied < total {
 				if n := rep.Counts[layers.Held]; n > 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
 )
@@ -112,7 +113,7 @@ func writeStat(w io.Writer, cs []layers.Change) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	ins, del, later := 0, 0, 0
 	for _, c := range cs {
-		name := c.Path
+		name := esc.Text(c.Path) // made inside the sandbox
 		if (c.New != nil && c.New.Type == layers.TypeDir) || (c.New == nil && c.Old != nil && c.Old.Type == layers.TypeDir) {
 			name += "/"
 		}

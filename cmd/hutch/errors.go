@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -82,12 +83,12 @@ func report(stderr io.Writer, err error) int {
 	// Several errors (a profile's, or a Spec's) print one by one, each
 	// with its own hint.
 	for _, e := range leaves(err) {
-		fmt.Fprintf(stderr, "hutch: error: %s\n", e)
+		fmt.Fprintf(stderr, "hutch: error: %s\n", esc.Lines(e.Error()))
 		var h hinter
 		if errors.As(e, &h) {
 			for _, line := range strings.Split(strings.TrimSpace(h.Hint()), "\n") {
 				if line != "" {
-					fmt.Fprintf(stderr, "hutch: hint: %s\n", line)
+					fmt.Fprintf(stderr, "hutch: hint: %s\n", esc.Lines(line))
 				}
 			}
 		}

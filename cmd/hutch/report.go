@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
@@ -31,7 +32,8 @@ func reportDenials(c *cli.Context, ds []proxy.Denial) error {
 	w := c.App.ErrWriter
 	fmt.Fprintf(w, "hutch: the network proxy blocked %d destination(s):\n", len(ds))
 	for _, d := range ds {
-		fmt.Fprintf(w, "hutch:   %s:%d  (%d× %s) %s\n", d.Host, d.Port, d.Count, d.Method, d.Reason)
+		// Hostnames and methods are what the sandbox asked for.
+		fmt.Fprintf(w, "hutch:   %s:%d  (%d× %s) %s\n", esc.Text(d.Host), d.Port, d.Count, esc.Text(d.Method), esc.Lines(d.Reason))
 	}
 	fmt.Fprintf(w, "hutch: hint: to allow them, add to hutch.toml:\n")
 	fmt.Fprintf(w, "hutch: hint:   [network]\nhutch: hint:   allow = [")
@@ -43,7 +45,7 @@ func reportDenials(c *cli.Context, ds []proxy.Denial) error {
 		if d.Port != 80 && d.Port != 443 {
 			name += ":" + strconv.Itoa(d.Port)
 		}
-		fmt.Fprintf(w, "%q", name)
+		fmt.Fprint(w, esc.Quote(name))
 	}
 	fmt.Fprintln(w, "]")
 	return nil

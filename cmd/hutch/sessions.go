@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -59,7 +60,7 @@ func sessionsCommand() *cli.Command {
 				state := "idle"
 				switch {
 				case s.Error != "":
-					state = "error: " + s.Error
+					state = "error: " + esc.Lines(s.Error)
 				case s.InUse != 0:
 					state = fmt.Sprintf("in use by pid %d", s.InUse)
 				case s.Interrupted:
@@ -67,7 +68,7 @@ func sessionsCommand() *cli.Command {
 				case s.Stopped != "":
 					state = "idle (its last run was stopped: " + s.Stopped + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, project, s.Driver, humanSize(s.Size), age(s.Created), changes, state)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", esc.Text(s.Name), esc.Text(project), s.Driver, humanSize(s.Size), age(s.Created), changes, state)
 			}
 			return tw.Flush()
 		},

@@ -11,8 +11,10 @@
 // The [Registry] is go-containerregistry's pkg/registry behind a thin
 // handler that logs requests, can demand basic auth, understands open-ended
 // Range requests (which pkg/registry refuses, and which resuming clients
-// send) and can misbehave on purpose: serve a tampered blob ([Registry.Tamper])
-// or cut a download short ([Registry.Interrupt]).
+// send) and can misbehave on purpose: serve a tampered blob ([Registry.Tamper]),
+// cut a download short ([Registry.Interrupt]), or answer as a hostile
+// registry would: redirects, a wrong Content-Range, an endless body,
+// silence ([Registry.Hostile]).
 //
 // It is for tests only.
 package testimage
@@ -668,6 +670,7 @@ type Registry struct {
 	requests   []string
 	user, pass string
 	interrupt  map[string]int64 // digest → bytes to serve before cutting
+	hostile    map[string]Hostile
 }
 
 // StartRegistry serves a new, empty registry on a free port of 127.0.0.1.
@@ -681,6 +684,7 @@ func StartRegistry() (*Registry, error) {
 		Addr:      ln.Addr().String(),
 		blobs:     &blobStore{m: map[string][]byte{}, tampered: map[string]bool{}},
 		interrupt: map[string]int64{},
+		hostile:   map[string]Hostile{},
 	}
 	r.inner = registry.New(registry.Logger(quiet), registry.WithBlobHandler(r.blobs))
 	r.srv = &http.Server{Handler: r, ErrorLog: quiet}
@@ -784,6 +788,14 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	digest, isBlob := blobDigest(req.URL.Path)
+	if isBlob && req.Method == http.MethodGet {
+		r.mu.Lock()
+		h, hostile := r.hostile[digest]
+		r.mu.Unlock()
+		if hostile && r.serveHostile(w, req, h, digest) {
+			return
+		}
+	}
 	if isBlob && req.Method == http.MethodGet {
 		if size, ok := r.blobs.size(digest); ok {
 			if rg := req.Header.Get("Range"); rg != "" {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/hutch-sandbox/hutch/internal/esc"
 )
 
 // Files larger than this, or with NUL bytes, are "binary": their diff is
@@ -98,19 +100,24 @@ func gitMode(e *Entry) string {
 // WriteUnified writes changes as git diff --no-index does: a header per
 // path, mode lines, and a unified diff with 3 lines of context for text.
 // Directories show as mode lines only.
+//
+// Names and text come from inside the sandbox: both are printed with
+// esc.Text/esc.Lines, so an escape sequence in a file name or a line
+// cannot drive the terminal that reads the diff.
 func (l *Layer) WriteUnified(w io.Writer, changes []Change) error {
 	for i := range changes {
 		c := &changes[i]
+		name := esc.Text(c.Path)
 		if c.RunsLater != "" {
-			fmt.Fprintf(w, "! %s runs later on the host: %s\n", c.Path, c.RunsLater)
+			fmt.Fprintf(w, "! %s runs later on the host: %s\n", name, esc.Text(c.RunsLater))
 		}
 		if (c.Old != nil && c.Old.Type == TypeDir && c.Kind != TypeChanged) || (c.New != nil && c.New.Type == TypeDir && c.Kind != TypeChanged) {
 			if c.Kind == ModeChanged {
-				fmt.Fprintf(w, "diff --git a/%s/ b/%s/\nold mode %s\nnew mode %s\n", c.Path, c.Path, gitMode(c.Old), gitMode(c.New))
+				fmt.Fprintf(w, "diff --git a/%s/ b/%s/\nold mode %s\nnew mode %s\n", name, name, gitMode(c.Old), gitMode(c.New))
 			} else if c.Kind == Added {
-				fmt.Fprintf(w, "diff --git a/%s/ b/%s/\nnew directory mode %s\n", c.Path, c.Path, gitMode(c.New))
+				fmt.Fprintf(w, "diff --git a/%s/ b/%s/\nnew directory mode %s\n", name, name, gitMode(c.New))
 			} else if c.Kind == Deleted {
-				fmt.Fprintf(w, "diff --git a/%s/ b/%s/\ndeleted directory mode %s\n", c.Path, c.Path, gitMode(c.Old))
+				fmt.Fprintf(w, "diff --git a/%s/ b/%s/\ndeleted directory mode %s\n", name, name, gitMode(c.Old))
 			}
 			continue
 		}
@@ -125,7 +132,7 @@ func (l *Layer) WriteUnified(w io.Writer, changes []Change) error {
 			}
 			continue
 		}
-		fmt.Fprintf(w, "diff --git a/%s b/%s\n", c.Path, c.Path)
+		fmt.Fprintf(w, "diff --git a/%s b/%s\n", name, name)
 		switch c.Kind {
 		case Added:
 			fmt.Fprintf(w, "new file mode %s\n", gitMode(c.New))
@@ -148,7 +155,7 @@ func (l *Layer) WriteUnified(w io.Writer, changes []Change) error {
 		if err != nil {
 			return err
 		}
-		a, b := "a/"+c.Path, "b/"+c.Path
+		a, b := "a/"+name, "b/"+name
 		if c.Old == nil {
 			a = "/dev/null"
 		}
@@ -367,7 +374,7 @@ func writeHunks(w io.Writer, a, b []string) {
 		fmt.Fprintf(w, "@@ -%s +%s @@\n", hunkRange(oldLine, oldN), hunkRange(newLine, newN))
 		for _, op := range ops[start:stop] {
 			line := op.line
-			fmt.Fprintf(w, "%c%s", op.kind, line)
+			fmt.Fprintf(w, "%c%s", op.kind, esc.Lines(line))
 			if !strings.HasSuffix(line, "\n") {
 				fmt.Fprint(w, "\n\\ No newline at end of file\n")
 			}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hutch-sandbox/hutch/slirp/proxy"
+)
+
+// TestDenialReportEscapes: hostnames and methods in the denial report are
+// what the sandbox asked the proxy for, so they are printed escaped
+// (ESCAPED: a raw escape sequence, newline, bidi override or invalid UTF-8
+// on the terminal); the --report JSON keeps them exact.
+func TestDenialReportEscapes(t *testing.T) {
+	hosts := []string{"\x1b]0;pwned\x07.test", "\x1b[2J.test", "a\nhutch: hint: forged.test", "evil\u202etxt.test", "bad\xff\xfe.test"}
+	var ds []proxy.Denial
+	for _, h := range hosts {
+		ds = append(ds, proxy.Denial{Host: h, Port: 443, Method: "CONNECT\x1b[1m", Reason: "not in network.allow", Count: 1})
+	}
+	var out, errw strings.Builder
+	app := &cli.App{Writer: &out, ErrWriter: &errw}
+	set := flag.NewFlagSet("run", flag.ContinueOnError)
+	report := filepath.Join(t.TempDir(), "report.json")
+	set.String("report", report, "")
+	if err := reportDenials(cli.NewContext(app, set, nil), ds); err != nil {
+		t.Fatal(err)
+	}
+	got := errw.String()
+	for _, raw := range []string{"\x1b", "\x07", "\u202e", "\xff", "\nhutch: hint: forged"} {
+		if strings.Contains(got, raw) {
+			t.Errorf("ESCAPED: the report prints %q raw:\n%s", raw, got)
+		}
+	}
+	for _, want := range []string{`hutch:   \x1b]0;pwned\a.test:443  (1× CONNECT\x1b[1m) not in network.allow`,
+		`hutch:   a\nhutch: hint: forged.test:443`, `evil\u202etxt.test:443`, `bad\xff\xfe.test:443`, `"\x1b[2J.test"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %s:\n%s", want, got)
+		}
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct{ Blocked []proxy.Denial }
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range hosts[:4] {
+		if rep.Blocked[i].Host != h {
+			t.Errorf("JSON host %q, want %q", rep.Blocked[i].Host, h)
+		}
+	}
+}
