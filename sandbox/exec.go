@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +46,7 @@ const execInfoFile = "exec.json"
 
 func (s *runState) writeExecInfo(cfg *initConfig) {
 	info := execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Staged: cfg.Layers != nil && cfg.Layers.Driver == OverlayFuse}
-	data, err := json.Marshal(info)
+	data, err := wireMarshal(info) // paths are bytes: wire.go
 	if err != nil {
 		return
 	}
@@ -102,7 +101,7 @@ func Exec(ctx context.Context, stateRoot string, opts ExecOptions, stdio Stdio) 
 		return 0, fmt.Errorf("sandbox %s is still starting, or was started by an older hutch: %w", run.ID, err)
 	}
 	var info execInfo
-	if err := json.Unmarshal(data, &info); err != nil || info.Plan == nil {
+	if err := wireUnmarshal(data, &info); err != nil || info.Plan == nil {
 		return 0, fmt.Errorf("sandbox %s: reading %s: %v", run.ID, execInfoFile, err)
 	}
 	cfg := execConfig(info, opts, stdio)
