@@ -86,6 +86,8 @@ func TestNetProxy(t *testing.T) {
 		"curl -sS -m 10 http://allowed.test:" + pport + "/pkg; echo",
 		"curl -sS -k -m 10 https://allowed.test:" + tport + "/secure; echo",
 		"curl -sS -m 10 -o /dev/null -w 'denied=%{http_code}\\n' http://denied.test/",
+		// The same host on 443: one entry in the suggested allow line.
+		"curl -sS -k -m 10 -o /dev/null https://denied.test/ 2>/dev/null",
 		"curl -sS -m 10 -o /dev/null -w 'wrongport=%{http_code}\\n' http://allowed.test:1/",
 		"./probe -want ECONNREFUSED get 127.0.0.1:" + pport,
 	}, "; ")
@@ -96,7 +98,8 @@ func TestNetProxy(t *testing.T) {
 		"--report", report, "--", "sh", "-c", script)
 	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=allowed.test=127.0.0.1")
 	out := runOut(t, cmd)
-	for _, want := range []string{"plain hello /pkg", "tls hello /secure", "denied=403", "wrongport=403", "blocked: get: ECONNREFUSED", "hutch: the network proxy blocked 2 destination(s)", `allow = ["denied.test", "allowed.test:1"]`} {
+	for _, want := range []string{"plain hello /pkg", "tls hello /secure", "denied=403", "wrongport=403", "blocked: get: ECONNREFUSED", "hutch: the network proxy blocked 3 destination(s)", `allow = ["denied.test", "allowed.test:1"]`,
+		"hutch: hint: to allow them for this run: hutch run --allow"} {
 		if !strings.Contains(out, want) && !strings.Contains(out, strings.Replace(want, `"denied.test", "allowed.test:1"`, `"allowed.test:1", "denied.test"`, 1)) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -345,5 +348,24 @@ func serveInside(t *testing.T, args ...string) {
 	})
 	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "listening\n" {
 		t.Fatalf("server inside did not start: %q", line)
+	}
+}
+
+// TestNetProxyHintNamesProject: with a hutch.toml in the project, the
+// suggested allow line is for that file, by its name.
+func TestNetProxyHintNamesProject(t *testing.T) {
+	testenv.RequireUserNS(t)
+	cmd := probeCmd(t, "run", "--trust", "--", "curl", "-sS", "-m", "10", "-o", "/dev/null", "http://denied.test/")
+	if err := os.WriteFile(filepath.Join(cmd.Dir, "hutch.toml"), []byte("[network]\nmode = \"proxy\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := cmd.CombinedOutput()
+	for _, want := range []string{"hutch: hint: to allow them, add to hutch.toml:", `allow = ["denied.test"]`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "--allow") {
+		t.Errorf("with a hutch.toml, the hint names the file, not --allow:\n%s", out)
 	}
 }

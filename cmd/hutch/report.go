@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/internal/esc"
+	"github.com/hutch-sandbox/hutch/profiles"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
@@ -35,18 +38,41 @@ func reportDenials(c *cli.Context, ds []proxy.Denial) error {
 		// Hostnames and methods are what the sandbox asked for.
 		fmt.Fprintf(w, "hutch:   %s:%d  (%d× %s) %s\n", esc.Text(d.Host), d.Port, d.Count, esc.Text(d.Method), esc.Lines(d.Reason))
 	}
-	fmt.Fprintf(w, "hutch: hint: to allow them, add to hutch.toml:\n")
-	fmt.Fprintf(w, "hutch: hint:   [network]\nhutch: hint:   allow = [")
-	for i, d := range ds {
-		if i > 0 {
-			fmt.Fprint(w, ", ")
-		}
+	// One entry a destination: a host blocked on 80 and on 443 is one name.
+	var names []string
+	seen := map[string]bool{}
+	for _, d := range ds {
 		name := d.Host
 		if d.Port != 80 && d.Port != 443 {
 			name += ":" + strconv.Itoa(d.Port)
 		}
-		fmt.Fprint(w, esc.Quote(name))
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, esc.Quote(name))
+		}
 	}
-	fmt.Fprintln(w, "]")
+	// Where the line goes: the project's hutch.toml when it has one, else
+	// --allow for this run (a hutch.toml keeps it).
+	home, _ := os.UserHomeDir()
+	wd, _ := os.Getwd()
+	if file, err := profiles.Discover(wd, home); err == nil && file != "" {
+		fmt.Fprintf(w, "hutch: hint: to allow them, add to %s:\n", esc.Text(displayFile(file, wd)))
+		fmt.Fprintf(w, "hutch: hint:   [network]\nhutch: hint:   allow = [%s]\n", strings.Join(names, ", "))
+		return nil
+	}
+	fmt.Fprintf(w, "hutch: hint: to allow them for this run: hutch run")
+	for _, n := range names {
+		fmt.Fprintf(w, " --allow %s", n)
+	}
+	fmt.Fprintf(w, " …\nhutch: hint: to keep them, write a hutch.toml here (hutch init) with:\n")
+	fmt.Fprintf(w, "hutch: hint:   [network]\nhutch: hint:   allow = [%s]\n", strings.Join(names, ", "))
 	return nil
+}
+
+// displayFile is file relative to dir when beneath it.
+func displayFile(file, dir string) string {
+	if rel, err := filepath.Rel(dir, file); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return file
 }
