@@ -119,6 +119,7 @@ func InitMain() int {
 		return fail(err)
 	}
 	ex := reap(pid, sigs)
+	ex.Home = homeWrites(plan)
 	sendStatus(status, statusMsg{Exit: &ex}, -1)
 	return ex.Code
 }

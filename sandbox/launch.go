@@ -54,6 +54,9 @@ type Result struct {
 	TimedOut bool
 	// Denials are the requests the allowlist proxy refused.
 	Denials []proxy.Denial
+	// HomeWrites is what the command left in a temporary home, lost with
+	// it; nil when nothing was (or the home is not temporary).
+	HomeWrites *HomeWrites
 }
 
 var cloneFlags = map[string]uintptr{
@@ -356,7 +359,7 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 				s.tm.mark("command started")
 			case r.msg.Exit != nil:
 				s.tm.mark("command exited")
-				res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal}
+				res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal, HomeWrites: r.msg.Exit.Home}
 			}
 		case sig := <-sigs:
 			switch sig {
@@ -406,7 +409,7 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 	// Collect what init sent before it exited.
 	for r := range drain(msgs) {
 		if r.msg.Exit != nil && res == nil {
-			res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal}
+			res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal, HomeWrites: r.msg.Exit.Home}
 		}
 		if r.msg.Error != nil && initErr == nil {
 			initErr = r.msg.Error.toError()

@@ -188,6 +188,7 @@ func Stage2Main() int {
 		return fail(err)
 	}
 	ex := reap(pid, sigs)
+	ex.Home = homeWrites(cfg.Plan)
 	json.NewEncoder(exitPipe).Encode(stage2Exit{Exit: &ex})
 	return ex.Code
 }

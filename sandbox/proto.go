@@ -107,6 +107,8 @@ type initError struct {
 type exitInfo struct {
 	Code   int `json:"code"`
 	Signal int `json:"signal,omitempty"`
+	// Home is what the command left in a temporary home (homewrites.go).
+	Home *HomeWrites `json:"home,omitempty"`
 }
 
 func writeFrame(w io.Writer, v any) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/profiles"
+	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
@@ -75,4 +76,30 @@ func displayFile(file, dir string) string {
 		return rel
 	}
 	return file
+}
+
+// reportHomeWrites says, once, what the command wrote to its temporary
+// home: it is gone with the sandbox, and a tool that printed "installed
+// to ~/go/bin/tomlv" gave no hint of that.
+func reportHomeWrites(c *cli.Context, w *sandbox.HomeWrites) {
+	if w == nil || w.Count == 0 {
+		return
+	}
+	var names []string
+	for _, p := range w.Paths {
+		names = append(names, "~/"+esc.Text(p))
+	}
+	if w.Count > len(w.Paths) || w.More {
+		names = append(names, "…")
+	}
+	count := strconv.Itoa(w.Count)
+	if w.More {
+		count = "more than " + count
+	}
+	what, were := "files", "were"
+	if w.Count == 1 && !w.More {
+		what, were = "file", "was"
+	}
+	fmt.Fprintf(c.App.ErrWriter, "hutch: %s %s written to the temporary home %s discarded (%s); keep them with home = \"overlay\" and --keep NAME, or bind their directory with --rw\n",
+		count, what, were, strings.Join(names, ", "))
 }

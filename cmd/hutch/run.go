@@ -126,6 +126,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	if err := reportDenials(c, res.Denials); err != nil {
 		return err
 	}
+	reportHomeWrites(c, res.HomeWrites)
 	if res.ExitCode != 0 {
 		return &exitStatus{code: res.ExitCode}
 	}
