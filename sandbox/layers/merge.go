@@ -202,12 +202,14 @@ func writeLinesNL(w *bytes.Buffer, ls []string) {
 // mergeable says why --merge cannot merge c over the host entry, or "".
 func mergeable(c Change, host *unix.Stat_t, base Stamp, inBase bool) string {
 	switch {
-	case c.Kind != Modified || c.New == nil || c.New.Type != TypeFile || c.Old == nil || c.Old.Type != TypeFile:
-		return "only a modified file's content can be merged"
 	case host == nil:
 		return "deleted on the host since the session began"
-	case host.Mode&unix.S_IFMT != unix.S_IFREG || !inBase || base.Type != TypeFile:
+	case host.Mode&unix.S_IFMT != unix.S_IFREG && inBase && base.Type == TypeFile:
 		return "its type changed on the host since the session began"
+	case c.Kind != Modified || c.New == nil || c.New.Type != TypeFile || c.Old == nil || c.Old.Type != TypeFile:
+		return "only a modified file's content can be merged"
+	case host.Mode&unix.S_IFMT != unix.S_IFREG || !inBase || base.Type != TypeFile:
+		return "it was no file as the session began"
 	}
 	return ""
 }
