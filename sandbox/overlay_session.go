@@ -44,6 +44,9 @@ type sessionMeta struct {
 	// Lowers lists a layer's lower directories, top first, when it has
 	// several (an image's layers).
 	Lowers map[string][]string `json:"lowers,omitempty"`
+	// Scaffold lists, per layer, the mount points hutch made in it
+	// (session_scaffold.go).
+	Scaffold map[string][]string `json:"scaffold,omitempty"`
 	// The id maps of the runs: files in the upper layers may belong to any
 	// id in them, and hutch reads and removes them inside a user namespace
 	// with the same maps when they do not all belong to you.
@@ -230,6 +233,7 @@ func openRunLayers(ctx context.Context, plan *Plan, opts LaunchOptions) (*runLay
 		if err := r.prepareLayer(m); err != nil {
 			return fail(err)
 		}
+		r.recordScaffold(m)
 	}
 	now := time.Now()
 	r.meta.Project = lp.Project
@@ -800,6 +804,8 @@ type opRequest struct {
 	Exclude []string `json:"exclude,omitempty"`
 	// Merge: apply merges conflicting text files (ApplyOptions.Merge).
 	Merge bool `json:"merge,omitempty"`
+	// Scaffold: mount points hutch made in the layer (dropScaffold).
+	Scaffold []string `json:"scaffold,omitempty"`
 }
 
 type opReply struct {
@@ -817,6 +823,7 @@ func (s *Session) op(req opRequest, w io.Writer, progress func(layers.Result)) (
 	}
 	req.Dir, req.Lower, req.Driver = s.dir, s.meta.Layers[req.Layer], s.meta.Driver
 	req.Lowers = s.meta.Lowers[req.Layer]
+	req.Scaffold = s.meta.Scaffold[req.Layer]
 	if s.meta.MapHelpers && foreign(filepath.Join(s.dir, "layers", req.Layer, "upper")) {
 		return s.viaHelper(req, w, progress)
 	}
@@ -857,7 +864,7 @@ func doOp(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, e
 	if err != nil {
 		return nil, err
 	}
-	cs = layers.Exclude(layers.Select(cs, req.Paths), req.Exclude)
+	cs = layers.Exclude(layers.Select(dropScaffold(cs, req.Scaffold), req.Paths), req.Exclude)
 	if req.Layer == LayerProject {
 		layers.MarkRunsLater(cs)
 	}
