@@ -19,7 +19,7 @@ func sessionsCommand() *cli.Command {
 		// A session may be called "h" or "help": no help subcommand.
 		HideHelpCommand: true,
 		Usage:           "list kept sessions",
-		UsageText:       "hutch sessions [--json]\n   hutch sessions prune [--older-than D] [--dry-run]",
+		UsageText:       "hutch sessions [--json]\nhutch sessions prune [--older-than D] [--dry-run]",
 		Flags:           []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Subcommands:     []*cli.Command{sessionsPruneCommand()},
 		Action: func(c *cli.Context) error {
