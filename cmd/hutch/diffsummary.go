@@ -17,7 +17,7 @@ import (
 // holds more than groupOver of them are one line
 // (`node_modules/ | 20,441 added`); --verbose prints every path. Paths
 // the host runs later, and apply's outcomes other than applied, are
-// always shown one by one.
+// always shown one by one (a merge too).
 const (
 	summarizeOver = 100
 	groupOver     = 20
@@ -210,7 +210,7 @@ func (p *applyPrinter) result(r layers.Result) {
 	if r.Under != "" {
 		return // carried by its directory's own change
 	}
-	if g := groupOf(r.Path, p.dirs[r.Path]); p.fold[g] && (r.Outcome == layers.Applied || r.Outcome == layers.Merged) && r.Reason == "" {
+	if g := groupOf(r.Path, p.dirs[r.Path]); p.fold[g] && r.Outcome == layers.Applied && r.Reason == "" {
 		p.groups.add(g, r.Kind)
 		return
 	}
