@@ -45,6 +45,9 @@ type sessionMeta struct {
 	// Lowers lists a layer's lower directories, top first, when it has
 	// several (an image's layers).
 	Lowers map[string][]string `json:"lowers,omitempty"`
+	// Scaffold lists, per layer, the mount points hutch made in it
+	// (session_scaffold.go).
+	Scaffold map[string][]string `json:"scaffold,omitempty"`
 	// The id maps of the runs: files in the upper layers may belong to any
 	// id in them, and hutch reads and removes them inside a user namespace
 	// with the same maps when they do not all belong to you.
@@ -269,7 +272,9 @@ func openRunLayers(ctx context.Context, plan *Plan, opts LaunchOptions) (*runLay
 	collectStaleRuns(lp.Dir)
 	var err error
 	if r.name != "" {
-		r.dir = filepath.Join(lp.Dir, r.name)
+		if r.dir, err = runSessionDir(lp.Dir, lp.Project, r.name); err != nil {
+			return nil, err
+		}
 		if err := os.Mkdir(r.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, err
 		}
@@ -319,6 +324,7 @@ func openRunLayers(ctx context.Context, plan *Plan, opts LaunchOptions) (*runLay
 		if err := r.prepareLayer(m); err != nil {
 			return fail(err)
 		}
+		r.recordScaffold(m)
 	}
 	now := time.Now()
 	r.meta.Project = lp.Project
@@ -506,32 +512,8 @@ func (r *runLayers) finish(w io.Writer, ran bool) {
 		}
 		r.baseline = nil
 	}
-	if ran && r.lp.Project != "" {
-		s := &Session{Name: r.name, dir: r.dir, meta: r.meta}
-		cs, err := s.Changes(LayerProject, nil)
-		switch {
-		case err != nil:
-			if r.warn != nil {
-				r.warn(fmt.Sprintf("counting the changes to %s: %v", r.lp.Project, err))
-			}
-		case len(cs) > 0:
-			where := displayDir(r.lp.Project)
-			later := 0
-			for _, c := range cs {
-				if c.RunsLater != "" {
-					later++
-				}
-			}
-			if r.name != "" && later > 0 {
-				where += fmt.Sprintf(" (%d the host runs later, which apply holds back)", later)
-			}
-			if r.name != "" {
-				fmt.Fprintf(w, "hutch: %s in %s — hutch diff %s | hutch apply %s | hutch discard %s\n",
-					layers.Count(cs), where, r.name, r.name, r.name)
-			} else {
-				fmt.Fprintf(w, "hutch: %s in %s, thrown away (hutch run --keep NAME keeps them)\n", layers.Count(cs), where)
-			}
-		}
+	if ran {
+		r.keepBase(r.summarize(w)) // session_counts.go, session_merge.go
 	}
 	if r.name != "" {
 		// First the mark, which needs no space: whatever happens next,
@@ -673,6 +655,8 @@ type SessionInfo struct {
 	Layers  []string       `json:"layers"`
 	Size    int64          `json:"size"` // bytes in the upper layers
 	Changes *layers.Counts `json:"changes,omitempty"`
+	// LayerChanges counts each layer that has changes, project first.
+	LayerChanges []LayerChanges `json:"layer_changes,omitempty"`
 	// InUse is the pid of the hutch using it.
 	InUse int `json:"in_use,omitempty"`
 	// Interrupted: its last run was killed before it ended.
@@ -680,6 +664,7 @@ type SessionInfo struct {
 	// Stopped says why hutch stopped its last run (a helper died).
 	Stopped string `json:"stopped,omitempty"`
 	Error   string `json:"error,omitempty"`
+	dir     string
 }
 
 // ErrNoSession is returned for a session that does not exist.
@@ -705,11 +690,15 @@ func OpenSession(name string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{Name: name, dir: filepath.Join(dir, name)}
-	if s.meta, err = readMeta(s.dir); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, withHint(fmt.Errorf("session %s: %w", name, ErrNoSession), "hutch sessions lists them")
-		}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	if r, err := filepath.EvalSymlinks(cwd); err == nil {
+		cwd = r
+	}
+	s := &Session{Name: name}
+	if s.dir, s.meta, err = findSession(dir, name, cwd); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -759,13 +748,10 @@ func SessionLowers() []string {
 	if err != nil {
 		return nil
 	}
-	ents, _ := os.ReadDir(dir)
+	dirs, _ := sessionDirs(dir)
 	var out []string
-	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		m, err := readMeta(filepath.Join(dir, e.Name()))
+	for _, d := range dirs {
+		m, err := readMeta(d)
 		if err != nil {
 			continue
 		}
@@ -781,20 +767,14 @@ func Sessions() ([]SessionInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(dir)
+	dirs, err := sessionDirs(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
 		return nil, err
 	}
 	var out []SessionInfo
-	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		s := &Session{Name: e.Name(), dir: filepath.Join(dir, e.Name())}
-		info := SessionInfo{Name: s.Name}
+	for _, d := range dirs {
+		s := &Session{Name: filepath.Base(d), dir: d}
+		info := SessionInfo{Name: s.Name, dir: d}
 		if s.meta, err = readMeta(s.dir); err != nil {
 			info.Error = err.Error()
 			out = append(out, info)
@@ -807,12 +787,13 @@ func Sessions() ([]SessionInfo, error) {
 		info.Interrupted = lastRunning(s.dir, m) != nil && info.InUse == 0
 		info.Stopped = m.Stopped
 		info.Size = dirSize(filepath.Join(s.dir, "layers"))
-		if m.Project != "" && info.InUse == 0 {
-			if cs, err := s.Changes(LayerProject, nil); err != nil {
+		if info.InUse == 0 {
+			// Every layer counts: a home layer's ~/.bashrc above all.
+			if ls, err := s.AllChanges(); err != nil {
 				info.Error = err.Error()
 			} else {
-				c := layers.Count(cs)
-				info.Changes = &c
+				c := sumCounts(ls)
+				info.Changes, info.LayerChanges = &c, ls
 			}
 		}
 		out = append(out, info)
@@ -862,6 +843,10 @@ type ApplyOptions struct {
 	// hooks, hutch.toml, .envrc, editor settings) without naming them.
 	RunLater bool
 	Progress func(layers.Result)
+	// Exclude leaves the changes matching these globs in the session.
+	Exclude []string
+	// Merge merges a conflicting text file with the host's edit.
+	Merge bool
 }
 
 // Apply makes the session's project changes on the host; those applied
@@ -870,7 +855,8 @@ func (s *Session) Apply(opts ApplyOptions) (*layers.Report, error) {
 	if s.meta.Project == "" {
 		return nil, fmt.Errorf("session %s does not overlay a project: there is nothing to apply", s.Name)
 	}
-	rep, err := s.op(opRequest{Op: "apply", Layer: LayerProject, Paths: opts.Paths, Force: opts.Force, RunLater: opts.RunLater}, io.Discard, opts.Progress)
+	rep, err := s.op(opRequest{Op: "apply", Layer: LayerProject, Paths: opts.Paths, Force: opts.Force, RunLater: opts.RunLater,
+		Exclude: opts.Exclude, Merge: opts.Merge}, io.Discard, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -935,6 +921,12 @@ type opRequest struct {
 	RunLater bool `json:"run_later,omitempty"`
 	// Output of a diff: "" (none), "unified" or "stat".
 	Output string `json:"output,omitempty"`
+	// Exclude drops the changes matching these globs (layers.Exclude).
+	Exclude []string `json:"exclude,omitempty"`
+	// Merge: apply merges conflicting text files (ApplyOptions.Merge).
+	Merge bool `json:"merge,omitempty"`
+	// Scaffold: mount points hutch made in the layer (dropScaffold).
+	Scaffold []string `json:"scaffold,omitempty"`
 }
 
 type opReply struct {
@@ -952,6 +944,7 @@ func (s *Session) op(req opRequest, w io.Writer, progress func(layers.Result)) (
 	}
 	req.Dir, req.Lower, req.Driver = s.dir, s.meta.Layers[req.Layer], s.meta.Driver
 	req.Lowers = s.meta.Lowers[req.Layer]
+	req.Scaffold = s.meta.Scaffold[req.Layer]
 	if s.meta.MapHelpers && foreign(filepath.Join(s.dir, "layers", req.Layer, "upper")) {
 		return s.viaHelper(req, w, progress)
 	}
@@ -992,7 +985,7 @@ func doOp(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, e
 	if err != nil {
 		return nil, err
 	}
-	cs = layers.Select(cs, req.Paths)
+	cs = layers.Exclude(layers.Select(dropScaffold(cs, req.Scaffold), req.Paths), req.Exclude)
 	if req.Layer == LayerProject {
 		layers.MarkRunsLater(cs)
 	}
@@ -1015,17 +1008,30 @@ func doOp(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, e
 			}
 			base = nil
 		}
-		rep, err := l.Apply(req.Lower, cs, layers.ApplyOptions{Force: req.Force, Baseline: base, SymlinkOK: systemTarget,
-			RunLater: layers.RunLaterAllowed(req.RunLater, req.Paths), Progress: progress})
+		store := baseStore(req.Dir)
+		aopts := layers.ApplyOptions{Force: req.Force, Baseline: base, SymlinkOK: systemTarget,
+			RunLater: layers.RunLaterAllowed(req.RunLater, req.Paths), Progress: progress}
+		if req.Merge && base != nil {
+			aopts.MergeBase = store.Get
+		}
+		rep, err := l.Apply(req.Lower, cs, aopts)
 		if err != nil {
 			return nil, err
 		}
 		// Applied changes leave the session; what is left stays for later.
-		var applied []string
+		// A merged file's copy goes too: the host holds the merge.
+		var applied, merged []string
 		for _, r := range rep.Results {
-			if r.Outcome == layers.Applied && r.Under == "" {
+			if (r.Outcome == layers.Applied || r.Outcome == layers.Merged) && r.Under == "" {
 				applied = append(applied, r.Path)
+				store.Drop(r.Path)
 			}
+			if r.Outcome == layers.Merged {
+				merged = append(merged, r.Path)
+			}
+		}
+		if err := l.DropUpper(merged); err != nil {
+			return &opReply{Report: rep}, fmt.Errorf("removing merged files from the session: %w", err)
 		}
 		if len(applied) > 0 {
 			if err := l.Prune(applied); err != nil {

@@ -24,16 +24,22 @@ func applyCommand() *cli.Command {
 			"any .git, hutch.toml, .envrc, .vscode/, .idea/) are held back unless a PATH\n" +
 			"names them or --allow-run-later is given. Applied changes leave the session;\n" +
 			"the rest stay.",
-		UsageText: "hutch apply [--force] [--allow-run-later] NAME [PATH...]",
+		UsageText: "hutch apply [--force | --merge] [--allow-run-later] [--exclude GLOB]... [--verbose] NAME [PATH...]",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "apply over changes made on the host since the session began"},
+			&cli.BoolFlag{Name: "merge", Usage: "merge a text file the host changed since the session began with the session's (three-way, as git merge-file), leaving conflict markers where both changed the same lines"},
 			&cli.BoolFlag{Name: "allow-run-later", Usage: "also apply changes the host runs later: git config and hooks, hutch.toml, .envrc, editor settings"},
+			excludeFlag(),
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "one line for every path applied (else large directories are summed up)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() == 0 {
 				return usagef("apply needs a session NAME (hutch sessions lists them)")
 			}
-			s, err := sandbox.OpenSession(c.Args().First())
+			if c.Bool("force") && c.Bool("merge") {
+				return usagef("--force and --merge: give one of them (--force overwrites the host's edits, --merge keeps them)")
+			}
+			s, err := openSession(c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -41,34 +47,34 @@ func applyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			exclude, err := excludeGlobs(c)
+			if err != nil {
+				return err
+			}
 			if err := s.Lock(); err != nil {
 				return err
 			}
 			defer s.Close()
-			w := c.App.Writer
-			carried := 0
-			rep, err := s.Apply(sandbox.ApplyOptions{Paths: paths, Force: c.Bool("force"), RunLater: c.Bool("allow-run-later"), Progress: func(r layers.Result) {
-				if r.Under != "" {
-					carried++ // a file in a directory that went as a whole
-					return
-				}
-				// Names were made inside the sandbox; reasons quote them.
-				line := fmt.Sprintf("%-8s %-12s %s", r.Outcome, r.Kind, esc.Text(r.Path))
-				if r.Reason != "" {
-					line += ": " + esc.Lines(r.Reason)
-				}
-				fmt.Fprintln(w, line)
-			}})
+			pr, err := newSessionApplyPrinter(c, s, paths, exclude)
 			if err != nil {
 				return err
 			}
-			applied := rep.Counts[layers.Applied]
+			rep, err := s.Apply(sandbox.ApplyOptions{Paths: paths, Force: c.Bool("force"), RunLater: c.Bool("allow-run-later"),
+				Exclude: exclude, Merge: c.Bool("merge"), Progress: pr.result})
+			pr.flush()
+			if err != nil {
+				return err
+			}
+			applied := rep.Counts[layers.Applied] + rep.Counts[layers.Merged]
 			total := len(rep.Results)
 			if total == 0 {
 				fmt.Fprintf(c.App.ErrWriter, "hutch: session %s has no changes to apply\n", s.Name)
-				return nil
+				return discardIfDone(c, s)
 			}
 			fmt.Fprintf(c.App.ErrWriter, "hutch: applied %d of %d changes to %s\n", applied, total, esc.Text(s.Project()))
+			if err := afterApply(c, s, rep); err != nil {
+				return err
+			}
 			if rep.Stopped != "" {
 				fmt.Fprintf(c.App.ErrWriter, "hutch: error: apply stopped: %s; every file is either as it was or as the session has it\n", esc.Lines(rep.Stopped))
 			}
@@ -78,11 +84,11 @@ func applyCommand() *cli.Command {
 					fmt.Fprintf(c.App.ErrWriter, "hutch: hint: read them with hutch diff %s, then apply them by name (hutch apply %s PATH) or with --allow-run-later\n", s.Name, s.Name)
 				}
 				if rep.Counts[layers.Conflict] > 0 {
-					fmt.Fprintf(c.App.ErrWriter, "hutch: hint: the conflicts stay in the session: compare with hutch diff %s PATH, then hutch apply --force %s PATH to overwrite\n", s.Name, s.Name)
+					fmt.Fprintf(c.App.ErrWriter, "hutch: hint: the conflicts stay in the session: compare with hutch diff %s PATH, then hutch apply --merge %s PATH to merge (text files) or --force to overwrite\n", s.Name, s.Name)
 				}
 				return &exitStatus{code: 1}
 			}
-			return nil
+			return markedStatus(rep)
 		},
 	}
 }

@@ -212,8 +212,12 @@ func profileNames() []string {
 func sessionNames() []string {
 	list, _ := sandbox.Sessions()
 	var out []string
+	seen := map[string]bool{} // names are per project: one may be in several
 	for _, s := range list {
-		out = append(out, s.Name)
+		if !seen[s.Name] {
+			seen[s.Name] = true
+			out = append(out, s.Name)
+		}
 	}
 	return out
 }

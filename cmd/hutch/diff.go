@@ -25,21 +25,31 @@ func diffCommand() *cli.Command {
 		Description: "Lists the paths the session added, modified, deleted, or changed in type or\n" +
 			"mode, with a unified diff of text files in the format of git diff --no-index.\n" +
 			"PATHs (relative to the working directory, inside the project) narrow it down.",
-		UsageText: "hutch diff [--stat | --json] [--layer LAYER] NAME [PATH...]",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "stat", Usage: "one line per path, with counts of lines added and removed"},
+		UsageText: "hutch diff [--stat [--verbose] | --json] [--layer LAYER] [--exclude GLOB]... NAME [PATH...]",
+		Flags: append([]cli.Flag{
+			&cli.BoolFlag{Name: "stat", Usage: "one line per path, with counts of lines added and removed (large directories summed up)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "with --stat, one line for every path"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.StringFlag{Name: "layer", Value: sandbox.LayerProject, Usage: "the session's `LAYER`: project, home, image (what the command changed in an image's /), or root-DIR (root-usr, ...)"},
-		},
+			excludeFlag(),
+		}, colorFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() == 0 {
 				return usagef("diff needs a session NAME (hutch sessions lists them)")
 			}
-			s, err := sandbox.OpenSession(c.Args().First())
+			s, err := openSession(c.Args().First())
 			if err != nil {
 				return err
 			}
 			paths, err := selectPaths(s, c.String("layer"), c.Args().Tail())
+			if err != nil {
+				return err
+			}
+			exclude, err := excludeGlobs(c)
+			if err != nil {
+				return err
+			}
+			col, err := colorsFor(c)
 			if err != nil {
 				return err
 			}
@@ -51,10 +61,11 @@ func diffCommand() *cli.Command {
 				format = "stat"
 			}
 			var buf strings.Builder
-			cs, err := s.WriteDiff(&buf, c.String("layer"), paths, format)
+			lc, err := s.Diff(&buf, sandbox.DiffOptions{Layer: c.String("layer"), Paths: paths, Exclude: exclude, Format: format})
 			if err != nil {
 				return err
 			}
+			cs := lc.Changes
 			w := c.App.Writer
 			switch {
 			case c.Bool("json"):
@@ -69,11 +80,14 @@ func diffCommand() *cli.Command {
 					Counts  layers.Counts   `json:"counts"`
 					Changes []layers.Change `json:"changes"`
 				}{s.Name, c.String("layer"), layers.Count(cs), cs})
-			case c.Bool("stat"):
-				return writeStat(w, cs)
 			}
-			_, err = io.WriteString(w, buf.String())
-			return err
+			return paged(c, func(w io.Writer) error {
+				if c.Bool("stat") {
+					return writeStatSummary(w, cs, c.Bool("verbose"), col)
+				}
+				_, err := io.WriteString(w, col.unified(buf.String()))
+				return err
+			})
 		},
 	}
 }

@@ -21,7 +21,7 @@ func discardCommand() *cli.Command {
 				return usagef("discard needs a session NAME (hutch sessions lists them)")
 			}
 			for _, name := range c.Args().Slice() {
-				s, err := sandbox.OpenSession(name)
+				s, err := openSession(name)
 				if errors.Is(err, sandbox.ErrNoSession) {
 					// A name that is no session is a mistake in the call.
 					return usageErr(err)

@@ -20,8 +20,9 @@ func sessionsCommand() *cli.Command {
 		// A session may be called "h" or "help": no help subcommand.
 		HideHelpCommand: true,
 		Usage:           "list kept sessions",
-		UsageText:       "hutch sessions [--json]",
+		UsageText:       "hutch sessions [--json]\nhutch sessions prune [--older-than D] [--dry-run]",
 		Flags:           []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Subcommands:     []*cli.Command{sessionsPruneCommand()},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return usagef("sessions takes no arguments")
@@ -55,7 +56,7 @@ func sessionsCommand() *cli.Command {
 				}
 				changes := "-"
 				if s.Changes != nil {
-					changes = s.Changes.String()
+					changes = changesColumn(s)
 				}
 				state := "idle"
 				switch {

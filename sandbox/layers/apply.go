@@ -46,6 +46,8 @@ type Report struct {
 	Counts  map[Outcome]int `json:"counts"`
 	// Stopped is the error that ended apply early (a full disk, say).
 	Stopped string `json:"stopped,omitempty"`
+	// Marked lists the merged files left with conflict markers.
+	Marked []string `json:"marked,omitempty"`
 }
 
 // ApplyOptions select and constrain an apply.
@@ -64,6 +66,10 @@ type ApplyOptions struct {
 	// Progress, when set, sees each result as it happens: if apply is cut
 	// short, what it printed is what was applied.
 	Progress func(Result)
+	// MergeBase, when set, makes a conflict on a modified text file a
+	// three-way merge (merge.go): it returns the file's content as the
+	// session began.
+	MergeBase func(rel string) ([]byte, bool)
 }
 
 // ErrNoBaseline is returned when conflicts cannot be detected.
@@ -199,6 +205,9 @@ func (a *applier) one(c Change) (Outcome, string, error) {
 		if reason, err := a.conflict(c, host); err != nil {
 			return Failed, "", err
 		} else if reason != "" {
+			if a.opts.MergeBase != nil {
+				return a.mergeOne(c, host) // merge.go
+			}
 			return Conflict, reason, nil
 		}
 	}
