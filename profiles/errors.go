@@ -137,6 +137,10 @@ const (
 	hintLimits    = "hutch refuses such a file before parsing it (docs/security.md); a profile's deepest key is env.set.NAME"
 )
 
+// Suggest returns the candidate closest to s, or "" when none is close
+// enough to be a typo: the CLI's did-you-mean for commands uses it too.
+func Suggest(s string, candidates []string) string { return suggest(s, candidates) }
+
 // suggest returns the candidate closest to s, or "" when none is close.
 func suggest(s string, candidates []string) string {
 	best, bestD := "", 1<<30

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hutch-sandbox/hutch/profiles"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -121,42 +122,10 @@ func unknownCommand(name, parent string, cmds []*cli.Command) error {
 		}
 	}
 	err := fmt.Errorf("unknown command %q (see '%s --help')", name, parent)
-	if near := closest(name, names); near != "" {
+	if near := profiles.Suggest(name, names); near != "" {
 		return usageErr(&sandbox.HintError{Err: err, Tip: fmt.Sprintf("did you mean %s %s?", parent, near)})
 	}
 	return usageErr(err)
-}
-
-// closest is the name at the smallest edit distance from s, if it is close
-// enough to be a typo.
-func closest(s string, names []string) string {
-	best, bestD := "", len(s)/2+2
-	for _, n := range names {
-		if d := levenshtein(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func versionCommand() *cli.Command {
