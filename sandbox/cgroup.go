@@ -33,11 +33,11 @@ func (e *errNoCgroup) Hint() string {
 
 // newCgroupRun creates the run's cgroup with lim, ready for init's pid.
 func newCgroupRun(name string, lim CgroupLimits) (*cgroupRun, error) {
-	mnt, err := cgroup2Mount()
+	mnt, err := Cgroup2Mount()
 	if err != nil {
 		return nil, err
 	}
-	own, err := ownCgroup()
+	own, err := OwnCgroup()
 	if err != nil {
 		return nil, err
 	}
@@ -171,8 +171,8 @@ func (cg *cgroupRun) remove() {
 	}
 }
 
-// cgroup2Mount finds where the unified hierarchy is mounted.
-func cgroup2Mount() (string, error) {
+// Cgroup2Mount finds where the unified hierarchy is mounted.
+func Cgroup2Mount() (string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return "", &errNoCgroup{err.Error()}
@@ -192,8 +192,8 @@ func cgroup2Mount() (string, error) {
 	return "", &errNoCgroup{"cgroup v2 is not mounted"}
 }
 
-// ownCgroup is this process's cgroup v2 path ("0::/path").
-func ownCgroup() (string, error) {
+// OwnCgroup is this process's cgroup v2 path ("0::/path").
+func OwnCgroup() (string, error) {
 	data, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return "", &errNoCgroup{err.Error()}
@@ -218,11 +218,11 @@ func fields(path string) map[string]bool {
 // CgroupDelegated reports whether this process's cgroup v2 is delegated to
 // it, so that cgroup limits can be enforced.
 func CgroupDelegated() bool {
-	mnt, err := cgroup2Mount()
+	mnt, err := Cgroup2Mount()
 	if err != nil {
 		return false
 	}
-	own, err := ownCgroup()
+	own, err := OwnCgroup()
 	if err != nil {
 		return false
 	}

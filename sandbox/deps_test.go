@@ -19,7 +19,8 @@ func TestDeps(t *testing.T) {
 		"userns":   {"sandbox", "profiles", "cmd", "image", "slirp"},
 		"slirp":    {"sandbox", "profiles", "cmd", "image", "userns"},
 		"image":    {"sandbox", "profiles", "cmd", "slirp"},
-		"sandbox":  {"profiles", "cmd"},
+		"sandbox":  {"profiles", "cmd", "doctor"},
+		"doctor":   {"profiles", "cmd"},
 		"profiles": {"cmd"},
 	}
 	seen := 0

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
+	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -625,7 +626,7 @@ func startError(err error, namespaces []string) error {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return withHint(e, "unprivileged user namespaces look disabled on this machine; run 'hutch doctor' for the exact fix (on Ubuntu 24.04+: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for hutch)")
 	case errors.Is(err, unix.ENOSPC):
-		detail, fix := nsLimitProblem(namespaces, nsLimits())
+		detail, fix := sysctl.NSLimitProblem(namespaces, sysctl.NSLimits())
 		return withHint(fmt.Errorf("%w: %s", e, detail), "%s", fix)
 	case errors.Is(err, unix.EINVAL):
 		return withHint(e, "the kernel lacks a namespace hutch needs; run 'hutch doctor'")

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 )
 
@@ -142,7 +143,7 @@ func reserveNproc() (undo func()) {
 	}
 	cur := old.Cur
 	if cur == unix.RLIM_INFINITY {
-		if tm := readSysctl("/proc/sys/kernel/threads-max"); tm > 0 {
+		if tm := sysctl.Read("/proc/sys/kernel/threads-max"); tm > 0 {
 			cur = uint64(tm / 2)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/nsprobe"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -618,18 +619,18 @@ func kernelOverlayWorks(ctx context.Context, dir string) (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	defer removeProbeDir(tmp)
+	defer nsprobe.RemoveDir(tmp)
 	attr := &syscall.SysProcAttr{
 		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
 	}
-	out := runProbe(ctx, attr, nil, "overlay", tmp)
+	out := nsprobe.Run(ctx, attr, nil, "overlay", tmp)
 	if out.Start {
 		return false, out.Err // no user namespace: no sandbox either; don't cache
 	}
 	verdict, why := "ok", "a probe mount with userxattr worked"
-	if !out.ok() {
+	if !out.OK() {
 		verdict, why = "no", out.Step+": "+out.Err
 	}
 	os.WriteFile(cache, []byte(release+" "+verdict+"\n"), 0o600)
@@ -1080,7 +1081,7 @@ func OverlayDriverReason(driver string) string {
 		if err != nil {
 			return err.Error()
 		}
-		defer removeProbeDir(tmp)
+		defer nsprobe.RemoveDir(tmp)
 		os.Remove(filepath.Join(tmp, ".kernel-overlay"))
 		if ok, why := kernelOverlayWorks(context.Background(), tmp); !ok {
 			return "the kernel's overlay does not work in a user namespace here: " + why

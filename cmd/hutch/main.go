@@ -1,7 +1,7 @@
 // Command hutch wraps a developer command in a rootless sandbox.
 //
 // main only dispatches: the hidden sandbox entry (argv[0] "hutch-init") and
-// hutch doctor's probe (argv[0] "hutch-probe") run inside new namespaces and
+// hutch doctor's probe (argv[0] "hutch-probe", internal/nsprobe) run inside new namespaces and
 // must never see the CLI; everything else is the CLI in app.go.
 package main
 
@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/internal/nsprobe"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -17,8 +18,8 @@ func main() {
 	if sandbox.IsInit(os.Args[0]) {
 		os.Exit(sandbox.InitMain())
 	}
-	if sandbox.IsProbe(os.Args[0]) {
-		os.Exit(sandbox.ProbeMain())
+	if nsprobe.Is(os.Args[0]) {
+		os.Exit(nsprobe.Main())
 	}
 	if sandbox.IsExecStage(os.Args) {
 		os.Exit(sandbox.ExecStageMain())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
+	"github.com/hutch-sandbox/hutch/internal/nsprobe"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 		},
 		sandbox.InitName:         func() { os.Exit(sandbox.InitMain()) },
-		sandbox.ProbeName:        func() { os.Exit(sandbox.ProbeMain()) },
+		nsprobe.Name:             func() { os.Exit(nsprobe.Main()) },
 		sandbox.Stage2Name:       func() { os.Exit(sandbox.Stage2Main()) },
 		sandbox.LayersHelperName: func() { os.Exit(sandbox.LayersHelperMain()) },
 		image.HelperName:         func() { os.Exit(image.HelperMain()) },

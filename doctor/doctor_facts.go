@@ -1,4 +1,4 @@
-package sandbox
+package doctor
 
 import (
 	"context"
@@ -17,6 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/nsprobe"
+	"github.com/hutch-sandbox/hutch/internal/sysctl"
+	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
@@ -38,7 +41,7 @@ type doctorFacts struct {
 	MaxNS map[string]int
 	// Sandbox is a child in new user, mount, pid, net, ipc and uts
 	// namespaces mounting a tmpfs and /proc, as hutch-init does.
-	Sandbox probeOutcome
+	Sandbox nsprobe.Outcome
 
 	SubUIDs, SubGIDs []userns.Range
 	SubIDErr         string
@@ -49,9 +52,9 @@ type doctorFacts struct {
 	NewUIDMap, NewGIDMap helperFact
 	// IDMap is a child whose maps newuidmap and newgidmap wrote from the
 	// subordinate ranges; not tried without ranges or helpers.
-	IDMap probeOutcome
+	IDMap nsprobe.Outcome
 
-	Overlay probeOutcome
+	Overlay nsprobe.Outcome
 
 	FuseOverlayfs programFact
 	DevFuse       deviceFact
@@ -69,13 +72,7 @@ type doctorFacts struct {
 }
 
 // helperFact describes newuidmap or newgidmap.
-type helperFact struct {
-	Path   string // "" when not found
-	Setuid bool   // setuid root
-	Caps   bool   // carries file capabilities
-}
-
-func (h helperFact) usable() bool { return h.Path != "" && (h.Setuid || h.Caps) }
+type helperFact = userns.Helper
 
 // programFact describes a helper program on PATH.
 type programFact struct {
@@ -137,10 +134,10 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 	f.Cgroup = gatherCgroup()
 	f.Runtime = gatherRuntime(f.UID)
 
-	f.MaxUserNS = readSysctl("/proc/sys/user/max_user_namespaces")
-	f.MaxNS = nsLimits()
-	f.UnprivClone = readSysctl("/proc/sys/kernel/unprivileged_userns_clone")
-	f.AppArmorRestrict = readSysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+	f.MaxUserNS = sysctl.Read("/proc/sys/user/max_user_namespaces")
+	f.MaxNS = sysctl.NSLimits()
+	f.UnprivClone = sysctl.Read("/proc/sys/kernel/unprivileged_userns_clone")
+	f.AppArmorRestrict = sysctl.Read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
 	oneID := func(flags uintptr) *syscall.SysProcAttr {
 		return &syscall.SysProcAttr{
 			Cloneflags: flags,
@@ -151,16 +148,16 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 	}
 	tmp, err := os.MkdirTemp("", "hutch-doctor-")
 	if err != nil {
-		f.Sandbox = probeOutcome{Tried: true, Step: "creating a temporary directory", Err: err.Error()}
+		f.Sandbox = nsprobe.Outcome{Tried: true, Step: "creating a temporary directory", Err: err.Error()}
 	} else {
-		defer removeProbeDir(tmp)
+		defer nsprobe.RemoveDir(tmp)
 		for _, d := range []string{"sandbox", "overlay"} {
 			os.Mkdir(filepath.Join(tmp, d), 0o700)
 		}
-		f.Sandbox = runProbe(ctx, oneID(unix.CLONE_NEWUSER|unix.CLONE_NEWNS|unix.CLONE_NEWPID|
+		f.Sandbox = nsprobe.Run(ctx, oneID(unix.CLONE_NEWUSER|unix.CLONE_NEWNS|unix.CLONE_NEWPID|
 			unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWUTS), nil, "sandbox", filepath.Join(tmp, "sandbox"))
-		if f.Sandbox.ok() {
-			f.Overlay = runProbe(ctx, oneID(unix.CLONE_NEWUSER|unix.CLONE_NEWNS), nil, "overlay", filepath.Join(tmp, "overlay"))
+		if f.Sandbox.OK() {
+			f.Overlay = nsprobe.Run(ctx, oneID(unix.CLONE_NEWUSER|unix.CLONE_NEWNS), nil, "overlay", filepath.Join(tmp, "overlay"))
 		}
 	}
 
@@ -173,9 +170,9 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 	u, _ := os.ReadFile(userns.SubUIDFile)
 	g, _ := os.ReadFile(userns.SubGIDFile)
 	f.FreeSubID = max(freeSubID(string(u)), freeSubID(string(g)))
-	f.NewUIDMap = findHelper("newuidmap")
-	f.NewGIDMap = findHelper("newgidmap")
-	if f.Sandbox.ok() && f.NewUIDMap.usable() && f.NewGIDMap.usable() && len(f.SubUIDs) > 0 && len(f.SubGIDs) > 0 {
+	f.NewUIDMap = userns.FindHelper("newuidmap")
+	f.NewGIDMap = userns.FindHelper("newgidmap")
+	if f.Sandbox.OK() && f.NewUIDMap.Usable() && f.NewGIDMap.Usable() && len(f.SubUIDs) > 0 && len(f.SubGIDs) > 0 {
 		f.IDMap = probeIDMaps(ctx, f)
 	}
 
@@ -216,9 +213,9 @@ func gatherImageStore() imageStoreFacts {
 	if h := os.Getenv("HOME"); h != "" {
 		home = h
 	}
-	f := imageStoreFacts{Dir: filepath.Join(DataDir(home), "images")}
+	f := imageStoreFacts{Dir: filepath.Join(sandbox.DataDir(home), "images")}
 	dir := f.Dir
-	for !dirExists(dir) && dir != "/" {
+	for fi, err := os.Stat(dir); (err != nil || !fi.IsDir()) && dir != "/"; fi, err = os.Stat(dir) {
 		dir = filepath.Dir(dir)
 	}
 	tmp, err := os.MkdirTemp(dir, ".hutch-doctor-")
@@ -239,19 +236,19 @@ func gatherImageStore() imageStoreFacts {
 // probeIDMaps maps a child's namespace with newuidmap and newgidmap, as
 // hutch run does with the subordinate ranges, and checks what the kernel
 // took.
-func probeIDMaps(ctx context.Context, f *doctorFacts) probeOutcome {
+func probeIDMaps(ctx context.Context, f *doctorFacts) nsprobe.Outcome {
 	um, err1 := userns.Full(0, uint32(f.UID), f.SubUIDs)
 	gm, err2 := userns.Full(0, uint32(f.GID), f.SubGIDs)
 	if err := errors.Join(err1, err2); err != nil {
-		return probeOutcome{Tried: true, Step: "laying out the id maps", Err: err.Error()}
+		return nsprobe.Outcome{Tried: true, Step: "laying out the id maps", Err: err.Error()}
 	}
-	out := runProbe(ctx, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER}, func(pid int) error {
+	out := nsprobe.Run(ctx, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER}, func(pid int) error {
 		if err := userns.WriteWithHelper(ctx, f.NewUIDMap.Path, pid, um); err != nil {
 			return err
 		}
 		return userns.WriteWithHelper(ctx, f.NewGIDMap.Path, pid, gm)
 	}, "idmap")
-	if out.ok() && (!sameMap(out.Reply.UIDMap, um) || !sameMap(out.Reply.GIDMap, gm)) {
+	if out.OK() && (!sameMap(out.Reply.UIDMap, um) || !sameMap(out.Reply.GIDMap, gm)) {
 		out.Step = "checking the id maps"
 		out.Err = fmt.Sprintf("the kernel holds uid_map %q and gid_map %q", out.Reply.UIDMap, out.Reply.GIDMap)
 	}
@@ -261,32 +258,6 @@ func probeIDMaps(ctx context.Context, f *doctorFacts) probeOutcome {
 // sameMap compares a uid_map as the kernel prints it with what we wrote.
 func sameMap(kernel string, want []userns.Mapping) bool {
 	return strings.Join(strings.Fields(kernel), " ") == strings.Join(strings.Fields(userns.Format(want)), " ")
-}
-
-func removeProbeDir(dir string) {
-	if os.RemoveAll(dir) == nil {
-		return
-	}
-	// overlayfs leaves its work directory mode 0: open it up and retry.
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if d != nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
-}
-
-func readSysctl(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return -1
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return -1
-	}
-	return n
 }
 
 // freeSubID is where a 65536-id range overlaps nothing in a subuid or
@@ -309,27 +280,6 @@ func freeSubID(file string) uint32 {
 		return 0
 	}
 	return uint32(free)
-}
-
-// findHelper looks for a newuidmap-like helper where privilegedHelper
-// does, and says why it can act or not.
-func findHelper(name string) helperFact {
-	for _, dir := range append(filepath.SplitList(os.Getenv("PATH")), "/usr/bin", "/bin", "/usr/sbin") {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		var st unix.Stat_t
-		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
-		}
-		h := helperFact{Path: p, Setuid: st.Mode&unix.S_ISUID != 0 && st.Uid == 0}
-		if sz, err := unix.Getxattr(p, "security.capability", nil); err == nil && sz > 0 {
-			h.Caps = true
-		}
-		return h
-	}
-	return helperFact{}
 }
 
 // gatherProgram finds name on PATH and reads its version; lacks, when
@@ -407,10 +357,10 @@ func gatherCgroup() cgroupFacts {
 	var sfs unix.Statfs_t
 	c.Unified = unix.Statfs("/sys/fs/cgroup", &sfs) == nil && sfs.Type == unix.CGROUP2_SUPER_MAGIC
 	var err error
-	if c.Mount, err = cgroup2Mount(); err != nil {
+	if c.Mount, err = sandbox.Cgroup2Mount(); err != nil {
 		return c
 	}
-	if c.Own, err = ownCgroup(); err != nil {
+	if c.Own, err = sandbox.OwnCgroup(); err != nil {
 		return c
 	}
 	base := filepath.Join(c.Mount, c.Own)
@@ -437,7 +387,7 @@ func fieldList(path string) []string {
 }
 
 func gatherRuntime(uid int) runtimeFacts {
-	r := runtimeFacts{Env: os.Getenv("XDG_RUNTIME_DIR"), Dir: runtimeDir(uid)}
+	r := runtimeFacts{Env: os.Getenv("XDG_RUNTIME_DIR"), Dir: sandbox.RuntimeDir(uid)}
 	var st unix.Stat_t
 	if r.Env != "" && unix.Stat(r.Env, &st) == nil {
 		r.Exists, r.IsDir, r.UID, r.Mode = true, st.Mode&unix.S_IFMT == unix.S_IFDIR, st.Uid, st.Mode&0o7777

@@ -1,7 +1,14 @@
-package sandbox
+// Package sysctl reads the kernel's tunables that decide whether a sandbox
+// can start (namespace limits, inotify, threads) and words the command that
+// changes one. It is a leaf: the doctor, the planner (ProbeHost) and the
+// supervisor's error hints use it; it imports nothing of hutch, and never
+// writes a sysctl itself.
+package sysctl
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 )
 
@@ -22,20 +29,20 @@ var nsKinds = []struct{ ns, sysctl, what string }{
 	{"cgroup", "cgroup", "cgroup"},
 }
 
-// nsLimits reads user.max_<kind>_namespaces for each kind (-1 when the
+// NSLimits reads user.max_<kind>_namespaces for each kind (-1 when the
 // file is missing).
-func nsLimits() map[string]int {
+func NSLimits() map[string]int {
 	m := map[string]int{}
 	for _, k := range nsKinds {
-		m[k.ns] = readSysctl("/proc/sys/user/max_" + k.sysctl + "_namespaces")
+		m[k.ns] = Read("/proc/sys/user/max_" + k.sysctl + "_namespaces")
 	}
 	return m
 }
 
-// nsLimitProblem explains an ENOSPC from creating the namespaces in
+// NSLimitProblem explains an ENOSPC from creating the namespaces in
 // wanted, given the limits: the kinds switched off (limit 0) by name,
 // else the limits that may have been reached. fix is the sysctl command.
-func nsLimitProblem(wanted []string, limits map[string]int) (detail, fix string) {
+func NSLimitProblem(wanted []string, limits map[string]int) (detail, fix string) {
 	want := map[string]bool{}
 	for _, w := range wanted {
 		want[w] = true
@@ -53,7 +60,7 @@ func nsLimitProblem(wanted []string, limits map[string]int) (detail, fix string)
 		if v == 0 {
 			off = append(off, k.what)
 			if fix == "" {
-				fix = sysctlFix(key, "15000")
+				fix = Fix(key, "15000")
 			}
 			if k.ns == "net" {
 				fix += "\nor run with --network host, which needs no network namespace"
@@ -72,5 +79,24 @@ func nsLimitProblem(wanted []string, limits map[string]int) (detail, fix string)
 		return detail, fix
 	}
 	return "a limit on namespaces is reached (" + strings.Join(all, ", ") + ")",
-		"raise the one that is reached, e.g.: " + sysctlFix("user.max_user_namespaces", "15000")
+		"raise the one that is reached, e.g.: " + Fix("user.max_user_namespaces", "15000")
+}
+
+// Read returns the integer in a /proc/sys file, or -1 when the file is
+// missing or holds something else.
+func Read(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Fix is the command that sets a sysctl now and after reboots.
+func Fix(key, value string) string {
+	return fmt.Sprintf("sudo sysctl -w %s=%s\necho %s=%s | sudo tee /etc/sysctl.d/90-hutch.conf", key, value, key, value)
 }

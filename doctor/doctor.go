@@ -1,4 +1,4 @@
-package sandbox
+package doctor
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hutch-sandbox/hutch/internal/nsprobe"
+	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/userns"
 )
 
@@ -48,7 +50,7 @@ type Diagnosis struct {
 
 // Doctor checks whether this machine can run sandboxes and what each
 // missing piece costs. It creates namespaces in child processes
-// (hutch-probe, see ProbeMain), so main must dispatch ProbeName.
+// (hutch-probe, see nsprobe.Main), so main must dispatch nsprobe.Name.
 func Doctor(ctx context.Context) *Diagnosis {
 	return diagnose(gatherFacts(ctx))
 }
@@ -118,11 +120,6 @@ func (f *doctorFacts) who() string {
 	return "uid " + strconv.Itoa(f.UID)
 }
 
-// sysctlFix sets a sysctl now and after reboots.
-func sysctlFix(key, value string) string {
-	return fmt.Sprintf("sudo sysctl -w %s=%s\necho %s=%s | sudo tee /etc/sysctl.d/90-hutch.conf", key, value, key, value)
-}
-
 func apparmorFix(exe string) string {
 	if exe == "" {
 		exe = "/usr/local/bin/hutch"
@@ -131,13 +128,13 @@ func apparmorFix(exe string) string {
 		"printf 'abi <abi/4.0>,\\ninclude <tunables/global>\\nprofile hutch " + exe +
 		" flags=(unconfined) {\\n  userns,\\n}\\n' | sudo tee /etc/apparmor.d/hutch\n" +
 		"sudo apparmor_parser -r /etc/apparmor.d/hutch\n" +
-		"or allow every program (less safe): " + strings.ReplaceAll(sysctlFix("kernel.apparmor_restrict_unprivileged_userns", "0"), "\n", "; ")
+		"or allow every program (less safe): " + strings.ReplaceAll(sysctl.Fix("kernel.apparmor_restrict_unprivileged_userns", "0"), "\n", "; ")
 }
 
 func checkUserNamespaces(f *doctorFacts) Check {
 	c := Check{Name: checkUserNS}
 	p := f.Sandbox
-	if p.ok() {
+	if p.OK() {
 		c.Status = CheckOK
 		c.Detail = "created user, mount, pid, network, IPC and UTS namespaces and mounted a tmpfs and /proc in them"
 		if f.UID == 0 {
@@ -145,7 +142,7 @@ func checkUserNamespaces(f *doctorFacts) Check {
 			switch {
 			case f.UnprivClone == 0:
 				c.Status, c.Detail = CheckWarn, "root can create them, but kernel.unprivileged_userns_clone = 0 stops unprivileged users"
-				c.Fix = sysctlFix("kernel.unprivileged_userns_clone", "1")
+				c.Fix = sysctl.Fix("kernel.unprivileged_userns_clone", "1")
 			case f.AppArmorRestrict == 1:
 				c.Status, c.Detail = CheckWarn, "root can create them, but kernel.apparmor_restrict_unprivileged_userns = 1 stops unprivileged users unless an AppArmor profile allows hutch"
 				c.Fix = apparmorFix(f.Exe)
@@ -161,10 +158,10 @@ func checkUserNamespaces(f *doctorFacts) Check {
 	switch {
 	case p.Start && f.MaxUserNS == 0:
 		c.Detail = "user.max_user_namespaces is 0: user namespaces are switched off"
-		c.Fix = sysctlFix("user.max_user_namespaces", "15000")
+		c.Fix = sysctl.Fix("user.max_user_namespaces", "15000")
 	case p.Start && f.UnprivClone == 0:
 		c.Detail = "kernel.unprivileged_userns_clone is 0: this kernel lets only root create user namespaces"
-		c.Fix = sysctlFix("kernel.unprivileged_userns_clone", "1")
+		c.Fix = sysctl.Fix("kernel.unprivileged_userns_clone", "1")
 	case f.AppArmorRestrict == 1 && (p.Errno == syscall.EPERM || p.Errno == syscall.EACCES):
 		// Ubuntu 23.10+: the namespace is created, but AppArmor takes every
 		// capability in it from unconfined programs.
@@ -172,10 +169,10 @@ func checkUserNamespaces(f *doctorFacts) Check {
 		c.Fix = apparmorFix(f.Exe)
 	case p.Start && p.Errno == syscall.ENOSPC && f.MaxNS != nil:
 		// Each kind of namespace has its own limit: name the one.
-		c.Detail, c.Fix = nsLimitProblem([]string{"user", "mount", "pid", "ipc", "uts", "net"}, f.MaxNS)
+		c.Detail, c.Fix = sysctl.NSLimitProblem([]string{"user", "mount", "pid", "ipc", "uts", "net"}, f.MaxNS)
 	case p.Start && p.Errno == syscall.ENOSPC:
 		c.Detail = fmt.Sprintf("the limit on user namespaces (user.max_user_namespaces = %d) is reached", f.MaxUserNS)
-		c.Fix = sysctlFix("user.max_user_namespaces", "15000")
+		c.Fix = sysctl.Fix("user.max_user_namespaces", "15000")
 	case p.Start && p.Errno == syscall.EINVAL:
 		c.Detail = "the kernel lacks a namespace hutch needs (user, mount, pid, network, IPC or UTS): " + p.Err
 		c.Fix = "use a kernel built with CONFIG_USER_NS, CONFIG_PID_NS, CONFIG_NET_NS, CONFIG_IPC_NS and CONFIG_UTS_NS (every distribution kernel has them)"
@@ -279,7 +276,7 @@ func checkIDMapHelpers(f *doctorFacts) Check {
 			c.Fix = "sudo apt-get install uidmap"
 			return c
 		}
-		if !h.usable() {
+		if !h.Usable() {
 			c.Detail = fmt.Sprintf("%s is neither setuid root nor has file capabilities, so it cannot write id maps: %s", h.Path, cost)
 			c.Fix = "sudo apt-get install --reinstall uidmap    (Debian and Ubuntu ship it setuid root)\nor: sudo chmod u+s " + h.Path
 			return c
@@ -294,7 +291,7 @@ func checkIDMapHelpers(f *doctorFacts) Check {
 	case !f.IDMap.Tried:
 		c.Status = CheckOK
 		c.Detail = paths + " (not tried: no subordinate ids)"
-	case f.IDMap.ok():
+	case f.IDMap.OK():
 		c.Status = CheckOK
 		c.Detail = fmt.Sprintf("%s, and mapped your own id with %d subordinate uids and %d gids into a test namespace", paths,
 			userns.Total(f.SubUIDs), userns.Total(f.SubGIDs))
@@ -310,7 +307,7 @@ func checkKernelOverlay(f *doctorFacts) Check {
 	p := f.Overlay
 	const fallback = "hutch uses fuse-overlayfs for overlays instead (see below)"
 	switch {
-	case p.ok():
+	case p.OK():
 		c.Status = CheckOK
 		c.Detail = "mounted an overlay (userxattr) in a user namespace and deleted a lower directory through it"
 	case !p.Tried:
@@ -544,9 +541,9 @@ func checkOverlayDriver(f *doctorFacts) Check {
 	fuse := f.FuseOverlayfs.Path != "" && f.DevFuse.Exists && f.DevFuse.Errno == 0
 	c := Check{Name: checkOvlDriver, Status: CheckOK}
 	switch {
-	case f.Overlay.ok() && fuse:
+	case f.Overlay.OK() && fuse:
 		c.Detail = `auto picks the kernel's overlay; "fuse" works too`
-	case f.Overlay.ok():
+	case f.Overlay.OK():
 		c.Detail = `auto picks the kernel's overlay; "fuse" does not work here (see above)`
 	case fuse:
 		c.Detail = "auto picks fuse-overlayfs (slower on many small files): the kernel's overlay does not work here"
@@ -557,3 +554,6 @@ func checkOverlayDriver(f *doctorFacts) Check {
 	}
 	return c
 }
+
+// probeOutcome is what doctor learned from one hutch-probe run.
+type probeOutcome = nsprobe.Outcome

@@ -1,4 +1,13 @@
-package sandbox
+// Package nsprobe is the hidden hutch-probe entry and its parent's side:
+// a check that must act inside new namespaces (mount a tmpfs and /proc,
+// mount a kernel overlay, read the id maps newuidmap wrote) re-executes
+// /proc/self/exe there under the fixed argv[0] Name and reads one JSON
+// reply. hutch doctor runs every probe; a run asks only whether the
+// kernel's overlay works (sandbox.ProbeHost's overlay driver choice).
+//
+// It is a leaf: it knows nothing of plans, profiles or the CLI, and the
+// probe process never runs a user's command.
+package nsprobe
 
 import (
 	"bytes"
@@ -19,19 +28,19 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 )
 
-// ProbeName is the fixed argv[0] of the hidden entry hutch doctor runs
+// Name is the fixed argv[0] of the hidden entry hutch doctor runs
 // inside new namespaces. Go cannot run code between fork and exec, so a
 // check that must act inside a namespace (mount an overlay, mount /proc)
 // re-executes /proc/self/exe there under this name. main and the test
 // binary dispatch on it, as they do on InitName.
-const ProbeName = "hutch-probe"
+const Name = "hutch-probe"
 
-// IsProbe reports whether argv0 names the hidden probe entry.
-func IsProbe(argv0 string) bool { return filepath.Base(argv0) == ProbeName }
+// Is reports whether argv0 names the hidden probe entry.
+func Is(argv0 string) bool { return filepath.Base(argv0) == Name }
 
-// probeReply is what hutch-probe prints on stdout: one JSON object. An
+// Reply is what hutch-probe prints on stdout: one JSON object. An
 // empty Err means every step worked.
-type probeReply struct {
+type Reply struct {
 	Step   string        `json:"step,omitempty"` // the step that failed
 	Errno  syscall.Errno `json:"errno,omitempty"`
 	Err    string        `json:"err,omitempty"`
@@ -39,14 +48,14 @@ type probeReply struct {
 	GIDMap string        `json:"gid_map,omitempty"`
 }
 
-// ProbeMain is hutch-probe: it runs one probe, named by its first
-// argument, in the namespaces its parent created, and prints a probeReply.
+// Main is hutch-probe: it runs one probe, named by its first
+// argument, in the namespaces its parent created, and prints a Reply.
 //
 //	hutch-probe sandbox DIR   mount a tmpfs on DIR and a new /proc in it
 //	hutch-probe overlay DIR   mount a kernel overlay in DIR and delete a lower directory through it
 //	hutch-probe idmap         wait for a line on stdin (the parent runs newuidmap), print the id maps
-func ProbeMain() int {
-	var rep probeReply
+func Main() int {
+	var rep Reply
 	args := os.Args[1:]
 	switch {
 	case len(args) == 2 && args[0] == "sandbox":
@@ -66,8 +75,8 @@ func ProbeMain() int {
 }
 
 // failed fills a reply from the step that went wrong.
-func failed(step string, err error) probeReply {
-	rep := probeReply{Step: step, Err: err.Error()}
+func failed(step string, err error) Reply {
+	rep := Reply{Step: step, Err: err.Error()}
 	errors.As(err, &rep.Errno)
 	return rep
 }
@@ -82,9 +91,9 @@ func privateMounts() error {
 // probeSandbox does in small what hutch-init does first: a tmpfs, and a new
 // /proc for the new pid namespace, which the kernel refuses when the host's
 // /proc is partly covered (as in some containers).
-func probeSandbox(dir string) probeReply {
+func probeSandbox(dir string) Reply {
 	if os.Getpid() != 1 {
-		return probeReply{Step: "entering a new pid namespace", Err: fmt.Sprintf("pid is %d, not 1", os.Getpid())}
+		return Reply{Step: "entering a new pid namespace", Err: fmt.Sprintf("pid is %d, not 1", os.Getpid())}
 	}
 	if err := privateMounts(); err != nil {
 		return failed("making mounts private", err)
@@ -99,15 +108,15 @@ func probeSandbox(dir string) probeReply {
 	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return failed("mounting /proc", err)
 	}
-	return probeReply{}
+	return Reply{}
 }
 
 // probeOverlay mounts a kernel overlay with userxattr, which a user
 // namespace needs: without it, deleting a lower directory fails with EIO.
 // It then does exactly that, and checks for the whiteout.
-func probeOverlay(dir string) probeReply {
+func probeOverlay(dir string) Reply {
 	if strings.ContainsAny(dir, ",:") {
-		return probeReply{Step: "preparing", Err: fmt.Sprintf("%q holds a comma or colon, which overlay options cannot carry", dir)}
+		return Reply{Step: "preparing", Err: fmt.Sprintf("%q holds a comma or colon, which overlay options cannot carry", dir)}
 	}
 	if err := privateMounts(); err != nil {
 		return failed("making mounts private", err)
@@ -137,15 +146,15 @@ func probeOverlay(dir string) probeReply {
 		return failed("looking for the whiteout", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
-		return probeReply{Step: "looking for the whiteout", Err: "the deleted directory left no 0:0 character device in the upper directory"}
+		return Reply{Step: "looking for the whiteout", Err: "the deleted directory left no 0:0 character device in the upper directory"}
 	}
-	return probeReply{}
+	return Reply{}
 }
 
 // probeIDMap waits until its parent has written the id maps with
 // newuidmap and newgidmap (or given up: stdin closes either way), then
 // reports what the kernel holds.
-func probeIDMap() probeReply {
+func probeIDMap() Reply {
 	io.Copy(io.Discard, os.Stdin)
 	u, err := os.ReadFile("/proc/self/uid_map")
 	if err != nil {
@@ -155,11 +164,11 @@ func probeIDMap() probeReply {
 	if err != nil {
 		return failed("reading gid_map", err)
 	}
-	return probeReply{UIDMap: string(u), GIDMap: string(g)}
+	return Reply{UIDMap: string(u), GIDMap: string(g)}
 }
 
-// probeOutcome is what the parent learned from one probe.
-type probeOutcome struct {
+// Outcome is what the parent learned from one probe.
+type Outcome struct {
 	Tried bool
 	// Start is true when the error came from creating the process, that
 	// is, from clone(2) refusing the namespaces.
@@ -167,19 +176,20 @@ type probeOutcome struct {
 	Step  string
 	Errno syscall.Errno
 	Err   string
-	Reply probeReply
+	Reply Reply
 }
 
-func (p probeOutcome) ok() bool { return p.Tried && p.Err == "" }
+// OK reports whether the probe ran and every step worked.
+func (p Outcome) OK() bool { return p.Tried && p.Err == "" }
 
 // runProbe starts hutch-probe with args in the namespaces attr asks for.
 // between, when set, runs once the child exists and before it may go on
 // (it is how newuidmap gets its turn); the child waits for stdin to close.
-func runProbe(ctx context.Context, attr *syscall.SysProcAttr, between func(pid int) error, args ...string) probeOutcome {
+func Run(ctx context.Context, attr *syscall.SysProcAttr, between func(pid int) error, args ...string) Outcome {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
-	cmd.Args = append([]string{ProbeName}, args...)
+	cmd.Args = append([]string{Name}, args...)
 	cmd.Env = []string{"GOMAXPROCS=1"}
 	attr.Pdeathsig = syscall.SIGKILL
 	cmd.SysProcAttr = attr
@@ -189,14 +199,14 @@ func runProbe(ctx context.Context, attr *syscall.SysProcAttr, between func(pid i
 	if between != nil {
 		var err error
 		if stdin, err = cmd.StdinPipe(); err != nil {
-			return probeOutcome{Tried: true, Err: err.Error()}
+			return Outcome{Tried: true, Err: err.Error()}
 		}
 	}
 
 	// PDEATHSIG follows the thread that forked: lockedexec keeps it alive.
 	exited, err := lockedexec.Start(cmd)
 	if err != nil {
-		out := probeOutcome{Tried: true, Start: true, Step: "creating the namespaces", Err: err.Error()}
+		out := Outcome{Tried: true, Start: true, Step: "creating the namespaces", Err: err.Error()}
 		errors.As(err, &out.Errno)
 		return out
 	}
@@ -206,7 +216,7 @@ func runProbe(ctx context.Context, attr *syscall.SysProcAttr, between func(pid i
 		stdin.Close()
 	}
 	waitErr := <-exited
-	out := probeOutcome{Tried: true}
+	out := Outcome{Tried: true}
 	switch {
 	case betweenErr != nil:
 		out.Step, out.Err = "writing the id maps", betweenErr.Error()
@@ -224,4 +234,19 @@ func runProbe(ctx context.Context, attr *syscall.SysProcAttr, between func(pid i
 		}
 	}
 	return out
+}
+
+// RemoveDir removes a probe's directory, overlay work directories too.
+func RemoveDir(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	// overlayfs leaves its work directory mode 0: open it up and retry.
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	os.RemoveAll(dir)
 }
