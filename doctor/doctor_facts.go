@@ -21,6 +21,7 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -213,7 +214,7 @@ func gatherImageStore() imageStoreFacts {
 	if h := os.Getenv("HOME"); h != "" {
 		home = h
 	}
-	f := imageStoreFacts{Dir: filepath.Join(sandbox.DataDir(home), "images")}
+	f := imageStoreFacts{Dir: filepath.Join(session.DataDir(home), "images")}
 	dir := f.Dir
 	for fi, err := os.Stat(dir); (err != nil || !fi.IsDir()) && dir != "/"; fi, err = os.Stat(dir) {
 		dir = filepath.Dir(dir)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"golang.org/x/sys/unix"
 	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
@@ -36,13 +37,7 @@ func capMask(names []string) (uint64, error) {
 }
 
 // lastCap is the highest capability the running kernel knows.
-func lastCap() uint {
-	var n uint = 40
-	if data, err := readSmallFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-		fmt.Sscanf(string(data), "%d", &n)
-	}
-	return n
-}
+func lastCap() uint { return sysctl.LastCap() }
 
 // restrictThread reduces the calling OS thread (which the caller has
 // locked) to keep: the bounding set, the permitted, effective and

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 )
 
@@ -46,7 +47,7 @@ const execInfoFile = "exec.json"
 
 func (s *runState) writeExecInfo(cfg *initConfig) {
 	info := execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Staged: cfg.Layers != nil && cfg.Layers.Driver == OverlayFuse}
-	data, err := wireMarshal(info) // paths are bytes: wire.go
+	data, err := bytesjson.Marshal(info) // paths are bytes: wire.go
 	if err != nil {
 		return
 	}
@@ -101,7 +102,7 @@ func Exec(ctx context.Context, stateRoot string, opts ExecOptions, stdio Stdio) 
 		return 0, fmt.Errorf("sandbox %s is still starting, or was started by an older hutch: %w", run.ID, err)
 	}
 	var info execInfo
-	if err := wireUnmarshal(data, &info); err != nil || info.Plan == nil {
+	if err := bytesjson.Unmarshal(data, &info); err != nil || info.Plan == nil {
 		return 0, fmt.Errorf("sandbox %s: reading %s: %v", run.ID, execInfoFile, err)
 	}
 	cfg := execConfig(info, opts, stdio)

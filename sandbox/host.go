@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/userns"
 )
 
@@ -129,7 +130,7 @@ func ProbeHost() (*Host, error) {
 		h.Root = append(h.Root, re)
 	}
 	h.RuntimeDir = RuntimeDir(h.UID)
-	h.DataDir = DataDir(h.Home)
+	h.DataDir = session.DataDir(h.Home)
 	h.probeHidden()
 	h.FuseOverlayfs = findFuseOverlayfs()
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && len(b) < 64<<10 {

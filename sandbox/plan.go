@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hutch-sandbox/hutch/internal/mutate"
+	"github.com/hutch-sandbox/hutch/internal/paths"
 	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -161,7 +162,7 @@ type Mount struct {
 
 // Directories of the host root bound read-only when present: the system,
 // but nothing that holds users' data or the host's runtime state.
-var systemDirs = []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "nix", "gnu"}
+var systemDirs = paths.SystemDirs
 
 // defaultEnv is the allowlist of host variables a command sees.
 var defaultEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LC_*", "TZ", "COLORTERM", "NO_COLOR"}
@@ -666,12 +667,7 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 }
 
 // isWithin reports whether p is dir or beneath it.
-func isWithin(dir, p string) bool {
-	if dir == "/" {
-		return true
-	}
-	return p == dir || strings.HasPrefix(p, dir+"/")
-}
+func isWithin(dir, p string) bool { return paths.Within(dir, p) }
 
 func depth(p string) int {
 	if p == "/" {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"unsafe"
 
+	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,7 +113,7 @@ type exitInfo struct {
 }
 
 func writeFrame(w io.Writer, v any) error {
-	data, err := wireMarshal(v)
+	data, err := bytesjson.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func readFrame(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, data); err != nil {
 		return err
 	}
-	return wireUnmarshal(data, v)
+	return bytesjson.Unmarshal(data, v)
 }
 
 // filterBytes and bytesFilter convert a BPF program to and from the raw

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
@@ -253,7 +254,7 @@ func (s *Spec) Validate() error {
 	oneOf("filesystem.overlay", fs.Overlay, OverlayAuto, OverlayKernel, OverlayFuse)
 	oneOf("filesystem.home", fs.Home, "tmpfs", "ro", "overlay")
 	oneOf("filesystem.git", fs.Git, GitProtect, GitRW)
-	if fs.Session != "" && !validSessionName(fs.Session) {
+	if fs.Session != "" && !session.ValidName(fs.Session) {
 		bad("filesystem.session", "%q is not a valid session name (letters, digits, '.', '_' and '-', at most 64, not starting with '.' or '-')", fs.Session)
 	}
 	paths := func(key string, ps []string) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 )
 
 // TestWireBytes: strings that are not UTF-8 cross the wire as they are
@@ -23,7 +25,7 @@ func TestWireBytes(t *testing.T) {
 				{Kind: MountBind, Src: proj, Dst: proj},
 				{Kind: MountHide, Dst: proj + "/sec\xff"},
 				{Kind: MountBind, Src: "/ok/ünïcode", Dst: "/ok/ünïcode"},
-				{Kind: MountFile, Dst: "/etc/x", Data: wireMark + "not base64 at all"},
+				{Kind: MountFile, Dst: "/etc/x", Data: bytesjson.Mark + "not base64 at all"},
 			},
 		},
 		RootDir: "/run/\x80",
@@ -67,7 +69,7 @@ func TestWireUTF8Unchanged(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 		want, _ := json.Marshal(initConfig{Plan: &p})
-		got, err := wireMarshal(initConfig{Plan: &p})
+		got, err := bytesjson.Marshal(initConfig{Plan: &p})
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s: wire encoding differs from encoding/json (%v)", f, err)
 		}

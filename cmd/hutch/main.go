@@ -12,6 +12,7 @@ import (
 	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/nsprobe"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func main() {
@@ -27,8 +28,8 @@ func main() {
 	if sandbox.IsStage2(os.Args[0]) {
 		os.Exit(sandbox.Stage2Main())
 	}
-	if sandbox.IsLayersHelper(os.Args[0]) {
-		os.Exit(sandbox.LayersHelperMain())
+	if session.IsLayersHelper(os.Args[0]) {
+		os.Exit(session.LayersHelperMain())
 	}
 	if image.IsHelper(os.Args[0]) {
 		os.Exit(image.HelperMain())

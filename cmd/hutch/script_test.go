@@ -20,6 +20,7 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/nsprobe"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 // TestMain lets the test binary act as hutch and as the hidden hutch-init
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		sandbox.InitName:         func() { os.Exit(sandbox.InitMain()) },
 		nsprobe.Name:             func() { os.Exit(nsprobe.Main()) },
 		sandbox.Stage2Name:       func() { os.Exit(sandbox.Stage2Main()) },
-		sandbox.LayersHelperName: func() { os.Exit(sandbox.LayersHelperMain()) },
+		session.LayersHelperName: func() { os.Exit(session.LayersHelperMain()) },
 		image.HelperName:         func() { os.Exit(image.HelperMain()) },
 	})
 }

@@ -100,3 +100,12 @@ func Read(path string) int {
 func Fix(key, value string) string {
 	return fmt.Sprintf("sudo sysctl -w %s=%s\necho %s=%s | sudo tee /etc/sysctl.d/90-hutch.conf", key, value, key, value)
 }
+
+// LastCap is the highest capability the running kernel knows (40 when
+// /proc does not say).
+func LastCap() uint {
+	if n := Read("/proc/sys/kernel/cap_last_cap"); n > 0 {
+		return uint(n)
+	}
+	return 40
+}

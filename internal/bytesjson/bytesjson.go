@@ -1,4 +1,9 @@
-package sandbox
+// Package bytesjson is encoding/json for strings that are bytes: paths,
+// arguments and variables need not be UTF-8, and encoding/json would
+// replace each invalid byte with U+FFFD. A leaf used by everything hutch
+// sends as JSON between its own processes (the plan to hutch-init and
+// stage2, the layers helper's requests, a session's metadata).
+package bytesjson
 
 import (
 	"encoding/base64"
@@ -15,22 +20,23 @@ import (
 // and a --hide of such a path hid a path that does not exist. Everything
 // hutch sends as JSON between its own processes (the plan to init and
 // stage2, requests to hutch-layers, a session's metadata) goes through
-// wireMarshal and wireUnmarshal: a string that is not valid UTF-8 travels
-// as wireMark followed by its bytes in base64; every other string, and so
+// Marshal and Unmarshal: a string that is not valid UTF-8 travels
+// as Mark followed by its bytes in base64; every other string, and so
 // every golden plan, is as encoding/json writes it. A string that itself
-// begins with wireMark (it starts with a NUL, which no path, argument or
+// begins with Mark (it starts with a NUL, which no path, argument or
 // variable can hold) is encoded too, so decoding is exact.
-const wireMark = "\x00hutch-bytes:"
+// Mark begins a string that travels as base64.
+const Mark = "\x00hutch-bytes:"
 
 func wireEncode(s string) (string, error) {
-	if utf8.ValidString(s) && !strings.HasPrefix(s, wireMark) {
+	if utf8.ValidString(s) && !strings.HasPrefix(s, Mark) {
 		return s, nil
 	}
-	return wireMark + base64.StdEncoding.EncodeToString([]byte(s)), nil
+	return Mark + base64.StdEncoding.EncodeToString([]byte(s)), nil
 }
 
 func wireDecode(s string) (string, error) {
-	b64, ok := strings.CutPrefix(s, wireMark)
+	b64, ok := strings.CutPrefix(s, Mark)
 	if !ok {
 		return s, nil
 	}
@@ -41,8 +47,8 @@ func wireDecode(s string) (string, error) {
 	return string(b), nil
 }
 
-// wireMarshal is json.Marshal with strings kept as bytes.
-func wireMarshal(v any) ([]byte, error) {
+// Marshal is json.Marshal with strings kept as bytes.
+func Marshal(v any) ([]byte, error) {
 	rv := reflect.ValueOf(v)
 	if !hasBytes(rv) {
 		return json.Marshal(v) // the common case: nothing to encode, no copy
@@ -54,8 +60,8 @@ func wireMarshal(v any) ([]byte, error) {
 	return json.Marshal(c.Interface())
 }
 
-// wireUnmarshal is json.Unmarshal that restores what wireMarshal encoded.
-func wireUnmarshal(data []byte, v any) error {
+// Unmarshal is json.Unmarshal that restores what Marshal encoded.
+func Unmarshal(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		return err
 	}
@@ -75,7 +81,7 @@ func wireUnmarshal(data []byte, v any) error {
 func hasBytes(v reflect.Value) bool {
 	found := false
 	mapStrings(v, func(s string) (string, error) {
-		if !utf8.ValidString(s) || strings.HasPrefix(s, wireMark) {
+		if !utf8.ValidString(s) || strings.HasPrefix(s, Mark) {
 			found = true
 		}
 		return s, nil

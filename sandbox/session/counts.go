@@ -1,8 +1,7 @@
-package sandbox
+package session
 
 import (
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
@@ -82,44 +81,11 @@ func layerWhere(l LayerChanges) string {
 	return displayDir(l.Root)
 }
 
-// summarizeLayers is "1 added in ./; 1 modified in ~/ (home)".
-func summarizeLayers(ls []LayerChanges, note func(LayerChanges) string) string {
+// SummarizeLayers is "1 added in ./; 1 modified in ~/ (home)".
+func SummarizeLayers(ls []LayerChanges, note func(LayerChanges) string) string {
 	var parts []string
 	for _, l := range ls {
 		parts = append(parts, fmt.Sprintf("%s in %s%s", l.Counts, layerWhere(l), note(l)))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// summarize prints the run's summary line when any layer changed.
-func (r *runLayers) summarize(w io.Writer) []LayerChanges {
-	s := &Session{Name: r.name, dir: r.dir, meta: r.meta}
-	ls, err := s.AllChanges()
-	if err != nil {
-		if r.warn != nil {
-			r.warn(fmt.Sprintf("counting the run's changes: %v", err))
-		}
-		return nil
-	}
-	if len(ls) == 0 {
-		return nil
-	}
-	what := summarizeLayers(ls, func(l LayerChanges) string {
-		later := 0
-		for _, c := range l.Changes {
-			if c.RunsLater != "" {
-				later++
-			}
-		}
-		if r.name == "" || later == 0 {
-			return ""
-		}
-		return fmt.Sprintf(" (%d the host runs later, which apply holds back)", later)
-	})
-	if r.name == "" {
-		fmt.Fprintf(w, "hutch: %s, thrown away (hutch run --keep NAME keeps them)\n", what)
-		return ls
-	}
-	fmt.Fprintf(w, "hutch: %s — hutch diff %s | hutch apply %s | hutch discard %s\n", what, r.name, r.name, r.name)
-	return ls
 }

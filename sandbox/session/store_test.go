@@ -1,4 +1,4 @@
-package sandbox
+package session
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ func TestFindSession(t *testing.T) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := writeMeta(d, &sessionMeta{Version: 1, Name: filepath.Base(d), Project: project}); err != nil {
+		if err := WriteMeta(d, &Meta{Version: 1, Name: filepath.Base(d), Project: project}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -55,11 +55,11 @@ func TestFindSession(t *testing.T) {
 
 	// A run uses an older session of its own project where it is, and
 	// scopes a new one.
-	if got, _ := runSessionDir(dir, a, "old"); got != filepath.Join(dir, "old") {
-		t.Errorf("runSessionDir(old, a) = %s", got)
+	if got, _ := RunDir(dir, a, "old"); got != filepath.Join(dir, "old") {
+		t.Errorf("RunDir(old, a) = %s", got)
 	}
-	if got, _ := runSessionDir(dir, b, "old"); got != filepath.Join(dir, projectScope(b), "old") {
-		t.Errorf("runSessionDir(old, b) = %s", got)
+	if got, _ := RunDir(dir, b, "old"); got != filepath.Join(dir, projectScope(b), "old") {
+		t.Errorf("RunDir(old, b) = %s", got)
 	}
 	if s := projectScope("/x/my proj,1"); !strings.HasPrefix(s, "@my_proj_1-") || len(s) != len("@my_proj_1-")+16 {
 		t.Errorf("projectScope = %q", s)

@@ -1,4 +1,4 @@
-package sandbox
+package session
 
 import (
 	"errors"
@@ -27,7 +27,7 @@ func TestLockNewRunRacesCollection(t *testing.T) {
 				case <-stop:
 					return
 				default:
-					collectStaleRuns(dir)
+					CollectStaleRuns(dir)
 				}
 			}
 		}()
@@ -38,7 +38,7 @@ func TestLockNewRunRacesCollection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := lockNewRun(d)
+		f, err := LockNewRun(d)
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
@@ -63,7 +63,7 @@ func TestSessionInUseNamesHolder(t *testing.T) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	_, err = lockSession(dir, "busy")
+	_, err = LockSession(dir, "busy")
 	var inUse *SessionInUseError
 	if !errors.As(err, &inUse) {
 		t.Fatalf("want SessionInUseError, got %v", err)

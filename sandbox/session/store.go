@@ -1,4 +1,4 @@
-package sandbox
+package session
 
 import (
 	"crypto/sha256"
@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/internal/paths"
 )
 
 // Session names are scoped per project, so that `--keep wip` works in
@@ -47,15 +50,15 @@ func projectScope(project string) string {
 	return scopePrefix + string(base) + "-" + hex.EncodeToString(sum[:8])
 }
 
-// runSessionDir is where the run of project keeps the session name: an
+// RunDir is where the run of project keeps the session name: an
 // older unscoped session of the same project where it is, else in the
 // project's scope (made here, 0700).
-func runSessionDir(dir, project, name string) (string, error) {
+func RunDir(dir, project, name string) (string, error) {
 	scope := projectScope(project)
 	if scope == "" {
 		return filepath.Join(dir, name), nil
 	}
-	if m, err := readMeta(filepath.Join(dir, name)); err == nil && m.Project == project {
+	if m, err := ReadMeta(filepath.Join(dir, name)); err == nil && m.Project == project {
 		return filepath.Join(dir, name), nil
 	}
 	if err := os.Mkdir(filepath.Join(dir, scope), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
@@ -121,14 +124,14 @@ func (e *AmbiguousSessionError) Hint() string {
 // findSession resolves name: the session of the project the working
 // directory is in (the innermost, if projects nest), else the only
 // session of that name.
-func findSession(dir, name, cwd string) (string, *sessionMeta, error) {
+func findSession(dir, name, cwd string) (string, *Meta, error) {
 	dirs, err := sessionDirs(dir)
 	if err != nil {
 		return "", nil, err
 	}
 	type cand struct {
 		dir  string
-		meta *sessionMeta
+		meta *Meta
 	}
 	var cands []cand
 	var firstErr error
@@ -136,7 +139,7 @@ func findSession(dir, name, cwd string) (string, *sessionMeta, error) {
 		if filepath.Base(d) != name {
 			continue
 		}
-		m, err := readMeta(d)
+		m, err := ReadMeta(d)
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) && firstErr == nil {
 				firstErr = err
@@ -149,11 +152,11 @@ func findSession(dir, name, cwd string) (string, *sessionMeta, error) {
 		if firstErr != nil {
 			return "", nil, firstErr
 		}
-		return "", nil, withHint(fmt.Errorf("session %s: %w", name, ErrNoSession), "hutch sessions lists them")
+		return "", nil, hint.With(fmt.Errorf("session %s: %w", name, ErrNoSession), "hutch sessions lists them")
 	}
 	best := -1
 	for i, c := range cands {
-		if c.meta.Project != "" && isWithin(c.meta.Project, cwd) && (best < 0 || len(c.meta.Project) > len(cands[best].meta.Project)) {
+		if c.meta.Project != "" && paths.Within(c.meta.Project, cwd) && (best < 0 || len(c.meta.Project) > len(cands[best].meta.Project)) {
 			best = i
 		}
 	}

@@ -1,4 +1,4 @@
-package sandbox
+package session
 
 import (
 	"bufio"
@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/internal/bytesjson"
+	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -38,12 +41,9 @@ type helperMsg struct {
 // written by newuidmap and newgidmap, are the session's.
 func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Result)) (*opReply, error) {
 	req.Dir = s.dir
-	host, err := ProbeHost()
-	if err != nil {
-		return nil, err
-	}
-	if host.NewUIDMap == "" || host.NewGIDMap == "" {
-		return nil, withHint(errors.New("the session holds files owned by your subordinate ids, and newuidmap/newgidmap are not usable to reach them"),
+	uidHelper, gidHelper := userns.FindHelper("newuidmap"), userns.FindHelper("newgidmap")
+	if !uidHelper.Usable() || !gidHelper.Usable() {
+		return nil, hint.With(errors.New("the session holds files owned by your subordinate ids, and newuidmap/newgidmap are not usable to reach them"),
 			"install the uidmap package, or remove the session's files as root")
 	}
 	msgR, msgW, err := os.Pipe()
@@ -60,7 +60,7 @@ func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Res
 		ExtraFiles:  []*os.File{msgW},
 		SysProcAttr: &syscall.SysProcAttr{},
 	}
-	for c := uintptr(0); c <= uintptr(lastCap()); c++ {
+	for c := uintptr(0); c <= uintptr(sysctl.LastCap()); c++ {
 		cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, c)
 	}
 	stdin, err := cmd.StdinPipe()
@@ -69,15 +69,15 @@ func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Res
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	exited, err := userns.Start(ctx, cmd, userns.Helpers{NewUIDMap: host.NewUIDMap, NewGIDMap: host.NewGIDMap}, s.meta.UIDMap, s.meta.GIDMap)
+	exited, err := userns.Start(ctx, cmd, userns.Helpers{NewUIDMap: uidHelper.Path, NewGIDMap: gidHelper.Path}, s.meta.UIDMap, s.meta.GIDMap)
 	cancel()
 	msgW.Close()
 	if err != nil {
-		return nil, withHint(fmt.Errorf("starting %s: %w", LayersHelperName, err),
+		return nil, hint.With(fmt.Errorf("starting %s: %w", LayersHelperName, err),
 			"check your /etc/subuid and /etc/subgid entries (hutch doctor)")
 	}
 	// The request goes once the maps are in place: the helper waits for it.
-	if data, err := wireMarshal(req); err == nil {
+	if data, err := bytesjson.Marshal(req); err == nil {
 		stdin.Write(append(data, '\n'))
 	}
 	stdin.Close()
@@ -86,7 +86,7 @@ func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Res
 	sc.Buffer(make([]byte, 1<<20), 256<<20)
 	for sc.Scan() {
 		var m helperMsg
-		if err := wireUnmarshal(sc.Bytes(), &m); err != nil {
+		if err := bytesjson.Unmarshal(sc.Bytes(), &m); err != nil {
 			continue
 		}
 		if m.Progress != nil && progress != nil {
@@ -103,7 +103,7 @@ func (s *Session) viaHelper(req opRequest, w io.Writer, progress func(layers.Res
 	if reply.Err != "" {
 		err := errors.New(reply.Err)
 		if reply.Hint != "" {
-			err = &HintError{Err: err, Tip: reply.Hint}
+			err = &hint.Error{Err: err, Tip: reply.Hint}
 		}
 		return reply, err
 	}
@@ -120,13 +120,13 @@ func LayersHelperMain() int {
 		return 125
 	}
 	send := func(m helperMsg) {
-		if data, err := wireMarshal(m); err == nil {
+		if data, err := bytesjson.Marshal(m); err == nil {
 			out.Write(append(data, '\n'))
 		}
 	}
 	var req opRequest
 	line, err := bufio.NewReader(os.Stdin).ReadBytes('\n')
-	if err != nil && len(line) == 0 || wireUnmarshal(line, &req) != nil {
+	if err != nil && len(line) == 0 || bytesjson.Unmarshal(line, &req) != nil {
 		return 125
 	}
 	progress := func(r layers.Result) { send(helperMsg{Progress: &r}) }
@@ -136,7 +136,7 @@ func LayersHelperMain() int {
 	}
 	if err != nil {
 		reply.Err = err.Error()
-		var he *HintError
+		var he *hint.Error
 		if errors.As(err, &he) {
 			reply.Hint = he.Tip
 		}

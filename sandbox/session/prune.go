@@ -1,4 +1,4 @@
-package sandbox
+package session
 
 import (
 	"fmt"
@@ -76,7 +76,7 @@ func PruneSessions(o PruneOptions) (int, error) {
 		}
 		if !o.DryRun {
 			s := &Session{Name: info.Name, dir: info.dir}
-			if s.meta, err = readMeta(s.dir); err != nil {
+			if s.meta, err = ReadMeta(s.dir); err != nil {
 				return n, err
 			}
 			if err := s.Lock(); err != nil {
@@ -98,6 +98,6 @@ func PruneSessions(o PruneOptions) (int, error) {
 			o.Progress(info, why)
 		}
 	}
-	collectStaleRuns(dir)
+	CollectStaleRuns(dir)
 	return n, nil
 }
