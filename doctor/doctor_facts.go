@@ -22,6 +22,7 @@ import (
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 	"github.com/hutch-sandbox/hutch/sandbox/session"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 	"github.com/hutch-sandbox/hutch/slirp"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -358,10 +359,10 @@ func gatherCgroup() cgroupFacts {
 	var sfs unix.Statfs_t
 	c.Unified = unix.Statfs("/sys/fs/cgroup", &sfs) == nil && sfs.Type == unix.CGROUP2_SUPER_MAGIC
 	var err error
-	if c.Mount, err = sandbox.Cgroup2Mount(); err != nil {
+	if c.Mount, err = supervise.Cgroup2Mount(); err != nil {
 		return c
 	}
-	if c.Own, err = sandbox.OwnCgroup(); err != nil {
+	if c.Own, err = supervise.OwnCgroup(); err != nil {
 		return c
 	}
 	base := filepath.Join(c.Mount, c.Own)

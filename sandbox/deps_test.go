@@ -7,8 +7,8 @@ import (
 )
 
 // depRules keep imports pointing one way (STYLE.md, docs/internals.md):
-// cmd/hutch → profiles, doctor → sandbox (the model) → the session store
-// and the leaves. A pattern "p" names one package, "p/..." it and every
+// cmd/hutch → profiles, doctor → {supervise, pid1} → wire → sandbox (the
+// model) → the session store and the leaves. A pattern "p" names one package, "p/..." it and every
 // package beneath it; each rule lists what the packages it names must
 // never import.
 var depRules = []struct {
@@ -20,12 +20,29 @@ var depRules = []struct {
 	{[]string{"image/..."}, []string{"sandbox/...", "profiles/...", "cmd/...", "slirp/...", "doctor/..."}},
 	{[]string{"sandbox/layers/...", "sandbox/seccomp/..."}, []string{"sandbox", "sandbox/session/...", "profiles/...", "cmd/...", "doctor/..."}},
 	{[]string{"internal/..."}, []string{"sandbox/...", "profiles/...", "cmd/...", "doctor/...", "image/...", "slirp/...", "userns/..."}},
+	// The supervisor side and the PID 1 side never import each other; both
+	// import only the model, the wire package and leaves (the supervisor
+	// also the session store, whose sessions it opens and records).
+	{[]string{"sandbox/supervise/..."}, []string{"sandbox/pid1/...", "profiles/...", "cmd/...", "doctor/..."}},
+	{[]string{"sandbox/pid1/..."}, []string{"sandbox/supervise/...", "sandbox/session/...", "profiles/...", "cmd/...", "doctor/..."}},
+	// The wire package is what both sides share: it knows the model only.
+	{[]string{"sandbox/wire/..."}, []string{"sandbox/supervise/...", "sandbox/pid1/...", "sandbox/session/...", "profiles/...", "cmd/...", "doctor/..."}},
+	// The model is pure: it never reaches for either side of a run.
+	{[]string{"sandbox"}, []string{"sandbox/supervise/...", "sandbox/pid1/...", "sandbox/wire/..."}},
 	// The session store sits below the model: the run side uses it.
 	{[]string{"sandbox/session/..."}, []string{"sandbox", "profiles/...", "cmd/...", "doctor/..."}},
 	// Nothing below the CLI imports the CLI, the input format or the doctor.
 	{[]string{"sandbox/..."}, []string{"profiles/...", "cmd/...", "doctor/..."}},
 	{[]string{"doctor/..."}, []string{"profiles/...", "cmd/..."}},
 	{[]string{"profiles/..."}, []string{"cmd/...", "doctor/..."}},
+}
+
+// sideImports is all that either side of a run may import of hutch: the
+// model, the wire package and the leaves; the supervisor also the session
+// store. TestDeps checks it as an allowlist.
+var sideImports = map[string][]string{
+	"sandbox/supervise": {"sandbox", "sandbox/wire", "sandbox/session", "sandbox/seccomp", "sandbox/layers", "userns", "slirp/...", "image/...", "internal/..."},
+	"sandbox/pid1":      {"sandbox", "sandbox/wire", "sandbox/seccomp", "sandbox/layers", "userns", "slirp/...", "image/...", "internal/..."},
 }
 
 // matches reports whether pkg (relative to the module) is named by pattern.
@@ -52,6 +69,21 @@ func TestDeps(t *testing.T) {
 		if strings.HasPrefix(pkg, "internal/test") {
 			continue
 		}
+		if allowed, ok := sideImports[pkg]; ok {
+			for _, imp := range f[1:] {
+				rel, ok := strings.CutPrefix(imp, mod)
+				if !ok {
+					continue
+				}
+				ok = false
+				for _, a := range allowed {
+					ok = ok || matches(a, rel)
+				}
+				if !ok {
+					t.Errorf("%s imports %s: a side of a run imports only %s", pkg, rel, strings.Join(allowed, ", "))
+				}
+			}
+		}
 		for _, r := range depRules {
 			named := false
 			for _, p := range r.pkgs {
@@ -74,7 +106,7 @@ func TestDeps(t *testing.T) {
 			}
 		}
 	}
-	if seen < 12 {
+	if seen < 15 {
 		t.Fatalf("go list found only %d of hutch's packages:\n%s", seen, out)
 	}
 }

@@ -132,7 +132,7 @@ func ProbeHost() (*Host, error) {
 	h.RuntimeDir = RuntimeDir(h.UID)
 	h.DataDir = session.DataDir(h.Home)
 	h.probeHidden()
-	h.FuseOverlayfs = findFuseOverlayfs()
+	h.FuseOverlayfs = FindFuseOverlayfs()
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && len(b) < 64<<10 {
 		h.ResolvConf = string(b)
 	}

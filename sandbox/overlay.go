@@ -31,9 +31,9 @@ const (
 
 // Layer names: "project", "home", and "root-DIR" for a system directory.
 const (
-	LayerProject = session.LayerProject
-	LayerHome    = session.LayerHome
-	layerRoot    = "root-"
+	LayerProject    = session.LayerProject
+	LayerHome       = session.LayerHome
+	LayerRootPrefix = "root-"
 )
 
 // LayersPlan is the layered part of a plan.
@@ -93,8 +93,8 @@ func planLayers(p *Plan, fs Filesystem, host *Host, project string) (*LayersPlan
 	return lp, nil
 }
 
-// findFuseOverlayfs is the fuse-overlayfs binary on PATH, or "".
-func findFuseOverlayfs() string {
+// FindFuseOverlayfs is the fuse-overlayfs binary on PATH, or "".
+func FindFuseOverlayfs() string {
 	p, err := exec.LookPath("fuse-overlayfs")
 	if err != nil {
 		return ""

@@ -304,7 +304,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		if e.Dir && layered(fs) && spec.Process.User == UserRoot {
 			// overlay: root's writes (apt, make install) land in the
 			// session's upper layer (overlay.go).
-			add(Mount{Kind: MountOverlay, Src: "/" + name, Dst: "/" + name, Layer: layerRoot + name})
+			add(Mount{Kind: MountOverlay, Src: "/" + name, Dst: "/" + name, Layer: LayerRootPrefix + name})
 		} else if e.Dir {
 			add(Mount{Kind: MountBind, Src: "/" + name, Dst: "/" + name, RO: true})
 		}

@@ -11,22 +11,22 @@ import (
 
 	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/nsprobe"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/pid1"
 	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func main() {
-	if sandbox.IsInit(os.Args[0]) {
-		os.Exit(sandbox.InitMain())
+	if pid1.IsInit(os.Args[0]) {
+		os.Exit(pid1.InitMain())
 	}
 	if nsprobe.Is(os.Args[0]) {
 		os.Exit(nsprobe.Main())
 	}
-	if sandbox.IsExecStage(os.Args) {
-		os.Exit(sandbox.ExecStageMain())
+	if pid1.IsExecStage(os.Args) {
+		os.Exit(pid1.ExecStageMain())
 	}
-	if sandbox.IsStage2(os.Args[0]) {
-		os.Exit(sandbox.Stage2Main())
+	if pid1.IsStage2(os.Args[0]) {
+		os.Exit(pid1.Stage2Main())
 	}
 	if session.IsLayersHelper(os.Args[0]) {
 		os.Exit(session.LayersHelperMain())

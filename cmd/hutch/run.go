@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 // sandboxFlags are shared by run and shell: one flag per profile key
@@ -70,7 +71,7 @@ func shellCommand() *cli.Command {
 }
 
 func runSpec(c *cli.Context, spec sandbox.Spec) error {
-	opts := sandbox.LaunchOptions{
+	opts := supervise.LaunchOptions{
 		DebugTiming: c.Bool("debug-timing"),
 		Warn:        func(msg string) { fmt.Fprintf(c.App.ErrWriter, "hutch: warning: %s\n", msg) },
 		Info:        verboseFunc(c), // overlay flags: --verbose
@@ -78,7 +79,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	if opts.DebugTiming {
 		opts.Origin = started
 		fmt.Fprintf(c.App.ErrWriter, "hutch: timing: cli        profiles loaded             +%6.2fms\n",
-			float64(sandbox.MonotonicNow()-started)/1e6)
+			float64(supervise.MonotonicNow()-started)/1e6)
 	}
 	host, err := sandbox.ProbeHost()
 	if err != nil {
@@ -116,7 +117,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		// As hutch doctor says: what escapes a sandbox root started is root.
 		opts.Warn("running as root: hutch is meant for unprivileged users; a sandbox started by root runs as the host's root, so whatever escapes it is root (run hutch as your own user)")
 	}
-	res, err := sandbox.Launch(c.Context, plan, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
+	res, err := supervise.Launch(c.Context, plan, supervise.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	for _, w := range sandbox.CheckGit(plan) {
 		opts.Warn(w)
 	}

@@ -33,7 +33,7 @@ type Meta struct {
 	// several (an image's layers).
 	Lowers map[string][]string `json:"lowers,omitempty"`
 	// Scaffold lists, per layer, the mount points hutch made in it
-	// (session_scaffold.go).
+	// (scaffold.go).
 	Scaffold map[string][]string `json:"scaffold,omitempty"`
 	// The id maps of the runs: files in the upper layers may belong to any
 	// id in them, and hutch reads and removes them inside a user namespace

@@ -15,7 +15,7 @@ import (
 )
 
 // opRequest is one operation on a session's layers, run here or in the
-// helper (overlay_helper.go).
+// helper (helper.go).
 type opRequest struct {
 	Op     string   `json:"op"` // "diff", "apply", "remove"
 	Dir    string   `json:"dir"`
