@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
@@ -81,27 +82,12 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: timing: cli        profiles loaded             +%6.2fms\n",
 			float64(supervise.MonotonicNow()-started)/1e6)
 	}
-	host, err := sandbox.ProbeHost()
+	prep, err := sandbox.Prepare(spec, func(host *sandbox.Host) (*image.Root, error) { return openImage(c, host, spec) })
 	if err != nil {
 		return err
 	}
-	if sandbox.ImageRef(spec) != "" {
-		root, err := openImage(c, host, spec)
-		if err != nil {
-			return err
-		}
-		// Held until the run ends: prune leaves the layers alone.
-		defer root.Close()
-		if host.Image, err = sandbox.NewImageRoot(root, spec.Process.User); err != nil {
-			return err
-		}
-	}
-	host.Git = sandbox.ProbeGit(sandbox.ProjectDir(spec, host), host.Home)
-	host.Dotfiles = sandbox.ProbeDotfiles(host, sandbox.Dotfiles(spec))
-	plan, err := sandbox.NewPlan(spec, host)
-	if err != nil {
-		return err
-	}
+	defer prep.Close() // the run holds its image root: prune leaves the layers alone
+	plan := prep.Plan
 	if c.Bool("dry-run") {
 		if c.Bool("json") {
 			enc := json.NewEncoder(c.App.Writer)
@@ -122,7 +108,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		opts.Warn(w)
 	}
 	if err != nil {
-		return hiddenToolHint(err, host.Home)
+		return hiddenToolHint(err, prep.Host.Home)
 	}
 	if err := reportDenials(c, res.Denials); err != nil {
 		return err

@@ -1,39 +1,9 @@
 package supervise
 
 import (
-	"fmt"
-	"os"
-
-	"github.com/hutch-sandbox/hutch/internal/hint"
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
-	"github.com/hutch-sandbox/hutch/sandbox"
-	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 	"golang.org/x/sys/unix"
 )
-
-// compileSeccomp builds the command's filter on the host side, before any
-// namespace exists, so a bad profile fails fast and plainly.
-func compileSeccomp(p *sandbox.Plan) ([]unix.SockFilter, error) {
-	var pol *seccomp.Policy
-	switch p.Seccomp.Mode {
-	case "off":
-		return nil, nil
-	case "default", "":
-		pol = seccomp.Default(seccomp.Options{Nested: p.Seccomp.Nested})
-	case "profile":
-		data, err := os.ReadFile(p.Seccomp.Profile)
-		if err != nil {
-			return nil, hint.With(fmt.Errorf("reading the seccomp profile: %w", err),
-				`security.seccomp takes "default", "off" or the path of an OCI/Docker seccomp JSON file`)
-		}
-		if pol, err = seccomp.ParseOCI(data, p.Caps); err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Seccomp.Profile, err)
-		}
-	default:
-		return nil, fmt.Errorf("unknown seccomp mode %q", p.Seccomp.Mode)
-	}
-	return pol.Compile()
-}
 
 // reserveNproc lowers this process's RLIMIT_NPROC to three quarters of
 // itself while the sandbox's user namespace is made, and returns the undo.

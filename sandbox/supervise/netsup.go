@@ -69,11 +69,7 @@ func prepareNet(plan *sandbox.Plan) (*netSupervisor, error) {
 			return nil, err
 		}
 	case sandbox.NetworkProxy:
-		rules, err := proxy.ParseAllow(plan.Allow)
-		if err != nil {
-			return nil, err
-		}
-		ns.proxy = &proxy.Server{Rules: rules, AllowLoopback: plan.HostLoopback, Resolve: ProxyResolve}
+		ns.proxy = &proxy.Server{Rules: plan.Resolved.Allow, AllowLoopback: plan.HostLoopback, Resolve: ProxyResolve}
 	}
 	if (ns.slirp != nil || ns.pasta != nil) && !tunUsable() {
 		return nil, hint.With(errors.New("/dev/net/tun cannot be opened, which "+plan.Network+" needs"),

@@ -76,3 +76,25 @@ func TestWireUTF8Unchanged(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterBytesRoundTrip: the seccomp program survives its trip to init.
+func TestFilterBytesRoundTrip(t *testing.T) {
+	// The default filter: NewPlan leaves seccomp.mode unset.
+	p := &sandbox.Plan{Args: []string{"true"}}
+	if err := sandbox.Resolve(p); err != nil || len(p.Resolved.Filter) == 0 {
+		t.Fatalf("compile: %v", err)
+	}
+	prog := p.Resolved.Filter
+	got := BytesFilter(FilterBytes(prog))
+	if len(got) != len(prog) {
+		t.Fatalf("got %d instructions, want %d", len(got), len(prog))
+	}
+	for i := range prog {
+		if got[i] != prog[i] {
+			t.Fatalf("instruction %d: got %+v, want %+v", i, got[i], prog[i])
+		}
+	}
+	if BytesFilter([]byte{1, 2, 3}) != nil {
+		t.Error("a truncated program was accepted")
+	}
+}
