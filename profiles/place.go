@@ -9,9 +9,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
-
 	"github.com/hutch-sandbox/hutch/internal/mutate"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 // Where a project may be. The project is bound read-write, so a directory
@@ -217,7 +216,7 @@ func (p *Profile) secretProject(dir string) (secret string, exact bool) {
 			cands = append(cands, filepath.Join(p.realHome, rel))
 		}
 	}
-	cands = append(cands, p.configDir, sandbox.DataDir(p.home))
+	cands = append(cands, p.configDir, session.DataDir(p.home))
 	type ident struct{ dev, ino uint64 }
 	secrets := map[ident]string{}
 	for _, c := range cands {

@@ -1,6 +1,12 @@
-// Package sandbox is hutch's domain: it turns a validated Spec into a Plan
-// resolved against the host, launches that plan in new namespaces, and runs
-// the hidden child side (hutch-init) inside them.
+// Package sandbox is hutch's model: Spec (validated intent), Host (facts
+// probed once, before anything forks), and Plan (everything resolved,
+// built by the pure NewPlan). Launching a plan is sandbox/supervise's;
+// what runs inside the namespaces is sandbox/pid1's; the messages between
+// them are sandbox/wire's; kept sessions are sandbox/session's.
+//
+// It runs in the caller's namespaces and must never import either side of
+// a run: a plan can be built and golden-tested without namespaces
+// (testdata/plans, hutch run --dry-run --json).
 //
 // # Data flow
 //
@@ -15,8 +21,9 @@
 //
 // # Process tree
 //
-// The supervisor (hutch run) stays in the host namespaces, relays signals and
-// the terminal, and owns the per-run state directory. hutch-init is PID 1 of
-// new user, mount, pid, ipc, uts, net (and cgroup) namespaces: it builds the
-// new root, drops privileges, starts the command and reaps orphans.
+// The supervisor (hutch run, sandbox/supervise) stays in the host
+// namespaces, relays signals and the terminal, and owns the per-run state
+// directory. hutch-init (sandbox/pid1) is PID 1 of new user, mount, pid,
+// ipc, uts, net (and cgroup) namespaces: it builds the new root, drops
+// privileges, starts the command and reaps orphans.
 package sandbox

@@ -1,24 +1,16 @@
 package sandbox
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/hutch-sandbox/hutch/internal/hint"
+)
 
 // HintError is an error with advice for the user, printed by the CLI as
-// "hutch: hint: …".
-type HintError struct {
-	Err error
-	Tip string
-}
+// "hutch: hint: …" (internal/hint, shared with the session store).
+type HintError = hint.Error
 
-func (e *HintError) Error() string { return e.Err.Error() }
-func (e *HintError) Unwrap() error { return e.Err }
-func (e *HintError) Hint() string  { return e.Tip }
-
-func withHint(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	return &HintError{Err: err, Tip: fmt.Sprintf(format, args...)}
-}
+func withHint(err error, format string, args ...any) error { return hint.With(err, format, args...) }
 
 // HelperDiedError says that a helper the sandbox depends on (its
 // fuse-overlayfs, slirp4netns or pasta) died, and hutch stopped the

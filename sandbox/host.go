@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/sysctl"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/userns"
 )
 
@@ -127,10 +129,10 @@ func ProbeHost() (*Host, error) {
 		}
 		h.Root = append(h.Root, re)
 	}
-	h.RuntimeDir = runtimeDir(h.UID)
-	h.DataDir = DataDir(h.Home)
+	h.RuntimeDir = RuntimeDir(h.UID)
+	h.DataDir = session.DataDir(h.Home)
 	h.probeHidden()
-	h.FuseOverlayfs = findFuseOverlayfs()
+	h.FuseOverlayfs = FindFuseOverlayfs()
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && len(b) < 64<<10 {
 		h.ResolvConf = string(b)
 	}
@@ -138,8 +140,8 @@ func ProbeHost() (*Host, error) {
 	if unix.Sysinfo(&si) == nil {
 		h.MemTotal = int64(si.Totalram) * int64(si.Unit)
 	}
-	h.InotifyInstances = int64(max(0, readSysctl("/proc/sys/user/max_inotify_instances")))
-	h.InotifyWatches = int64(max(0, readSysctl("/proc/sys/user/max_inotify_watches")))
+	h.InotifyInstances = int64(max(0, sysctl.Read("/proc/sys/user/max_inotify_instances")))
+	h.InotifyWatches = int64(max(0, sysctl.Read("/proc/sys/user/max_inotify_watches")))
 	_, err = os.Stat("/proc/self/ns/cgroup")
 	h.CgroupNS = err == nil
 	return h, nil
@@ -149,16 +151,16 @@ func ProbeHost() (*Host, error) {
 // on PATH (or in /usr/bin) and can actually act: setuid root, or carrying
 // file capabilities.
 func privilegedHelper(name string) string {
-	if h := findHelper(name); h.Setuid || h.Caps {
+	if h := userns.FindHelper(name); h.Setuid || h.Caps {
 		return h.Path
 	}
 	return ""
 }
 
-// runtimeDir is where per-run state lives: $XDG_RUNTIME_DIR/hutch when the
+// RuntimeDir is where per-run state lives: $XDG_RUNTIME_DIR/hutch when the
 // variable names a directory we own, else a per-user directory in /tmp,
 // which EnsureStateRoot creates 0700 and checks for ownership.
-func runtimeDir(uid int) string {
+func RuntimeDir(uid int) string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
 		var st unix.Stat_t
 		if unix.Stat(d, &st) == nil && int(st.Uid) == uid && st.Mode&unix.S_IFMT == unix.S_IFDIR {

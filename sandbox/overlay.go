@@ -2,10 +2,10 @@ package sandbox
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
+
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 // Layered filesystems (docs/layers.md). A plan that overlays anything
@@ -31,9 +31,9 @@ const (
 
 // Layer names: "project", "home", and "root-DIR" for a system directory.
 const (
-	LayerProject = "project"
-	LayerHome    = "home"
-	layerRoot    = "root-"
+	LayerProject    = session.LayerProject
+	LayerHome       = session.LayerHome
+	LayerRootPrefix = "root-"
 )
 
 // LayersPlan is the layered part of a plan.
@@ -51,32 +51,6 @@ type LayersPlan struct {
 	Project string `json:"project,omitempty"`
 	// FuseOverlayfs is the fuse-overlayfs binary, when found.
 	FuseOverlayfs string `json:"fuse_overlayfs,omitempty"`
-}
-
-// sessionsDir is where sessions live.
-func sessionsDir(dataDir string) string { return filepath.Join(dataDir, "sessions") }
-
-// DataDir is hutch's data directory: $XDG_DATA_HOME/hutch, or
-// ~/.local/share/hutch.
-func DataDir(home string) string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "hutch")
-	}
-	return filepath.Join(home, ".local", "share", "hutch")
-}
-
-// validSessionName allows names that are safe as one path element and in
-// overlay mount options.
-func validSessionName(s string) bool {
-	if s == "" || len(s) > 64 || s[0] == '.' || s[0] == '-' {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // layered reports whether a spec overlays anything.
@@ -105,7 +79,7 @@ func planLayers(p *Plan, fs Filesystem, host *Host, project string) (*LayersPlan
 			return nil, &FieldError{Key: "filesystem." + map[bool]string{true: "home", false: "project"}[m.Layer == LayerHome], Msg: err.Error()}
 		}
 		if lp == nil {
-			lp = &LayersPlan{Driver: fs.Overlay, Session: fs.Session, Dir: sessionsDir(host.DataDir), FuseOverlayfs: host.FuseOverlayfs}
+			lp = &LayersPlan{Driver: fs.Overlay, Session: fs.Session, Dir: session.Dir(host.DataDir), FuseOverlayfs: host.FuseOverlayfs}
 		}
 		if m.Layer == LayerProject {
 			lp.Project = project
@@ -119,8 +93,8 @@ func planLayers(p *Plan, fs Filesystem, host *Host, project string) (*LayersPlan
 	return lp, nil
 }
 
-// findFuseOverlayfs is the fuse-overlayfs binary on PATH, or "".
-func findFuseOverlayfs() string {
+// FindFuseOverlayfs is the fuse-overlayfs binary on PATH, or "".
+func FindFuseOverlayfs() string {
 	p, err := exec.LookPath("fuse-overlayfs")
 	if err != nil {
 		return ""

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
@@ -208,10 +209,47 @@ func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 // Validate checks s and fills defaults. The error joins one *FieldError per
 // problem.
 func (s *Spec) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	s.fillDefaults()
+	var c checks
+	s.checkFilesystem(&c)
+	s.checkNetwork(&c)
+	s.checkEnv(&c)
+	s.checkProcess(&c)
+	s.checkLimits(&c)
+	return errors.Join(c...)
+}
+
+// checks collects one *FieldError per problem, in the order found.
+type checks []error
+
+func (c *checks) bad(key, format string, args ...any) {
+	*c = append(*c, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// oneOf reports v unless it is one of ok.
+func (c *checks) oneOf(key, v string, ok ...string) bool {
+	for _, o := range ok {
+		if v == o {
+			return true
+		}
 	}
+	c.bad(key, "%q is not one of %s", v, strings.Join(ok, ", "))
+	return false
+}
+
+// paths reports a path that is not absolute (or ~/...), or that covers /.
+func (c *checks) paths(key string, ps []string) {
+	for _, p := range ps {
+		if !filepath.IsAbs(p) && p != "~" && !strings.HasPrefix(p, "~/") {
+			c.bad(key, "path %q must be absolute (or start with ~/)", p)
+		} else if filepath.Clean(p) == "/" && key != "filesystem.ro" {
+			c.bad(key, "%q would cover the whole filesystem", p)
+		}
+	}
+}
+
+// fillDefaults sets what the spec leaves empty.
+func (s *Spec) fillDefaults() {
 	def := func(p *string, v string) {
 		if *p == "" {
 			*p = v
@@ -232,121 +270,121 @@ func (s *Spec) Validate() error {
 	def(&pr.Hostname, DefaultHostname)
 	def(&s.Security.Seccomp, "default")
 	def(&s.TTY, "auto")
-	oneOf := func(key, v string, ok ...string) bool {
-		for _, o := range ok {
-			if v == o {
-				return true
-			}
-		}
-		bad(key, "%q is not one of %s", v, strings.Join(ok, ", "))
-		return false
-	}
+}
 
+// checkFilesystem checks the filesystem keys and process.dotfiles.
+func (s *Spec) checkFilesystem(c *checks) {
+	fs := &s.Filesystem
 	if ref, ok := strings.CutPrefix(fs.Root, "image:"); ok {
 		if strings.TrimSpace(ref) == "" {
-			bad("filesystem.root", "%q names no image: write image:REF, as in image:docker.io/library/alpine:3.20", fs.Root)
+			c.bad("filesystem.root", "%q names no image: write image:REF, as in image:docker.io/library/alpine:3.20", fs.Root)
 		}
 	} else {
-		oneOf("filesystem.root", fs.Root, "host", "image:REF")
+		c.oneOf("filesystem.root", fs.Root, "host", "image:REF")
 	}
-	oneOf("filesystem.project", fs.ProjectMode, "rw", "ro", "overlay")
-	oneOf("filesystem.overlay", fs.Overlay, OverlayAuto, OverlayKernel, OverlayFuse)
-	oneOf("filesystem.home", fs.Home, "tmpfs", "ro", "overlay")
-	oneOf("filesystem.git", fs.Git, GitProtect, GitRW)
-	if fs.Session != "" && !validSessionName(fs.Session) {
-		bad("filesystem.session", "%q is not a valid session name (letters, digits, '.', '_' and '-', at most 64, not starting with '.' or '-')", fs.Session)
+	c.oneOf("filesystem.project", fs.ProjectMode, "rw", "ro", "overlay")
+	c.oneOf("filesystem.overlay", fs.Overlay, OverlayAuto, OverlayKernel, OverlayFuse)
+	c.oneOf("filesystem.home", fs.Home, "tmpfs", "ro", "overlay")
+	c.oneOf("filesystem.git", fs.Git, GitProtect, GitRW)
+	if fs.Session != "" && !session.ValidName(fs.Session) {
+		c.bad("filesystem.session", "%q is not a valid session name (letters, digits, '.', '_' and '-', at most 64, not starting with '.' or '-')", fs.Session)
 	}
-	paths := func(key string, ps []string) {
-		for _, p := range ps {
-			if !filepath.IsAbs(p) && p != "~" && !strings.HasPrefix(p, "~/") {
-				bad(key, "path %q must be absolute (or start with ~/)", p)
-			} else if filepath.Clean(p) == "/" && key != "filesystem.ro" {
-				bad(key, "%q would cover the whole filesystem", p)
-			}
-		}
-	}
-	paths("filesystem.rw", fs.RW)
-	paths("filesystem.rw", fs.Create)
-	paths("filesystem.ro", fs.RO)
-	paths("filesystem.hide", fs.Hide)
-	paths("filesystem.tmpfs", fs.Tmpfs)
+	c.paths("filesystem.rw", fs.RW)
+	c.paths("filesystem.rw", fs.Create)
+	c.paths("filesystem.ro", fs.RO)
+	c.paths("filesystem.hide", fs.Hide)
+	c.paths("filesystem.tmpfs", fs.Tmpfs)
 	for _, d := range s.Process.Dotfiles {
 		if d == "" || filepath.IsAbs(d) || strings.HasPrefix(d, "~") || filepath.Clean(d) != d || d == "." || strings.HasPrefix(d, "../") || d == ".." {
-			bad("process.dotfiles", "%q: name a file by its path in your home, as in \".bashrc\" or \".config/starship.toml\"", d)
+			c.bad("process.dotfiles", "%q: name a file by its path in your home, as in \".bashrc\" or \".config/starship.toml\"", d)
 		}
 	}
-	paths("filesystem.sockets", fs.Sockets)
+	c.paths("filesystem.sockets", fs.Sockets)
 	if fs.Project != "" {
-		paths("filesystem.project_dir", []string{fs.Project})
+		c.paths("filesystem.project_dir", []string{fs.Project})
 	}
+}
 
-	oneOf("network.mode", nw.Mode, NetworkNone, NetworkHost, NetworkProxy, NetworkSlirp, NetworkPasta)
+// checkNetwork checks the network keys.
+func (s *Spec) checkNetwork(c *checks) {
+	nw := &s.Network
+	c.oneOf("network.mode", nw.Mode, NetworkNone, NetworkHost, NetworkProxy, NetworkSlirp, NetworkPasta)
 	if len(nw.Allow) > 0 && nw.Mode != NetworkProxy {
-		bad("network.allow", "only applies to mode = \"proxy\" (mode is %q)", nw.Mode)
+		c.bad("network.allow", "only applies to mode = \"proxy\" (mode is %q)", nw.Mode)
 	}
 	if len(nw.Allow) > 0 {
 		if _, err := proxy.ParseAllow(nw.Allow); err != nil {
-			bad("network.allow", "%v", err)
+			c.bad("network.allow", "%v", err)
 		}
 	}
 	if nw.HostLoopback && nw.Mode != NetworkProxy && nw.Mode != NetworkSlirp && nw.Mode != NetworkPasta {
-		bad("network.host_loopback", "only applies to modes proxy, slirp4netns and pasta (mode is %q)", nw.Mode)
+		c.bad("network.host_loopback", "only applies to modes proxy, slirp4netns and pasta (mode is %q)", nw.Mode)
 	}
 	if len(nw.Ports) > 0 && nw.Mode == NetworkHost {
-		bad("network.ports", "publishing ports makes no sense with the host's network: the command binds host ports itself")
+		c.bad("network.ports", "publishing ports makes no sense with the host's network: the command binds host ports itself")
 	}
 	seen := map[string]bool{}
 	for _, ps := range nw.Ports {
 		pm, err := ParsePort(ps)
 		if err != nil {
-			bad("network.ports", "%v", err)
+			c.bad("network.ports", "%v", err)
 			continue
 		}
 		key := fmt.Sprintf("%s:%d/%s", pm.HostIP, pm.HostPort, pm.Proto)
 		if seen[key] {
-			bad("network.ports", "host port %s is published twice", key)
+			c.bad("network.ports", "host port %s is published twice", key)
 		}
 		seen[key] = true
 	}
+}
 
+// checkEnv checks env.set and env.keep.
+func (s *Spec) checkEnv(c *checks) {
 	for k := range s.Env.Set {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			bad("env.set", "variable name %q is invalid", k)
+			c.bad("env.set", "variable name %q is invalid", k)
 		}
 	}
 	for _, pat := range s.Env.Keep {
 		if _, err := filepath.Match(pat, ""); err != nil || pat == "" {
-			bad("env.keep", "pattern %q is not a valid glob", pat)
+			c.bad("env.keep", "pattern %q is not a valid glob", pat)
 		}
 	}
+}
 
+// checkProcess checks the process keys, and defaults kill_grace.
+func (s *Spec) checkProcess(c *checks) {
+	fs, pr := &s.Filesystem, &s.Process
 	switch {
 	case pr.User == "" || pr.User == UserSelf || pr.User == UserRoot:
 	case strings.HasPrefix(fs.Root, "image:"):
 		if !validUserSpec(pr.User) {
-			bad("process.user", "%q is not self, root, or an image user as NAME, UID, NAME:GROUP or UID:GID", pr.User)
+			c.bad("process.user", "%q is not self, root, or an image user as NAME, UID, NAME:GROUP or UID:GID", pr.User)
 		}
 	default:
-		bad("process.user", "%q is not one of self, root (a user name or id needs an image root)", pr.User)
+		c.bad("process.user", "%q is not one of self, root (a user name or id needs an image root)", pr.User)
 	}
 	if pr.Workdir != "" && !filepath.IsAbs(pr.Workdir) {
-		bad("process.workdir", "%q must be an absolute path inside the sandbox", pr.Workdir)
+		c.bad("process.workdir", "%q must be an absolute path inside the sandbox", pr.Workdir)
 	} else if pr.Workdir != "" && filepath.Clean(pr.Workdir) == "/" && strings.HasPrefix(fs.Root, "image:") {
-		bad("process.workdir", "the project cannot be bound over the image's /; pick a directory such as /src")
+		c.bad("process.workdir", "the project cannot be bound over the image's /; pick a directory such as /src")
 	}
-	oneOf("process.idmap", pr.IDMap, IDMapAuto, IDMapSingle)
+	c.oneOf("process.idmap", pr.IDMap, IDMapAuto, IDMapSingle)
 	if !validHostname(pr.Hostname) {
-		bad("process.hostname", "%q is not a valid host name (letters, digits, '-' and '.', at most 64)", pr.Hostname)
+		c.bad("process.hostname", "%q is not a valid host name (letters, digits, '-' and '.', at most 64)", pr.Hostname)
 	}
 	if pr.Timeout < 0 {
-		bad("process.timeout", "%v is negative", pr.Timeout)
+		c.bad("process.timeout", "%v is negative", pr.Timeout)
 	}
 	if pr.KillGrace < 0 {
-		bad("process.kill_grace", "%v is negative", pr.KillGrace)
+		c.bad("process.kill_grace", "%v is negative", pr.KillGrace)
 	} else if pr.KillGrace == 0 {
 		pr.KillGrace = DefaultKillGrace
 	}
+}
 
+// checkLimits checks the limits, security.seccomp, preserve-fds and tty.
+func (s *Spec) checkLimits(c *checks) {
 	l := s.Limits
 	for _, v := range []struct {
 		key string
@@ -354,21 +392,20 @@ func (s *Spec) Validate() error {
 	}{{"limits.memory", l.Memory}, {"limits.pids", l.Pids}, {"limits.tmpfs", l.Tmpfs},
 		{"limits.inotify_instances", l.InotifyInstances}, {"limits.inotify_watches", l.InotifyWatches}, {"limits.nofile", l.NoFile}, {"limits.nproc", l.NProc}, {"limits.fsize", l.FSize}} {
 		if v.n < 0 {
-			bad(v.key, "%d is negative", v.n)
+			c.bad(v.key, "%d is negative", v.n)
 		}
 	}
 	if l.CPU < 0 {
-		bad("limits.cpu", "%v is negative", l.CPU)
+		c.bad("limits.cpu", "%v is negative", l.CPU)
 	}
 	if sc := s.Security.Seccomp; sc != "default" && sc != "off" && !filepath.IsAbs(sc) && !strings.HasPrefix(sc, "~/") {
-		bad("security.seccomp", "%q is not \"default\", \"off\" or the absolute path of an OCI seccomp profile", sc)
+		c.bad("security.seccomp", "%q is not \"default\", \"off\" or the absolute path of an OCI seccomp profile", sc)
 	}
 
 	if s.PreserveFDs < 0 || s.PreserveFDs > 1000 {
-		bad("preserve-fds", "%d is out of range 0..1000", s.PreserveFDs)
+		c.bad("preserve-fds", "%d is out of range 0..1000", s.PreserveFDs)
 	}
-	oneOf("tty", s.TTY, "auto", "always", "never")
-	return errors.Join(errs...)
+	c.oneOf("tty", s.TTY, "auto", "always", "never")
 }
 
 // validUserSpec accepts an image user as docker's --user takes it.

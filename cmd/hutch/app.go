@@ -10,6 +10,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/profiles"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -22,7 +23,7 @@ var Version = "dev"
 var started int64
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	started = sandbox.MonotonicNow()
+	started = supervise.MonotonicNow()
 	app := newApp(stdin, stdout, stderr)
 	return report(stderr, app.RunContext(ctx, args))
 }

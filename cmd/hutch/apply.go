@@ -8,6 +8,7 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func applyCommand() *cli.Command {
@@ -59,7 +60,7 @@ func applyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := s.Apply(sandbox.ApplyOptions{Paths: paths, Force: c.Bool("force"), RunLater: c.Bool("allow-run-later"),
+			rep, err := s.Apply(session.ApplyOptions{Paths: paths, Force: c.Bool("force"), RunLater: c.Bool("allow-run-later"),
 				Exclude: exclude, Merge: c.Bool("merge"), Progress: pr.result})
 			pr.flush()
 			if err != nil {

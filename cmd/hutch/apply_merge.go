@@ -9,14 +9,15 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 // newSessionApplyPrinter prints apply's results; to know whether to sum
 // up large directories it counts the changes first (unless --verbose).
-func newSessionApplyPrinter(c *cli.Context, s *sandbox.Session, paths, exclude []string) (*applyPrinter, error) {
+func newSessionApplyPrinter(c *cli.Context, s *session.Session, paths, exclude []string) (*applyPrinter, error) {
 	var cs []layers.Change
 	if !c.Bool("verbose") {
-		lc, err := s.Diff(io.Discard, sandbox.DiffOptions{Layer: sandbox.LayerProject, Paths: paths, Exclude: exclude})
+		lc, err := s.Diff(io.Discard, session.DiffOptions{Layer: sandbox.LayerProject, Paths: paths, Exclude: exclude})
 		if err != nil {
 			return nil, err
 		}
@@ -27,7 +28,7 @@ func newSessionApplyPrinter(c *cli.Context, s *sandbox.Session, paths, exclude [
 
 // afterApply reports merges left with conflict markers, and discards the
 // session when nothing is left in it.
-func afterApply(c *cli.Context, s *sandbox.Session, rep *layers.Report) error {
+func afterApply(c *cli.Context, s *session.Session, rep *layers.Report) error {
 	if n := len(rep.Marked); n > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: merged %s with conflicts: resolve the <<<<<<< host / >>>>>>> session markers by hand\n", plural(n, "file"))
 	}
@@ -50,7 +51,7 @@ func markedStatus(rep *layers.Report) error {
 
 // discardIfDone discards a session that holds no change any more, in any
 // layer, and says so.
-func discardIfDone(c *cli.Context, s *sandbox.Session) error {
+func discardIfDone(c *cli.Context, s *session.Session) error {
 	done, err := s.DiscardIfDone()
 	if err != nil {
 		return fmt.Errorf("discarding session %s, whose changes are all applied: %w", s.Name, err)

@@ -9,7 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/profiles"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 // The shell scripts ask hutch itself what may follow (hutch __complete
@@ -210,7 +210,7 @@ func profileNames() []string {
 }
 
 func sessionNames() []string {
-	list, _ := sandbox.Sessions()
+	list, _ := session.Sessions()
 	var out []string
 	seen := map[string]bool{} // names are per project: one may be in several
 	for _, s := range list {

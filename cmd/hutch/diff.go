@@ -14,6 +14,7 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/layers"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func diffCommand() *cli.Command {
@@ -61,7 +62,7 @@ func diffCommand() *cli.Command {
 				format = "stat"
 			}
 			var buf strings.Builder
-			lc, err := s.Diff(&buf, sandbox.DiffOptions{Layer: c.String("layer"), Paths: paths, Exclude: exclude, Format: format})
+			lc, err := s.Diff(&buf, session.DiffOptions{Layer: c.String("layer"), Paths: paths, Exclude: exclude, Format: format})
 			if err != nil {
 				return err
 			}
@@ -94,7 +95,7 @@ func diffCommand() *cli.Command {
 
 // selectPaths turns PATH arguments into paths relative to the layer's
 // root: relative to the working directory, and within the layer.
-func selectPaths(s *sandbox.Session, layer string, args []string) ([]string, error) {
+func selectPaths(s *session.Session, layer string, args []string) ([]string, error) {
 	root := s.Project()
 	if layer != sandbox.LayerProject {
 		root = s.LayerRoot(layer)

@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/urfave/cli/v2"
-
-	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
 func discardCommand() *cli.Command {
@@ -22,7 +21,7 @@ func discardCommand() *cli.Command {
 			}
 			for _, name := range c.Args().Slice() {
 				s, err := openSession(name)
-				if errors.Is(err, sandbox.ErrNoSession) {
+				if errors.Is(err, session.ErrNoSession) {
 					// A name that is no session is a mistake in the call.
 					return usageErr(err)
 				}

@@ -7,9 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hutch-sandbox/hutch/doctor"
 	"github.com/urfave/cli/v2"
-
-	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
 func doctorCommand() *cli.Command {
@@ -28,7 +27,7 @@ func doctorCommand() *cli.Command {
 			if c.Args().Len() > 0 {
 				return usagef("doctor takes no arguments")
 			}
-			d := sandbox.Doctor(c.Context)
+			d := doctor.Doctor(c.Context)
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
@@ -54,7 +53,7 @@ const doctorWidth = 100
 
 // printDiagnosis prints one aligned line per check, the detail wrapped
 // under itself, and the fix below it.
-func printDiagnosis(w io.Writer, d *sandbox.Diagnosis) {
+func printDiagnosis(w io.Writer, d *doctor.Diagnosis) {
 	nameW := 0
 	for _, c := range d.Checks {
 		nameW = max(nameW, len(c.Name))
@@ -62,7 +61,7 @@ func printDiagnosis(w io.Writer, d *sandbox.Diagnosis) {
 	indent := strings.Repeat(" ", 6+nameW+2)
 	warns := 0
 	for _, c := range d.Checks {
-		if c.Status == sandbox.CheckWarn {
+		if c.Status == doctor.CheckWarn {
 			warns++
 		}
 		for i, line := range wrap(c.Detail, doctorWidth-len(indent)) {

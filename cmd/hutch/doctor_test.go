@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/doctor"
 )
 
 // TestDoctorJSON: --json is one valid object with every check, in order,
@@ -66,7 +66,7 @@ func TestDoctorJSON(t *testing.T) {
 			t.Errorf("%s: no fix field", c.Name)
 		}
 	}
-	if got, want := strings.Join(names, ", "), strings.Join(sandbox.CheckNames(), ", "); got != want {
+	if got, want := strings.Join(names, ", "), strings.Join(doctor.CheckNames(), ", "); got != want {
 		t.Errorf("checks: %s\nwant:   %s", got, want)
 	}
 }
@@ -74,9 +74,9 @@ func TestDoctorJSON(t *testing.T) {
 // TestDoctorPrint pins the text layout: status and name in columns, the
 // detail wrapped under itself, the fix below it, commands never wrapped.
 func TestDoctorPrint(t *testing.T) {
-	d := &sandbox.Diagnosis{OK: true, Checks: []sandbox.Check{
-		{Name: "user namespaces", Status: sandbox.CheckOK, Detail: "works"},
-		{Name: "/dev/fuse", Status: sandbox.CheckWarn,
+	d := &doctor.Diagnosis{OK: true, Checks: []doctor.Check{
+		{Name: "user namespaces", Status: doctor.CheckOK, Detail: "works"},
+		{Name: "/dev/fuse", Status: doctor.CheckWarn,
 			Detail: "/dev/fuse is mode 0600, owned by root:root: only root can open it, so fuse-overlayfs cannot mount, and this sentence runs on",
 			Fix:    "sudo chmod 0666 /dev/fuse\n(distributions ship it 0666)"},
 	}}
@@ -95,7 +95,7 @@ hutch can run sandboxes here. The warning above says what is missing and how to 
 	}
 
 	d.OK = false
-	d.Checks[0].Status = sandbox.CheckFail
+	d.Checks[0].Status = doctor.CheckFail
 	b.Reset()
 	printDiagnosis(&b, d)
 	if strings.Contains(b.String(), "can run") {

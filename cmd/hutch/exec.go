@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 func execCommand() *cli.Command {
@@ -52,10 +53,10 @@ func execCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			code, err := sandbox.Exec(c.Context, host.RuntimeDir, sandbox.ExecOptions{
+			code, err := supervise.Exec(c.Context, host.RuntimeDir, supervise.ExecOptions{
 				ID: id, Args: cmd, Env: env, Workdir: c.String("workdir"), TTY: c.String("tty"),
-			}, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
-			if errors.Is(err, sandbox.ErrNoSandbox) {
+			}, supervise.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+			if errors.Is(err, supervise.ErrNoSandbox) {
 				return usageErr(err)
 			}
 			if err != nil {

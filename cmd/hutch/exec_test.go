@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/testenv"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 // startSandbox runs hutch ARGS -- sh -c 'echo ready; exec sleep 600' and
@@ -41,7 +41,7 @@ func startSandbox(t *testing.T, args ...string) (*exec.Cmd, string) {
 	if err != nil {
 		t.Fatalf("hutch ps: %v", err)
 	}
-	var list []sandbox.RunInfo
+	var list []supervise.RunInfo
 	json.Unmarshal(out, &list)
 	for _, r := range list {
 		if r.PID == run.Process.Pid {
@@ -209,7 +209,7 @@ func TestExecNotYours(t *testing.T) {
 	if line, _ := bufio.NewReader(held).ReadString('\n'); line != "held\n" {
 		t.Fatalf("flock: %q", line)
 	}
-	info, _ := json.Marshal(sandbox.RunInfo{ID: "forged", PID: 1, InitPID: 1, Args: []string{"x"}})
+	info, _ := json.Marshal(supervise.RunInfo{ID: "forged", PID: 1, InitPID: 1, Args: []string{"x"}})
 	os.WriteFile(filepath.Join(dir, "info.json"), info, 0o600)
 	plan, _ := json.Marshal(map[string]any{"plan": map[string]any{"args": []string{"x"}, "env": []string{"PATH=/bin"}, "cwd": "/"}})
 	os.WriteFile(filepath.Join(dir, "exec.json"), plan, 0o600)

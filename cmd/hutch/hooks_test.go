@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 // The test binary, acting as hutch, installs the proxy's DNS override from
@@ -22,5 +22,5 @@ func init() {
 			m[strings.ToLower(k)] = ip
 		}
 	}
-	sandbox.ProxyResolve = m
+	supervise.ProxyResolve = m
 }

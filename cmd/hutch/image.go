@@ -16,6 +16,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func imageCommand() *cli.Command {
@@ -136,7 +137,7 @@ func openStore(host *sandbox.Host, idmap string) (*image.Store, error) {
 		return nil, err
 	}
 	// Sessions made on an image keep its layers until they are discarded.
-	st.Pins = sandbox.SessionLowers()
+	st.Pins = session.SessionLowers()
 	return st, nil
 }
 

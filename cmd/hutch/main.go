@@ -1,7 +1,7 @@
 // Command hutch wraps a developer command in a rootless sandbox.
 //
 // main only dispatches: the hidden sandbox entry (argv[0] "hutch-init") and
-// hutch doctor's probe (argv[0] "hutch-probe") run inside new namespaces and
+// hutch doctor's probe (argv[0] "hutch-probe", internal/nsprobe) run inside new namespaces and
 // must never see the CLI; everything else is the CLI in app.go.
 package main
 
@@ -10,24 +10,26 @@ import (
 	"os"
 
 	"github.com/hutch-sandbox/hutch/image"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/internal/nsprobe"
+	"github.com/hutch-sandbox/hutch/sandbox/pid1"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func main() {
-	if sandbox.IsInit(os.Args[0]) {
-		os.Exit(sandbox.InitMain())
+	if pid1.IsInit(os.Args[0]) {
+		os.Exit(pid1.InitMain())
 	}
-	if sandbox.IsProbe(os.Args[0]) {
-		os.Exit(sandbox.ProbeMain())
+	if nsprobe.Is(os.Args[0]) {
+		os.Exit(nsprobe.Main())
 	}
-	if sandbox.IsExecStage(os.Args) {
-		os.Exit(sandbox.ExecStageMain())
+	if pid1.IsExecStage(os.Args) {
+		os.Exit(pid1.ExecStageMain())
 	}
-	if sandbox.IsStage2(os.Args[0]) {
-		os.Exit(sandbox.Stage2Main())
+	if pid1.IsStage2(os.Args[0]) {
+		os.Exit(pid1.Stage2Main())
 	}
-	if sandbox.IsLayersHelper(os.Args[0]) {
-		os.Exit(sandbox.LayersHelperMain())
+	if session.IsLayersHelper(os.Args[0]) {
+		os.Exit(session.LayersHelperMain())
 	}
 	if image.IsHelper(os.Args[0]) {
 		os.Exit(image.HelperMain())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 // TestOverlayDrivers runs the overlay and session scripts once per
@@ -29,7 +30,7 @@ func TestOverlayDrivers(t *testing.T) {
 	for _, driver := range []string{sandbox.OverlayKernel, sandbox.OverlayFuse} {
 		t.Run(driver, func(t *testing.T) {
 			testenv.RequireUserNS(t)
-			if reason := sandbox.OverlayDriverReason(driver); reason != "" {
+			if reason := supervise.OverlayDriverReason(driver); reason != "" {
 				testenv.Skip(t, reason)
 			}
 			p := scriptParams()

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 func psCommand() *cli.Command {
@@ -28,13 +29,13 @@ func psCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			list, err := sandbox.Running(host.RuntimeDir)
+			list, err := supervise.Running(host.RuntimeDir)
 			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
 				if list == nil {
-					list = []sandbox.RunInfo{}
+					list = []supervise.RunInfo{}
 				}
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/hutch-sandbox/hutch/internal/testenv"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 // TestPs: hutch ps lists a running sandbox with its command, network and
@@ -28,7 +28,7 @@ func TestPs(t *testing.T) {
 		t.Fatalf("the sandbox did not start: %q %v", line, err)
 	}
 
-	ps := func() []sandbox.RunInfo {
+	ps := func() []supervise.RunInfo {
 		t.Helper()
 		cmd := hutchCmd(t, "ps", "--json")
 		cmd.Env = run.Env // the same runtime directory
@@ -36,13 +36,13 @@ func TestPs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("hutch ps: %v", err)
 		}
-		var list []sandbox.RunInfo
+		var list []supervise.RunInfo
 		if err := json.Unmarshal(out, &list); err != nil {
 			t.Fatalf("hutch ps --json: %v\n%s", err, out)
 		}
 		return list
 	}
-	var mine *sandbox.RunInfo
+	var mine *supervise.RunInfo
 	list := ps()
 	for i := range list {
 		if list[i].PID == run.Process.Pid {

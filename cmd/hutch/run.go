@@ -7,7 +7,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
 
 // sandboxFlags are shared by run and shell: one flag per profile key
@@ -70,7 +72,7 @@ func shellCommand() *cli.Command {
 }
 
 func runSpec(c *cli.Context, spec sandbox.Spec) error {
-	opts := sandbox.LaunchOptions{
+	opts := supervise.LaunchOptions{
 		DebugTiming: c.Bool("debug-timing"),
 		Warn:        func(msg string) { fmt.Fprintf(c.App.ErrWriter, "hutch: warning: %s\n", msg) },
 		Info:        verboseFunc(c), // overlay flags: --verbose
@@ -78,29 +80,14 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	if opts.DebugTiming {
 		opts.Origin = started
 		fmt.Fprintf(c.App.ErrWriter, "hutch: timing: cli        profiles loaded             +%6.2fms\n",
-			float64(sandbox.MonotonicNow()-started)/1e6)
+			float64(supervise.MonotonicNow()-started)/1e6)
 	}
-	host, err := sandbox.ProbeHost()
+	prep, err := sandbox.Prepare(spec, func(host *sandbox.Host) (*image.Root, error) { return openImage(c, host, spec) })
 	if err != nil {
 		return err
 	}
-	if sandbox.ImageRef(spec) != "" {
-		root, err := openImage(c, host, spec)
-		if err != nil {
-			return err
-		}
-		// Held until the run ends: prune leaves the layers alone.
-		defer root.Close()
-		if host.Image, err = sandbox.NewImageRoot(root, spec.Process.User); err != nil {
-			return err
-		}
-	}
-	host.Git = sandbox.ProbeGit(sandbox.ProjectDir(spec, host), host.Home)
-	host.Dotfiles = sandbox.ProbeDotfiles(host, sandbox.Dotfiles(spec))
-	plan, err := sandbox.NewPlan(spec, host)
-	if err != nil {
-		return err
-	}
+	defer prep.Close() // the run holds its image root: prune leaves the layers alone
+	plan := prep.Plan
 	if c.Bool("dry-run") {
 		if c.Bool("json") {
 			enc := json.NewEncoder(c.App.Writer)
@@ -116,12 +103,12 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		// As hutch doctor says: what escapes a sandbox root started is root.
 		opts.Warn("running as root: hutch is meant for unprivileged users; a sandbox started by root runs as the host's root, so whatever escapes it is root (run hutch as your own user)")
 	}
-	res, err := sandbox.Launch(c.Context, plan, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
+	res, err := supervise.Launch(c.Context, plan, supervise.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	for _, w := range sandbox.CheckGit(plan) {
 		opts.Warn(w)
 	}
 	if err != nil {
-		return hiddenToolHint(err, host.Home)
+		return hiddenToolHint(err, prep.Host.Home)
 	}
 	if err := reportDenials(c, res.Denials); err != nil {
 		return err

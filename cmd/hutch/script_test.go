@@ -17,8 +17,12 @@ import (
 
 	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
+	"github.com/hutch-sandbox/hutch/internal/nsprobe"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/pid1"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
+	"github.com/hutch-sandbox/hutch/sandbox/supervise"
+	"github.com/hutch-sandbox/hutch/sandbox/wire"
 )
 
 // TestMain lets the test binary act as hutch and as the hidden hutch-init
@@ -27,18 +31,18 @@ import (
 func TestMain(m *testing.M) {
 	// hutch exec's stage is known by argv[1] (nsenter runs it through
 	// /proc/self/fd): as main does, dispatch it before anything else.
-	if sandbox.IsExecStage(os.Args) {
-		os.Exit(sandbox.ExecStageMain())
+	if pid1.IsExecStage(os.Args) {
+		os.Exit(pid1.ExecStageMain())
 	}
 	testscript.Main(m, map[string]func(){
 		"hutch": func() {
 			watchdog()
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 		},
-		sandbox.InitName:         func() { os.Exit(sandbox.InitMain()) },
-		sandbox.ProbeName:        func() { os.Exit(sandbox.ProbeMain()) },
-		sandbox.Stage2Name:       func() { os.Exit(sandbox.Stage2Main()) },
-		sandbox.LayersHelperName: func() { os.Exit(sandbox.LayersHelperMain()) },
+		wire.InitName:            func() { os.Exit(pid1.InitMain()) },
+		nsprobe.Name:             func() { os.Exit(nsprobe.Main()) },
+		wire.Stage2Name:          func() { os.Exit(pid1.Stage2Main()) },
+		session.LayersHelperName: func() { os.Exit(session.LayersHelperMain()) },
 		image.HelperName:         func() { os.Exit(image.HelperMain()) },
 	})
 }
@@ -95,7 +99,7 @@ func condition(cond string) (bool, error) {
 		// create children in; this one (cgroup v1 hybrid) does not. With
 		// HUTCH_TEST_CGROUP=1 (a CI that delegates one) its absence is an
 		// error, so the enforcement tests cannot be skipped there.
-		ok := sandbox.CgroupDelegated()
+		ok := supervise.CgroupDelegated()
 		if !ok && os.Getenv("HUTCH_TEST_CGROUP") == "1" {
 			return false, fmt.Errorf("HUTCH_TEST_CGROUP=1, but this process has no delegated cgroup v2")
 		}

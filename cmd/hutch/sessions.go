@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/internal/esc"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func sessionsCommand() *cli.Command {
@@ -27,13 +27,13 @@ func sessionsCommand() *cli.Command {
 			if c.Args().Len() > 0 {
 				return usagef("sessions takes no arguments")
 			}
-			list, err := sandbox.Sessions()
+			list, err := session.Sessions()
 			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
 				if list == nil {
-					list = []sandbox.SessionInfo{}
+					list = []session.SessionInfo{}
 				}
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
 func sessionsPruneCommand() *cli.Command {
@@ -41,8 +42,8 @@ func sessionsPruneCommand() *cli.Command {
 			if c.Bool("dry-run") {
 				verb = "would discard"
 			}
-			n, err := sandbox.PruneSessions(sandbox.PruneOptions{OlderThan: older, DryRun: c.Bool("dry-run"),
-				Progress: func(s sandbox.SessionInfo, why string) {
+			n, err := session.PruneSessions(session.PruneOptions{OlderThan: older, DryRun: c.Bool("dry-run"),
+				Progress: func(s session.SessionInfo, why string) {
 					fmt.Fprintf(c.App.Writer, "%s session %s (%s): %s\n", verb, esc.Text(s.Name), esc.Text(displayProject(s.Project)), why)
 				}})
 			if err != nil {
@@ -85,7 +86,7 @@ func displayProject(p string) string {
 
 // changesColumn counts a session's changes in every layer: the project's
 // as they are, the others named ("2 added; home: 1 modified").
-func changesColumn(s sandbox.SessionInfo) string {
+func changesColumn(s session.SessionInfo) string {
 	if len(s.LayerChanges) == 0 {
 		return s.Changes.String()
 	}
