@@ -296,20 +296,9 @@ func parseLine(text string, byPath map[string]*entry) ([]*entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		major, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("major %q: %w", f[0], err)
+		if e, err = deviceEntry(verb, name, f[0], f[1]); err != nil {
+			return nil, err
 		}
-		minor, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("minor %q: %w", f[1], err)
-		}
-		typ := byte(tar.TypeChar)
-		if verb == "block" {
-			typ = tar.TypeBlock
-		}
-		e = &entry{hdr: newHeader(typ, name, 0o666, 0, 0)}
-		e.hdr.Devmajor, e.hdr.Devminor = major, minor
 	case "fifo":
 		if _, err := want(0); err != nil {
 			return nil, err
@@ -333,28 +322,52 @@ func parseLine(text string, byPath map[string]*entry) ([]*entry, error) {
 		}
 		e = &entry{hdr: newHeader(tar.TypeReg, name+".wh..wh..opq", 0o644, 0, 0)}
 	case "xattr":
-		key, val := cutField(rest)
-		if key == "" {
-			return nil, errors.New("missing NAME")
-		}
-		target, ok := byPath[p]
-		if !ok {
-			return nil, fmt.Errorf("no earlier entry %q in this spec", p)
-		}
-		v, err := unescape(val)
-		if err != nil {
-			return nil, err
-		}
-		if target.hdr.PAXRecords == nil {
-			target.hdr.PAXRecords = map[string]string{}
-		}
-		target.hdr.PAXRecords["SCHILY.xattr."+key] = string(v)
-		return nil, nil
+		return nil, setXattr(byPath[p], p, rest)
 	default:
 		return nil, fmt.Errorf("unknown directive %q", verb)
 	}
 	byPath[p] = e
 	return []*entry{e}, nil
+}
+
+// deviceEntry is a char or block device node MAJOR MINOR at name.
+func deviceEntry(verb, name, majorS, minorS string) (*entry, error) {
+	major, err := strconv.ParseInt(majorS, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("major %q: %w", majorS, err)
+	}
+	minor, err := strconv.ParseInt(minorS, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("minor %q: %w", minorS, err)
+	}
+	typ := byte(tar.TypeChar)
+	if verb == "block" {
+		typ = tar.TypeBlock
+	}
+	e := &entry{hdr: newHeader(typ, name, 0o666, 0, 0)}
+	e.hdr.Devmajor, e.hdr.Devminor = major, minor
+	return e, nil
+}
+
+// setXattr records "NAME VALUE" (rest) as an xattr of the earlier entry
+// at p (target, nil when there is none).
+func setXattr(target *entry, p, rest string) error {
+	key, val := cutField(rest)
+	if key == "" {
+		return errors.New("missing NAME")
+	}
+	if target == nil {
+		return fmt.Errorf("no earlier entry %q in this spec", p)
+	}
+	v, err := unescape(val)
+	if err != nil {
+		return err
+	}
+	if target.hdr.PAXRecords == nil {
+		target.hdr.PAXRecords = map[string]string{}
+	}
+	target.hdr.PAXRecords["SCHILY.xattr."+key] = string(v)
+	return nil
 }
 
 // unescape reads \n \t \r \\ and \xHH.
