@@ -40,6 +40,10 @@ func TestParse(t *testing.T) {
 		{"answers in a query", func() []byte { p := query(7, "x"); p[7] = 1; return p }(), "", false},
 		{"compression pointer to itself", []byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}, "", false},
 		{"compression pointer after a label", []byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0xc0, 12, 0, 1, 0, 1}, "", false},
+		// With 192 (0x40) bytes behind it a pointer (reserved type) would
+		// pass the length checks as a label: refused for its type alone.
+		{"compression pointer with room behind it", append(append([]byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0}, make([]byte, 0xc0)...), 0, 0, 1, 0, 1), "", false},
+		{"reserved label type with room behind it", append(append([]byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x40}, make([]byte, 0x40)...), 0, 0, 1, 0, 1), "", false},
 		{"reserved label type 0x40", []byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41, 'a', 0, 0, 1, 0, 1}, "", false},
 		{"label past the end", []byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9, 'a', 'b'}, "", false},
 		{"no end of name", []byte{0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a'}, "", false},
