@@ -201,6 +201,10 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // ProxyPort is where the allowlist proxy listens on the sandbox's loopback.
 const ProxyPort = 3128
 
+// DNSPort is where, in network mode none, the supervisor answers every
+// lookup "no such host" on the sandbox's loopback.
+const DNSPort = 53
+
 // resolvConf is the generated /etc/resolv.conf for a network mode; "" keeps
 // the host's.
 func resolvConf(mode string) string {
@@ -215,7 +219,10 @@ func resolvConf(mode string) string {
 		return "# hutch: no DNS here (network = proxy); names are resolved by the proxy at\n" +
 			fmt.Sprintf("# http://127.0.0.1:%d, which HTTP_PROXY and HTTPS_PROXY point to.\n", ProxyPort)
 	}
-	return "# hutch: this sandbox has no network (network = none)\n"
+	// A resolver with no server retries for minutes (EAI_AGAIN); hutch
+	// answers at once instead, and names what was asked at exit.
+	return "# hutch: this sandbox has no network (network = none); hutch answers every name \"no such host\"\n" +
+		"nameserver 127.0.0.1\n"
 }
 
 func hostsFile(hostname string) string {

@@ -114,6 +114,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		return err
 	}
 	reportHomeWrites(c, res.HomeWrites)
+	reportOfflineLookups(c.App.ErrWriter, res.OfflineLookups, res.ExitCode)
 	if res.ExitCode != 0 {
 		return &exitStatus{code: res.ExitCode}
 	}

@@ -91,6 +91,11 @@ func InitMain() int {
 			return fail(err)
 		}
 	}
+	if plan.Network == sandbox.NetworkNone {
+		if err := sendDNSSocket(status); err != nil {
+			return fail(err)
+		}
+	}
 	if len(plan.Ports) > 0 {
 		go serveConnects(status)
 	}

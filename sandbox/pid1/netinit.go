@@ -31,6 +31,25 @@ func sendProxyListener(status *os.File) error {
 	return sendStatus(status, wire.Status{ProxyListener: true}, int(f.Fd()))
 }
 
+// sendDNSSocket opens the DNS port on the sandbox's loopback (network mode
+// none) and hands the socket to the supervisor, which answers every query
+// "no such host" and keeps the names (slirp/dns). Done by init, which holds
+// CAP_NET_BIND_SERVICE in the namespace's user namespace, before the
+// command exists.
+func sendDNSSocket(status *os.File) error {
+	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.DNSPort)))
+	if err != nil {
+		return fmt.Errorf("opening the DNS port inside: %w", err)
+	}
+	defer pc.Close()
+	f, err := pc.(*net.UDPConn).File()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return sendStatus(status, wire.Status{DNSSocket: true}, int(f.Fd()))
+}
+
 // serveConnects answers the supervisor's connect requests for published
 // ports: connect to the port on the sandbox's loopback, send the socket.
 func serveConnects(status *os.File) {

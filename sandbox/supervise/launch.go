@@ -53,6 +53,9 @@ type Result struct {
 	TimedOut bool
 	// Denials are the requests the allowlist proxy refused.
 	Denials []proxy.Denial
+	// OfflineLookups are the names the command looked up while the network
+	// was off (mode none), as asked from inside: untrusted text.
+	OfflineLookups []string
 	// HomeWrites is what the command left in a temporary home, lost with
 	// it; nil when nothing was (or the home is not temporary).
 	HomeWrites *sandbox.HomeWrites
@@ -157,6 +160,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	lay.finish(stdio.Stderr, res != nil || hd != nil) // the changes' summary line
 	if res != nil {
 		res.Denials = netsup.denials()
+		res.OfflineLookups = netsup.lookups()
 	}
 	return res, err
 }

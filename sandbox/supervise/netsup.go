@@ -18,6 +18,7 @@ import (
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"github.com/hutch-sandbox/hutch/slirp"
+	"github.com/hutch-sandbox/hutch/slirp/dns"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
@@ -32,6 +33,9 @@ type netSupervisor struct {
 	proxy   *proxy.Server
 	proxyL  net.Listener
 	proxyWG sync.WaitGroup
+
+	dns    net.PacketConn // mode none: "no such host" for every lookup
+	dnsRec dns.Recorder
 
 	published []published
 	status    *os.File
@@ -327,6 +331,9 @@ func (ns *netSupervisor) close() {
 	}
 	if ns.proxyL != nil {
 		ns.proxyL.Close()
+	}
+	if ns.dns != nil {
+		ns.dns.Close()
 	}
 	if ns.helper != nil {
 		ns.helper.Close()
