@@ -99,9 +99,8 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	for _, n := range plan.Notes {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
 	}
-	if os.Geteuid() == 0 {
-		// As hutch doctor says: what escapes a sandbox root started is root.
-		opts.Warn("running as root: hutch is meant for unprivileged users; a sandbox started by root runs as the host's root, so whatever escapes it is root (run hutch as your own user)")
+	if w := rootWarning(os.Geteuid()); w != "" {
+		opts.Warn(w)
 	}
 	res, err := supervise.Launch(c.Context, plan, supervise.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	for _, w := range sandbox.CheckGit(plan) {
@@ -119,4 +118,13 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		return &exitStatus{code: res.ExitCode}
 	}
 	return nil
+}
+
+// rootWarning is what hutch run says when started by root: as hutch doctor
+// says, what escapes a sandbox root started is root.
+func rootWarning(euid int) string {
+	if euid != 0 {
+		return ""
+	}
+	return "running as root: hutch is meant for unprivileged users; a sandbox started by root runs as the host's root, so whatever escapes it is root (run hutch as your own user)"
 }
