@@ -86,9 +86,13 @@ func (r Rule) matches(host string, port int) bool {
 
 // Denial is a refused destination, counted.
 type Denial struct {
-	Host   string    `json:"host"`
-	Port   int       `json:"port"`
-	Method string    `json:"method"`
+	Host   string `json:"host"`
+	Port   int    `json:"port"`
+	Method string `json:"method"`
+	// Proto is what the connection spoke, as far as hutch saw: "http"
+	// (a plain request), "tls" (a CONNECT to 443, or a ClientHello),
+	// "tcp", "udp" or "dns".
+	Proto  string    `json:"protocol"`
 	Reason string    `json:"reason"`
 	Count  int       `json:"count"`
 	First  time.Time `json:"first"`
@@ -158,7 +162,7 @@ func (s *Server) Denials() []Denial {
 	return out
 }
 
-func (s *Server) deny(host string, port int, method, reason string) {
+func (s *Server) deny(host string, port int, proto, method, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.denials == nil {
@@ -169,7 +173,7 @@ func (s *Server) deny(host string, port int, method, reason string) {
 		d.Count++
 		return
 	}
-	s.denials[key] = &Denial{Host: host, Port: port, Method: method, Reason: reason, Count: 1, First: time.Now()}
+	s.denials[key] = &Denial{Host: host, Port: port, Proto: proto, Method: method, Reason: reason, Count: 1, First: time.Now()}
 }
 
 // check returns "" when host:port is allowed, else why not.
@@ -200,7 +204,7 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	if why := s.check(host, port); why != "" {
-		s.deny(host, port, req.Method, why)
+		s.deny(host, port, requestProto(req.Method, port), req.Method, why)
 		respond(c, http.StatusForbidden, fmt.Sprintf("hutch: blocked %s %s: %s.\nTo allow it, add %q to network.allow in hutch.toml.\n",
 			req.Method, net.JoinHostPort(host, strconv.Itoa(port)), why, suggest(host, port)))
 		return
@@ -209,7 +213,7 @@ func (s *Server) handle(c net.Conn) {
 	if err != nil {
 		var ref *refusedAddr
 		if errors.As(err, &ref) {
-			s.deny(host, port, req.Method, err.Error())
+			s.deny(host, port, requestProto(req.Method, port), req.Method, err.Error())
 			respond(c, http.StatusForbidden, "hutch: blocked: "+err.Error()+"\n")
 			return
 		}
@@ -237,6 +241,19 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	io.Copy(c, up)
+}
+
+// requestProto names what an explicit proxy request carries: a plain
+// request is http; a CONNECT tunnel is most likely TLS on 443, and is
+// only known to be tcp elsewhere.
+func requestProto(method string, port int) string {
+	switch {
+	case method != http.MethodConnect:
+		return "http"
+	case port == 443:
+		return "tls"
+	}
+	return "tcp"
 }
 
 func target(req *http.Request) (string, int, error) {
