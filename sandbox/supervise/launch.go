@@ -59,6 +59,22 @@ type Result struct {
 	// HomeWrites is what the command left in a temporary home, lost with
 	// it; nil when nothing was (or the home is not temporary).
 	HomeWrites *sandbox.HomeWrites
+	// Services is how each service of the run ([services.NAME]) fared, in
+	// start order; nil when the run has none.
+	Services []ServiceStatus
+}
+
+// ServiceStatus is one service's outcome, for the exit summary and
+// --result.
+type ServiceStatus struct {
+	Name string `json:"name"`
+	// State is "ready" (still running when the command ended), "failed"
+	// (never became ready), "exited" (ended on its own) or "not-started".
+	State    string `json:"state"`
+	ExitCode int    `json:"exit_code,omitempty"`
+	Signal   int    `json:"signal,omitempty"`
+	// Log is the host path of the service's output.
+	Log string `json:"log,omitempty"`
 }
 
 var cloneFlags = map[string]uintptr{

@@ -10,6 +10,8 @@
 package proxy
 
 import (
+	"github.com/hutch-sandbox/hutch/slirp/dns"
+
 	"bufio"
 	"context"
 	"errors"
@@ -110,6 +112,10 @@ type Server struct {
 	Resolve map[string]string
 	// Dial connects upstream; nil uses a net.Dialer with a 30 s timeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Names records which names the sandbox resolved to which addresses
+	// (hutch's DNS inside fills it); a redirected connection is traced back
+	// through it. Nil in the explicit-proxy-only path.
+	Names *dns.Table
 	// LookupIP resolves a name; nil uses the host's resolver. (Tests.)
 	LookupIP func(ctx context.Context, host string) ([]net.IP, error)
 
