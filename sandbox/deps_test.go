@@ -34,6 +34,8 @@ var depRules = []struct {
 	// Nothing below the CLI imports the CLI, the input format or the doctor.
 	{[]string{"sandbox/..."}, []string{"profiles/...", "cmd/...", "doctor/..."}},
 	{[]string{"doctor/..."}, []string{"profiles/...", "cmd/..."}},
+	// The --result document reads a run's outcome; it knows no CLI.
+	{[]string{"result/..."}, []string{"profiles/...", "cmd/...", "doctor/...", "sandbox/pid1/..."}},
 	{[]string{"profiles/..."}, []string{"cmd/...", "doctor/..."}},
 }
 

@@ -91,6 +91,7 @@ hide-targets         ./cmd/hutch        TestScripts/escape_secret_project
 git-protect          ./cmd/hutch        TestScripts/git_protect
 dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
 dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
+result-path          ./cmd/hutch        TestEscapeResultRedirect
 '
 
 rows=()

@@ -59,6 +59,24 @@ type hinter interface{ Hint() string }
 
 // report prints err in the one format hutch uses and returns the exit code.
 func report(stderr io.Writer, err error) int {
+	code := statusOf(err)
+	var st *exitStatus
+	if err == nil || errors.As(err, &st) {
+		return code
+	}
+	// Several errors (a profile's, or a Spec's) print one by one, each
+	// with its own hint.
+	for _, e := range leaves(err) {
+		fmt.Fprintf(stderr, "hutch: error: %s\n", esc.Lines(e.Error()))
+		for _, line := range hintLines(e) {
+			fmt.Fprintf(stderr, "hutch: hint: %s\n", esc.Lines(line))
+		}
+	}
+	return code
+}
+
+// statusOf is the status hutch exits with for err (docs/cli.md).
+func statusOf(err error) int {
 	if err == nil {
 		return 0
 	}
@@ -80,20 +98,22 @@ func report(stderr io.Writer, err error) int {
 			code = exitNotExec
 		}
 	}
-	// Several errors (a profile's, or a Spec's) print one by one, each
-	// with its own hint.
-	for _, e := range leaves(err) {
-		fmt.Fprintf(stderr, "hutch: error: %s\n", esc.Lines(e.Error()))
-		var h hinter
-		if errors.As(e, &h) {
-			for _, line := range strings.Split(strings.TrimSpace(h.Hint()), "\n") {
-				if line != "" {
-					fmt.Fprintf(stderr, "hutch: hint: %s\n", esc.Lines(line))
-				}
-			}
+	return code
+}
+
+// hintLines are the hint's lines of one error, if it has one.
+func hintLines(e error) []string {
+	var h hinter
+	if !errors.As(e, &h) {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(h.Hint()), "\n") {
+		if line != "" {
+			out = append(out, line)
 		}
 	}
-	return code
+	return out
 }
 
 // leaves lists the errors joined in err (errors.Join, a profile's list),

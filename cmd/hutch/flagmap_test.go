@@ -33,6 +33,8 @@ var invocationOnly = map[string]string{
 	"platform":           "which platform this run pulls",
 	"pull":               "whether this run fetches the image",
 	"entrypoint":         "replaces the image's entrypoint for this run, as docker run --entrypoint",
+	"result":             "where this run's result document goes",
+	"script":             "a file this run binds read-only and runs (a CI runner's {0})",
 }
 
 // TestFlagMapping walks sandbox.Spec's `key` tags: every key has exactly

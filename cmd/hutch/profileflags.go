@@ -144,6 +144,15 @@ func loadProfile(c *cli.Context) (*profiles.Profile, error) {
 			return nil, usageErr(err)
 		}
 	}
+	// --script FILE: the file a CI runner's shell template runs, read-only.
+	if script, err := scriptArg(c); err != nil || script != "" {
+		if err == nil {
+			err = p.SetFlag("--script", "filesystem.ro", script)
+		}
+		if err != nil {
+			return nil, usageErr(err)
+		}
+	}
 	for _, f := range keyedFlags() {
 		name := f.flag.Names()[0]
 		if !c.IsSet(name) {

@@ -28,24 +28,43 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "run a command in a sandbox",
 		UsageText: "hutch run [options] -- CMD [ARGS...]",
-		Flags: append(sandboxFlags(),
+		Flags: append(append(sandboxFlags(),
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the resolved plan instead of running it"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
 			&cli.BoolFlag{Name: "debug-timing", Usage: "print where start-up time goes"},
 			&cli.StringFlag{Name: "report", Usage: "write the requests the network proxy blocked to `FILE` as JSON"},
-		),
+		), ciFlags()...),
 		Action: func(c *cli.Context) error {
-			spec, err := specFromFlags(c, c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			// An image brings its own command (Entrypoint and Cmd).
-			if c.Args().Len() == 0 && sandbox.ImageRef(spec) == "" {
-				return usagef("%v: give the command after --, as in: hutch run -- npm install", errNoCommand)
-			}
-			return runSpec(c, spec)
+			return withResult(c, func() (*supervise.Result, error) { return runAction(c) })
 		},
 	}
+}
+
+// runAction is hutch run's: the spec from the flags, then the run.
+func runAction(c *cli.Context) (*supervise.Result, error) {
+	args := c.Args().Slice()
+	script, err := scriptArg(c)
+	if err != nil {
+		return nil, err
+	}
+	if script != "" {
+		if len(args) == 0 {
+			return nil, usagef("--script needs the command to run it, as in: hutch run --script FILE -- bash -e")
+		}
+		args = append(args, script)
+	}
+	if c.Bool("dry-run") && c.IsSet("result") {
+		return nil, usagef("--result records a run, and --dry-run runs nothing")
+	}
+	spec, err := specFromFlags(c, args)
+	if err != nil {
+		return nil, err
+	}
+	// An image brings its own command (Entrypoint and Cmd).
+	if len(args) == 0 && sandbox.ImageRef(spec) == "" {
+		return nil, usagef("%v: give the command after --, as in: hutch run -- npm install", errNoCommand)
+	}
+	return runSpec(c, spec)
 }
 
 func shellCommand() *cli.Command {
@@ -66,12 +85,15 @@ func shellCommand() *cli.Command {
 				spec.TTY = "auto"
 			}
 			spec.Shell = true
-			return runSpec(c, spec)
+			_, err = runSpec(c, spec)
+			return err
 		},
 	}
 }
 
-func runSpec(c *cli.Context, spec sandbox.Spec) error {
+// runSpec plans and runs spec. The Result is how the command ended; with
+// an error it may still hold what is known of the run, for --result.
+func runSpec(c *cli.Context, spec sandbox.Spec) (*supervise.Result, error) {
 	opts := supervise.LaunchOptions{
 		DebugTiming: c.Bool("debug-timing"),
 		Warn:        func(msg string) { fmt.Fprintf(c.App.ErrWriter, "hutch: warning: %s\n", msg) },
@@ -84,7 +106,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 	}
 	prep, err := sandbox.Prepare(spec, func(host *sandbox.Host) (*image.Root, error) { return openImage(c, host, spec) })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer prep.Close() // the run holds its image root: prune leaves the layers alone
 	plan := prep.Plan
@@ -92,9 +114,9 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		if c.Bool("json") {
 			enc := json.NewEncoder(c.App.Writer)
 			enc.SetIndent("", "  ")
-			return enc.Encode(plan)
+			return nil, enc.Encode(plan)
 		}
-		return printPlan(c.App.Writer, plan)
+		return nil, printPlan(c.App.Writer, plan)
 	}
 	for _, n := range plan.Notes {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
@@ -107,17 +129,17 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		opts.Warn(w)
 	}
 	if err != nil {
-		return hiddenToolHint(err, prep.Host.Home)
+		return res, hiddenToolHint(err, prep.Host.Home)
 	}
 	if err := reportDenials(c, res.Denials); err != nil {
-		return err
+		return res, err
 	}
 	reportHomeWrites(c, res.HomeWrites)
 	reportOfflineLookups(c.App.ErrWriter, res.OfflineLookups, res.ExitCode)
 	if res.ExitCode != 0 {
-		return &exitStatus{code: res.ExitCode}
+		return res, &exitStatus{code: res.ExitCode}
 	}
-	return nil
+	return res, nil
 }
 
 // rootWarning is what hutch run says when started by root: as hutch doctor

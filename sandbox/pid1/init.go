@@ -118,6 +118,7 @@ func InitMain() int {
 	if err != nil {
 		return fail(err)
 	}
+	forked := timing.Now()
 	tm.Mark("command forked")
 	sendStatus(status, wire.Status{Started: pid}, -1)
 	if err := dropAllCaps(); err != nil {
@@ -125,6 +126,7 @@ func InitMain() int {
 		return fail(err)
 	}
 	ex := reap(pid, sigs)
+	ex.Usage = commandUsage(forked)
 	ex.Home = homeWrites(plan)
 	sendStatus(status, wire.Status{Exit: &ex}, -1)
 	return ex.Code

@@ -171,6 +171,7 @@ func Stage2Main() int {
 	if err != nil {
 		return fail(err)
 	}
+	forked := timing.Now()
 	tm.Mark("command forked")
 	sendStatus(status, wire.Status{Started: pid}, -1)
 	if err := dropAllCaps(); err != nil {
@@ -178,6 +179,7 @@ func Stage2Main() int {
 		return fail(err)
 	}
 	ex := reap(pid, sigs)
+	ex.Usage = commandUsage(forked)
 	ex.Home = homeWrites(cfg.Plan)
 	json.NewEncoder(exitPipe).Encode(stage2Exit{Exit: &ex})
 	return ex.Code

@@ -19,6 +19,7 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/internal/timing"
 	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 	"github.com/hutch-sandbox/hutch/userns"
@@ -62,6 +63,21 @@ type Result struct {
 	// Services is how each service of the run ([services.NAME]) fared, in
 	// start order; nil when the run has none.
 	Services []ServiceStatus
+	// Usage is what the command's tree used (wire.Usage says what it
+	// counts); nil when init could not report it (killed, or never ran it).
+	Usage *wire.Usage
+	// Changes are the overlay's changes when the run ended; nil when
+	// nothing was overlaid.
+	Changes *Changes
+}
+
+// Changes are a run's overlay changes, counted when it ended.
+type Changes struct {
+	// Session is the kept session's name; "" when the changes were thrown
+	// away with the run.
+	Session string
+	// Layers are the layers that changed, project first.
+	Layers []session.LayerChanges
 }
 
 // ServiceStatus is one service's outcome, for the exit summary and
@@ -83,7 +99,9 @@ var cloneFlags = map[string]uintptr{
 	"cgroup": unix.CLONE_NEWCGROUP,
 }
 
-// Launch runs plan and returns how its command ended. It is the supervisor:
+// Launch runs plan and returns how its command ended. When a helper's
+// death ends the run, it returns the error with a Result that holds what
+// is known (denials, changes) and no exit status. It is the supervisor:
 // it owns the run's state directory, writes the id maps, hands hutch-init
 // its config, relays signals and the terminal, and cleans up on every path.
 func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOptions) (*Result, error) {
@@ -173,10 +191,15 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	if lay != nil && errors.As(err, &hd) {
 		lay.stopped = hd.Helper + " died"
 	}
-	lay.finish(stdio.Stderr, res != nil || hd != nil) // the changes' summary line
+	changes := lay.finish(stdio.Stderr, res != nil || hd != nil) // the changes' summary line
+	if res == nil && hd != nil {
+		// What is known of a run a helper's death ended, for --result.
+		res = &Result{}
+	}
 	if res != nil {
 		res.Denials = netsup.denials()
 		res.OfflineLookups = netsup.lookups()
+		res.Changes = changes
 	}
 	return res, err
 }

@@ -287,11 +287,13 @@ func (r *runLayers) initInfo() *wire.LayersInit {
 }
 
 // finish prints the run's summary line when the project changed, and
-// records the run in the session.
-func (r *runLayers) finish(w io.Writer, ran bool) {
+// records the run in the session; it returns the changes counted (nil
+// when the command did not run).
+func (r *runLayers) finish(w io.Writer, ran bool) *Changes {
 	if r == nil {
-		return
+		return nil
 	}
+	var out *Changes
 	if r.baseline != nil {
 		if err := <-r.baseline; err != nil && r.warn != nil {
 			r.warn(fmt.Sprintf("session %s: recording the project's state, which apply checks conflicts against: %v", r.name, err))
@@ -299,7 +301,9 @@ func (r *runLayers) finish(w io.Writer, ran bool) {
 		r.baseline = nil
 	}
 	if ran {
-		r.keepBase(r.summarize(w)) // below, with sandbox/session's counts
+		ls := r.summarize(w) // below, with sandbox/session's counts
+		r.keepBase(ls)
+		out = &Changes{Session: r.name, Layers: ls}
 	}
 	if r.name != "" {
 		// First the mark, which needs no space: whatever happens next,
@@ -317,6 +321,7 @@ func (r *runLayers) finish(w io.Writer, ran bool) {
 			r.warn(fmt.Sprintf("session %s: the run ended, but recording it in %s failed: %v", r.name, session.MetaFile, err))
 		}
 	}
+	return out
 }
 
 // close drops the lock; a run that keeps nothing removes its layers.

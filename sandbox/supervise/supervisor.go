@@ -110,7 +110,7 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 	// Collect what init sent before it exited.
 	for r := range drain(msgs) {
 		if r.msg.Exit != nil && res == nil {
-			res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal, HomeWrites: r.msg.Exit.Home}
+			res = exitResult(r.msg.Exit)
 		}
 		if r.msg.Error != nil && initErr == nil {
 			initErr = r.msg.Error.Err()
@@ -162,9 +162,14 @@ func (s *supervisor) onStatus(r recvd, st *stopper, res **Result) error {
 		s.tm.Mark("command started")
 	case r.msg.Exit != nil:
 		s.tm.Mark("command exited")
-		*res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal, HomeWrites: r.msg.Exit.Home}
+		*res = exitResult(r.msg.Exit)
 	}
 	return nil
+}
+
+// exitResult is the command's exit as init reported it.
+func exitResult(ex *wire.ExitInfo) *Result {
+	return &Result{ExitCode: ex.Code, Signal: ex.Signal, HomeWrites: ex.Home, Usage: ex.Usage}
 }
 
 // forwardSignal passes a signal the supervisor caught on to init: a
@@ -202,7 +207,13 @@ func (s *supervisor) outcome(res *Result, initErr, waitErr error, timedOut bool,
 		if s.warn != nil {
 			s.warn(fmt.Sprintf("the command ran longer than its timeout (%v) and was stopped", s.cfg.Plan.Timeout))
 		}
-		return &Result{ExitCode: 124, TimedOut: true}, nil
+		// The command's usage and signal when it ended on the SIGTERM; none when
+		// the grace ran out and the sandbox was killed.
+		out := &Result{ExitCode: 124, TimedOut: true}
+		if res != nil {
+			out.Signal, out.Usage = res.Signal, res.Usage
+		}
+		return out, nil
 	}
 	if st.killed && s.warn != nil {
 		s.warn(st.message())

@@ -116,6 +116,24 @@ type ExitInfo struct {
 	Signal int `json:"signal,omitempty"`
 	// Home is what the command left in a temporary home (homewrites.go).
 	Home *sandbox.HomeWrites `json:"home,omitempty"`
+	// Usage is what the command's tree used, as its PID 1 measured it.
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is the resources a command's tree used, measured by the PID 1
+// that reaped it: the supervisor cannot wait for processes across the
+// pid namespace, and its own wait for hutch-init would count init too.
+type Usage struct {
+	// WallNS is from the fork of the command to its reaping (CLOCK_MONOTONIC).
+	WallNS int64 `json:"wall_ns"`
+	// UserUS and SysUS are getrusage(RUSAGE_CHILDREN) of that PID 1 once
+	// the command was reaped: the command and each descendant reaped by
+	// then (by its parent, or by PID 1 as an orphan).
+	UserUS int64 `json:"user_us"`
+	SysUS  int64 `json:"sys_us"`
+	// MaxRSSKiB is the largest resident set of any one of those processes
+	// (ru_maxrss of RUSAGE_CHILDREN: a maximum, not a sum).
+	MaxRSSKiB int64 `json:"max_rss_kib"`
 }
 
 func WriteFrame(w io.Writer, v any) error {
