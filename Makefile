@@ -51,9 +51,22 @@ deps:
 	echo "deps: installing:$$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
+# nektos/act, a GitHub Actions engine, drives a workflow through hutch
+# (TestActWorkflow). As root it goes to /usr/local/bin, on the test user's
+# PATH; otherwise to your GOPATH/bin, where the test also looks.
+ACT_VERSION = 0.2.89
+
 # test-deps installs what the tests run besides hutch's own helpers.
 test-deps:
 	$(MAKE) deps DEPS="$(TEST_DEPS) $(CGO_DEPS)"
+	@if act --version 2>/dev/null | grep -q ' $(ACT_VERSION)$$' || \
+	    "$$($(GO) env GOPATH)/bin/act" --version 2>/dev/null | grep -q ' $(ACT_VERSION)$$'; then \
+		echo "test-deps: act $(ACT_VERSION) installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		GOBIN=/usr/local/bin $(GO) install github.com/nektos/act@v$(ACT_VERSION); \
+	else \
+		$(GO) install github.com/nektos/act@v$(ACT_VERSION); \
+	fi
 
 bench-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_DEPS) || \
