@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -178,6 +179,35 @@ func TestErrorGolden(t *testing.T) {
 				t.Fatalf("%s: no error", path)
 			}
 			checkGolden(t, path, fx, formatErr(err, fx.work))
+		})
+	}
+}
+
+// TestBuiltinGolden: what a built-in profile makes of a real job's
+// environment, as the Spec's sections it yields (JSON, $WORK for the
+// fixture's directory). Refresh with -update after changing a built-in.
+func TestBuiltinGolden(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/profiles/builtins/*.txtar")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, path := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
+			fx := loadFixture(t, path)
+			_, spec, err := fx.run()
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			// The sections a profile sets, not the whole Spec: a field
+			// added elsewhere need not churn this file.
+			data, err := json.MarshalIndent(map[string]any{
+				"filesystem": spec.Filesystem, "network": spec.Network, "env": spec.Env,
+				"process": spec.Process, "limits": spec.Limits,
+			}, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, path, fx, strings.ReplaceAll(string(data), fx.work, "$WORK")+"\n")
 		})
 	}
 }
