@@ -32,22 +32,22 @@ type Writer struct {
 }
 
 // Open resolves path (relative to the working directory) and opens its
-// directory, which must exist.
-func Open(path string) (*Writer, error) {
+// directory, which must exist. flag names the path in errors.
+func Open(flag, path string) (*Writer, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
 	name := filepath.Base(abs)
 	if strings.HasSuffix(path, "/") || name == "/" || name == "." || name == ".." {
-		return nil, fmt.Errorf("--result %q: give a file's path, not a directory's", path)
+		return nil, fmt.Errorf("%s %q: give a file's path, not a directory's", flag, path)
 	}
 	if fi, err := os.Lstat(abs); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("--result %q is a directory: give a file's path", path)
+		return nil, fmt.Errorf("%s %q is a directory: give a file's path", flag, path)
 	}
 	dir, err := os.OpenFile(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("--result %q: its directory: %w", path, errors.Unwrap(err))
+		return nil, fmt.Errorf("%s %q: its directory: %w", flag, path, errors.Unwrap(err))
 	}
 	return &Writer{dir: dir, name: name, path: abs}, nil
 }
@@ -59,8 +59,12 @@ func (w *Writer) Path() string { return w.path }
 func (w *Writer) Close() error { return w.dir.Close() }
 
 // Write writes r, whole or not at all.
-func (w *Writer) Write(r *Result) error {
-	data, err := json.MarshalIndent(r, "", "  ")
+func (w *Writer) Write(r *Result) error { return w.WriteJSON(r) }
+
+// WriteJSON writes v as indented JSON, whole or not at all: the same
+// care for another document of a run (--report).
+func (w *Writer) WriteJSON(v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -76,7 +80,7 @@ func (w *Writer) Write(r *Result) error {
 	dirfd := int(w.dir.Fd())
 	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return fmt.Errorf("writing the result %s: %w", w.path, err)
+		return fmt.Errorf("writing %s: %w", w.path, err)
 	}
 	f := os.NewFile(uintptr(fd), tmp)
 	_, err = f.Write(data)
@@ -91,7 +95,7 @@ func (w *Writer) Write(r *Result) error {
 	}
 	if err != nil {
 		unix.Unlinkat(dirfd, tmp, 0)
-		return fmt.Errorf("writing the result %s: %w", w.path, err)
+		return fmt.Errorf("writing %s: %w", w.path, err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,21 +11,36 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/profiles"
+	"github.com/hutch-sandbox/hutch/result"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
+// openReport opens --report FILE's directory before the run, as
+// --result's: the command may write where the report goes, and must not
+// be able to point hutch's write elsewhere (result.Writer). Nil without
+// --report.
+func openReport(c *cli.Context) (*result.Writer, error) {
+	file := c.String("report")
+	if file == "" {
+		return nil, nil
+	}
+	w, err := result.Open("--report", file)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return w, nil
+}
+
 // reportDenials tells the user what the network proxy refused, so they
-// learn which line to add to network.allow, and writes --report FILE.
-func reportDenials(c *cli.Context, ds []proxy.Denial) error {
-	if file := c.String("report"); file != "" {
-		data, err := json.MarshalIndent(struct {
+// learn which line to add to network.allow, and writes --report FILE to
+// rep (nil without it).
+func reportDenials(c *cli.Context, rep *result.Writer, ds []proxy.Denial) error {
+	if rep != nil {
+		err := rep.WriteJSON(struct {
 			Blocked []proxy.Denial `json:"blocked"`
-		}{Blocked: append([]proxy.Denial{}, ds...)}, "", "  ")
+		}{Blocked: append([]proxy.Denial{}, ds...)})
 		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(file, append(data, '\n'), 0o644); err != nil {
 			return fmt.Errorf("writing the report: %w", err)
 		}
 	}

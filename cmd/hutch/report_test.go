@@ -28,7 +28,13 @@ func TestDenialReportEscapes(t *testing.T) {
 	set := flag.NewFlagSet("run", flag.ContinueOnError)
 	report := filepath.Join(t.TempDir(), "report.json")
 	set.String("report", report, "")
-	if err := reportDenials(cli.NewContext(app, set, nil), ds); err != nil {
+	c := cli.NewContext(app, set, nil)
+	w, err := openReport(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := reportDenials(c, w, ds); err != nil {
 		t.Fatal(err)
 	}
 	got := errw.String()

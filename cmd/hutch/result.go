@@ -33,7 +33,7 @@ func withResult(c *cli.Context, fn func() (*supervise.Result, error)) error {
 		_, err := fn()
 		return err
 	}
-	w, err := result.Open(path)
+	w, err := result.Open("--result", path)
 	if err != nil {
 		return usageErr(err)
 	}

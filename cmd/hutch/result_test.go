@@ -164,19 +164,23 @@ func TestResultChanges(t *testing.T) {
 // the sandbox, at a file of yours elsewhere: a symlink in the document's
 // place, or its directory moved away and a symlink put in its stead.
 // hutch writes into the directory it opened before the run, and renames
-// over the name: the symlink is replaced, never followed.
+// over the name: the symlink is replaced, never followed. --report is
+// written the same way.
 func TestEscapeResultRedirect(t *testing.T) {
 	testenv.RequireUserNS(t)
-	cases := []struct{ name, result, attack string }{
-		{"file-symlink", "result.json", `ln -s "$V/victim" result.json`},
-		{"dir-symlink", "out/result.json", `mv out out.old && ln -s "$V" out`},
+	cases := []struct{ name, flag, result, attack string }{
+		{"file-symlink", "--result", "result.json", `ln -s "$V/victim" result.json`},
+		{"dir-symlink", "--result", "out/result.json", `mv out out.old && ln -s "$V" out`},
+		// --report (the proxy's denials) is written the same way.
+		{"report-file-symlink", "--report", "result.json", `ln -s "$V/victim" result.json`},
+		{"report-dir-symlink", "--report", "out/result.json", `mv out out.old && ln -s "$V" out`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			victims := t.TempDir() // outside the project, and not in the sandbox
 			victim := filepath.Join(victims, "victim")
 			os.WriteFile(victim, []byte("precious\n"), 0o644)
-			cmd := hutchCmd(t, "run", "--result", tc.result, "--env", "V="+victims, "--", "sh", "-c", tc.attack)
+			cmd := hutchCmd(t, "run", tc.flag, tc.result, "--env", "V="+victims, "--", "sh", "-c", tc.attack)
 			os.Mkdir(filepath.Join(cmd.Dir, "out"), 0o755)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -190,10 +194,14 @@ func TestEscapeResultRedirect(t *testing.T) {
 			t.Logf("blocked: result redirect (%s)", tc.name)
 			// The document is where the path led when the run began.
 			where := filepath.Join(cmd.Dir, tc.result)
-			if tc.name == "dir-symlink" {
+			if strings.HasSuffix(tc.name, "dir-symlink") {
 				where = filepath.Join(cmd.Dir, "out.old/result.json")
 			}
-			if r := readResult(t, where); r.ExitCode != 0 {
+			if tc.flag == "--report" {
+				if data, err := os.ReadFile(where); err != nil || !strings.Contains(string(data), `"blocked": []`) {
+					t.Errorf("the report at %s: %v %q", where, err, data)
+				}
+			} else if r := readResult(t, where); r.ExitCode != 0 {
 				t.Errorf("exit_code %d", r.ExitCode)
 			}
 		})

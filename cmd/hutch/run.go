@@ -104,6 +104,13 @@ func runSpec(c *cli.Context, spec sandbox.Spec) (*supervise.Result, error) {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: timing: cli        profiles loaded             +%6.2fms\n",
 			float64(supervise.MonotonicNow()-started)/1e6)
 	}
+	rep, err := openReport(c) // before the run: report.go
+	if err != nil {
+		return nil, err
+	}
+	if rep != nil {
+		defer rep.Close()
+	}
 	prep, err := sandbox.Prepare(spec, func(host *sandbox.Host) (*image.Root, error) { return openImage(c, host, spec) })
 	if err != nil {
 		return nil, err
@@ -131,7 +138,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) (*supervise.Result, error) {
 	if err != nil {
 		return res, hiddenToolHint(err, prep.Host.Home)
 	}
-	if err := reportDenials(c, res.Denials); err != nil {
+	if err := reportDenials(c, rep, res.Denials); err != nil {
 		return res, err
 	}
 	reportHomeWrites(c, res.HomeWrites)
