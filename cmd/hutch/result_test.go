@@ -102,19 +102,62 @@ func TestResult(t *testing.T) {
 }
 
 // TestResultUsage: usage covers the command's tree: a grandchild that
-// touches 96 MiB and burns CPU, reaped by its parent shell, counts.
+// touches 96 MiB and burns CPU, reaped by its parent shell, counts; with
+// the fuse overlay driver too, where hutch-stage2 reaps the command.
 func TestResultUsage(t *testing.T) {
 	testenv.RequireUserNS(t)
 	testenv.RequireProgram(t, "python3")
-	cmd := hutchCmd(t, "run", "--result", "r.json", "--", "sh", "-c",
-		`python3 -c 'b = bytearray(96 << 20); n = sum(range(3000000))'; true`)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	for _, extra := range [][]string{nil, {"--project-mode", "overlay", "--overlay", "fuse"}} {
+		if extra != nil {
+			testenv.RequireProgram(t, "fuse-overlayfs")
+		}
+		args := append(append([]string{"run", "--result", "../r.json"}, extra...), "--", "sh", "-c",
+			`python3 -c 'b = bytearray(96 << 20); n = sum(range(3000000))'; true`)
+		cmd := hutchCmd(t, args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		r := readResult(t, filepath.Join(cmd.Dir, "../r.json"))
+		u := r.Usage
+		if u == nil || u.MaxRSSBytes < 96<<20 || u.CPUSeconds <= 0 || u.CPUSeconds != roundUS(u.UserSeconds+u.SysSeconds) {
+			t.Errorf("%v: usage %+v: want max_rss_bytes >= 96 MiB and cpu = user + sys > 0", extra, u)
+		}
+	}
+}
+
+// TestScriptFlag: --script FILE shows that one file, read-only, at its own
+// path, and appends it to the command; its directory's other files stay
+// out of sight. Without it the same file is not there: the control.
+func TestScriptFlag(t *testing.T) {
+	testenv.RequireUserNS(t)
+	dir := t.TempDir() // outside the project and the sandbox's view
+	script := filepath.Join(dir, "step.sh")
+	os.WriteFile(filepath.Join(dir, "other-secret"), []byte("x\n"), 0o600)
+	os.WriteFile(script, []byte(`echo "ran $0 $#"
+if echo >> "$0"; then echo "script: writable"; else echo "script: read-only"; fi
+ls "$(dirname "$0")"
+`), 0o644)
+	cmd := hutchCmd(t, "run", "--script", script, "--", "sh")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	r := readResult(t, filepath.Join(cmd.Dir, "r.json"))
-	u := r.Usage
-	if u == nil || u.MaxRSSBytes < 96<<20 || u.CPUSeconds <= 0 || u.CPUSeconds != roundUS(u.UserSeconds+u.SysSeconds) {
-		t.Errorf("usage %+v: want max_rss_bytes >= 96 MiB and cpu = user + sys > 0", u)
+	got := string(out)
+	for _, want := range []string{"ran " + script + " 0\n", "script: read-only\n", "step.sh\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "other-secret") {
+		t.Errorf("the script's neighbour is visible:\n%s", got)
+	}
+	cmd = hutchCmd(t, "run", "--", "sh", script)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("control: the script is visible without --script:\n%s", out)
+	}
+	cmd = hutchCmd(t, "run", "--script", filepath.Join(dir, "missing.sh"), "--", "sh")
+	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "missing.sh") {
+		t.Errorf("a missing --script: exit %d, want 2 naming it:\n%s", cmd.ProcessState.ExitCode(), out)
 	}
 }
 
