@@ -85,7 +85,7 @@ func TestHelperDies(t *testing.T) {
 		t.Run(tc.helper, func(t *testing.T) {
 			testenv.RequireProgram(t, tc.helper)
 			marker := fmt.Sprintf("hutch-helper-%d-%d", os.Getpid(), time.Now().UnixNano())
-			args := append(append([]string{"run"}, tc.args...), "--", "sh", "-c", "echo ready; sleep 1000; : "+marker)
+			args := append(append([]string{"run", "--result", "../result.json"}, tc.args...), "--", "sh", "-c", "echo ready; sleep 1000; : "+marker)
 			cmd := hutchCmd(t, args...)
 			home := filepath.Dir(cmd.Dir)
 			stderr := startReady(t, cmd)
@@ -114,6 +114,10 @@ func TestHelperDies(t *testing.T) {
 			want := "hutch: error: " + tc.helper + " died while the command ran; hutch stopped the sandbox\n"
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+			// --result records hutch's own failure after the start.
+			if r := readResult(t, filepath.Join(home, "result.json")); r.ExitCode != 125 || r.Error == nil || r.Error.Kind != "helper-died" {
+				t.Errorf("result: exit_code %d error %+v, want 125 and a helper-died error", r.ExitCode, r.Error)
 			}
 			waitGone(t, marker)
 			if tc.helper == "fuse-overlayfs" {
