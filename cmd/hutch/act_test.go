@@ -10,8 +10,9 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 )
 
-// actWorkflow has three run: steps (the third fails on purpose) and a
-// fourth that must never run. SHELL is the job's shell template.
+// actWorkflow checks the repository out, then has three run: steps (the
+// third fails on purpose) and a fourth that must never run. SHELL is the
+// job's shell template.
 const actWorkflow = `name: hutch-ci
 on: push
 jobs:
@@ -21,6 +22,9 @@ jobs:
       run:
         shell: SHELL
     steps:
+      # act copies the local repository for this action, offline: it
+      # fetches nothing.
+      - uses: actions/checkout@v4
       - name: vars
         env:
           DEPLOY_TOKEN: sekrit-from-the-workflow
@@ -28,6 +32,7 @@ jobs:
           echo "vars: workflow=$GITHUB_WORKFLOW job=$GITHUB_JOB actions=$GITHUB_ACTIONS os=$RUNNER_OS ci=$CI"
           echo "workspace: $GITHUB_WORKSPACE pwd=$PWD"
           echo "token: ${DEPLOY_TOKEN:-absent}"
+          echo "project profile: ${FROM_HUTCH_TOML:-absent}"
           if echo >> "$0"; then echo "script: writable"; else echo "script: read-only"; fi
       - name: ssh
         run: |
@@ -72,6 +77,9 @@ func runAct(t *testing.T, act, shell string) (out string, home string) {
 	os.WriteFile(filepath.Join(home, ".config/hutch/config.toml"), []byte("extends = [\"ci\"]\n"), 0o644)
 	wf := strings.Replace(actWorkflow, "SHELL", shell, 1)
 	os.WriteFile(filepath.Join(repo, ".github/workflows/ci.yml"), []byte(wf), 0o644)
+	// The project's own profile, where its services would be: read from
+	// the workspace the runner starts each step in.
+	os.WriteFile(filepath.Join(repo, "hutch.toml"), []byte("[env]\nset = { FROM_HUTCH_TOML = \"yes\" }\n"), 0o644)
 	// The runner finds "hutch" on PATH: this test binary, which TestMain
 	// runs as hutch under that name.
 	exe, err := os.Executable()
@@ -99,6 +107,7 @@ func runAct(t *testing.T, act, shell string) (out string, home string) {
 // custom shell template, driven by a real engine (nektos/act), on the
 // host: act reports the step that failed and stops the job there, the
 // GITHUB_* and RUNNER_* variables arrive (the ci built-in passes them),
+// the project's hutch.toml in the workspace applies,
 // a token the workflow put in a step's env does not, the runner's script
 // ({0}, outside the workspace) is readable and read-only, and a step's
 // write to ~/.ssh fails. The same workflow under plain bash is the
@@ -121,6 +130,7 @@ func TestActWorkflow(t *testing.T) {
 	for _, want := range []string{
 		"vars: workflow=hutch-ci job=build actions=true os=Linux ci=true",
 		"token: absent",
+		"project profile: yes",
 		"script: read-only",
 		"ssh: write failed",
 		"failing on purpose",
