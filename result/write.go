@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,8 +31,12 @@ type Writer struct {
 }
 
 // Open resolves path (relative to the working directory) and opens its
-// directory, which must exist. flag names the path in errors.
-func Open(flag, path string) (*Writer, error) {
+// directory, which must exist. flag names the path in errors. The
+// directory's descriptor is numbered above the fds up to above: those the
+// caller passes into the sandbox (--preserve-fds), where a handle on a
+// host directory would let the command reach the host's files through
+// it, when the caller did not open one of them itself.
+func Open(flag, path string, above int) (*Writer, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -45,10 +48,19 @@ func Open(flag, path string) (*Writer, error) {
 	if fi, err := os.Lstat(abs); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("%s %q is a directory: give a file's path", flag, path)
 	}
-	dir, err := os.OpenFile(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s %q: its directory: %w", flag, path, errors.Unwrap(err))
+		return nil, fmt.Errorf("%s %q: its directory: %w", flag, path, err)
 	}
+	if !mutate.Off("result-fd") {
+		high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, above+1)
+		unix.Close(fd)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flag, path, err)
+		}
+		fd = high
+	}
+	dir := os.NewFile(uintptr(fd), filepath.Dir(abs))
 	return &Writer{dir: dir, name: name, path: abs}, nil
 }
 

@@ -92,6 +92,7 @@ git-protect          ./cmd/hutch        TestScripts/git_protect
 dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
 dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
 result-path          ./cmd/hutch        TestEscapeResultRedirect
+result-fd            ./cmd/hutch        TestEscapeResultFD
 '
 
 rows=()

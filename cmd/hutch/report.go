@@ -25,7 +25,7 @@ func openReport(c *cli.Context) (*result.Writer, error) {
 	if file == "" {
 		return nil, nil
 	}
-	w, err := result.Open("--report", file)
+	w, err := result.Open("--report", file, preservedFDs(c))
 	if err != nil {
 		return nil, usageErr(err)
 	}

@@ -33,7 +33,7 @@ func withResult(c *cli.Context, fn func() (*supervise.Result, error)) error {
 		_, err := fn()
 		return err
 	}
-	w, err := result.Open("--result", path)
+	w, err := result.Open("--result", path, preservedFDs(c))
 	if err != nil {
 		return usageErr(err)
 	}
@@ -78,6 +78,12 @@ func resultError(err error) *result.Error {
 		hints = append(hints, hintLines(e)...)
 	}
 	return &result.Error{Kind: kind, Message: strings.Join(msgs, "\n"), Hint: strings.Join(hints, "\n")}
+}
+
+// preservedFDs is the last fd --preserve-fds passes into the sandbox:
+// hutch's own descriptors must be numbered above it.
+func preservedFDs(c *cli.Context) int {
+	return 2 + max(c.Int("preserve-fds"), 0)
 }
 
 // scriptArg is --script's file as an absolute path, or "" without it.

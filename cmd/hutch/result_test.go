@@ -250,3 +250,28 @@ func TestEscapeResultRedirect(t *testing.T) {
 		})
 	}
 }
+
+// TestEscapeResultFD: with --preserve-fds N the sandbox gets fds 3 ..
+// 2+N as they are in hutch; a caller that did not open them all would
+// hand over whatever hutch holds there. The handle on --result's (and
+// --report's) directory is numbered above that range: through it the
+// command would reach the host's files (/proc/self/fd/N/..). Mutation
+// result-fd (the handle where open(2) puts it, fd 5 or so) makes it
+// ESCAPED.
+func TestEscapeResultFD(t *testing.T) {
+	testenv.RequireUserNS(t)
+	outside := t.TempDir() // not in the sandbox
+	list := `for f in /proc/self/fd/*; do readlink "$f"; done`
+	for _, flag := range []string{"--result", "--report"} {
+		cmd := hutchCmd(t, "run", "--preserve-fds", "8", flag, filepath.Join(outside, "r.json"), "--", "sh", "-c", list)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if strings.Contains(string(out), outside) {
+			t.Errorf("ESCAPED: %s's directory reached the sandbox as a preserved fd:\n%s", flag, out)
+		} else {
+			t.Logf("blocked: %s's directory is not among the preserved fds", flag)
+		}
+	}
+}
