@@ -275,3 +275,19 @@ func TestEscapeResultFD(t *testing.T) {
 		}
 	}
 }
+
+// TestResultWriteFails: a document that cannot be written (the command
+// made a directory in its place) is an error of hutch's: exit 125 though
+// the command succeeded, and no temporary file is left behind.
+func TestResultWriteFails(t *testing.T) {
+	testenv.RequireUserNS(t)
+	cmd := hutchCmd(t, "run", "--result", "out/r.json", "--", "mkdir", "out/r.json")
+	os.Mkdir(filepath.Join(cmd.Dir, "out"), 0o755)
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 125 || !strings.Contains(string(out), "hutch: error: writing ") {
+		t.Errorf("exit %d, want 125 with the write's error:\n%s", code, out)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(cmd.Dir, "out")); len(ents) != 1 {
+		t.Errorf("out/ holds %d entries, want the command's directory alone", len(ents))
+	}
+}
