@@ -2,8 +2,8 @@ package main
 
 import "fmt"
 
-// goals checks this run against the goals of issue 8. The bench reports
-// them; no test asserts them.
+// goals checks this run against the goals of issues 8 and 20. The bench
+// reports them; no test asserts them.
 func (b *bench) goals() []Goal {
 	rep := b.rep
 	var gs []Goal
@@ -28,6 +28,28 @@ func (b *bench) goals() []Goal {
 		}
 		gs = append(gs, g)
 	}
+	// cpuAtMost: the ratio of a's median CPU time to b's should be at
+	// most target.
+	cpuAtMost := func(goal, a, bb string, target float64) {
+		g := Goal{Goal: goal, Target: target}
+		ra, rb := rep.row(a), rep.row(bb)
+		switch {
+		case ra == nil || rb == nil:
+			g.Status, g.Value = "not measured", "not run (-only)"
+		case !ra.ok() || ra.CPU == nil:
+			g.Status, g.Value = "not measurable", ra.Name+": "+noteText(ra)
+		case !rb.ok() || rb.CPU == nil:
+			g.Status, g.Value = "not measurable", rb.Name+": "+noteText(rb)
+		default:
+			g.Ratio = ra.CPU.Median / rb.CPU.Median
+			g.Value = fmt.Sprintf("%.2f× (%s vs %s ms of CPU)", g.Ratio, num(ra.CPU.Median), num(rb.CPU.Median))
+			g.Status = "met"
+			if g.Ratio > target {
+				g.Status = "**missed**"
+			}
+		}
+		gs = append(gs, g)
+	}
 	// withBind notes what the bind-mounted project gives meanwhile.
 	withBind := func(bind, native string) {
 		g := &gs[len(gs)-1]
@@ -36,6 +58,9 @@ func (b *bench) goals() []Goal {
 		}
 	}
 	atMost("`hutch run -- true` ≤ 1.5× bwrap", "startup/hutch", "startup/bwrap", 1.5)
+	atMost("`hutch run --network proxy -- true` ≤ 1.5× bwrap (issue 20)", "startup/hutch-proxy", "startup/bwrap", 1.5)
+	cpuAtMost("`hutch run -- true`: CPU ≤ 3× bwrap's (issue 20)", "startup/hutch", "startup/bwrap", 3)
+	cpuAtMost("`hutch run --network proxy -- true`: CPU ≤ 3× bwrap's (issue 20)", "startup/hutch-proxy", "startup/bwrap", 3)
 	atMost("`hutch run -- true` ≤ 0.25× rootlesskit --net=host", "startup/hutch", "startup/rootlesskit-host", 0.25)
 	atMost("hutch with slirp4netns ≤ 0.5× rootlesskit --net=slirp4netns", "startup/hutch-slirp4netns", "startup/rootlesskit-slirp4netns", 0.5)
 	atMost("kernel-overlay project: file-system workload ≤ 1.3× native", "fs/hutch-overlay-kernel", "fs/native", 1.3)

@@ -58,7 +58,11 @@ func (r *runner) close() {
 
 // runResult is one timed run.
 type runResult struct {
-	wall   time.Duration
+	wall time.Duration
+	// cpu is user+system time of the process and every descendant it (or
+	// one of them) waited for: the kernel's rusage of the reaped child,
+	// which is how a sandbox's helpers and PID 1 are charged to it.
+	cpu    time.Duration
 	stdout string
 	stderr string
 }
@@ -103,6 +107,9 @@ func (r *runner) run(ctx context.Context, c cmdSpec, timeout time.Duration) (run
 	close(done)
 	drainGroup(cmd.Process.Pid, time.Second)
 	res := runResult{wall: wall, stdout: readAll(r.stdout), stderr: readAll(r.stderr)}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	switch {
 	case timedOut:
 		return res, fmt.Errorf("timed out after %v", timeout)
@@ -186,6 +193,7 @@ type timed struct {
 	row     *Row
 	cmd     cmdSpec
 	samples []float64 // ms
+	cpu     []float64 // ms of CPU, user+system, one per sample
 	failed  error     // set when the scenario is given up
 	// fails counts failed counted runs; firstFail is the first one's error.
 	fails     int
@@ -244,6 +252,7 @@ func (b *bench) series(ctx context.Context, ts []*timed, warmup, runs int, timeo
 			}
 		case counted:
 			t.samples = append(t.samples, ms(res.wall))
+			t.cpu = append(t.cpu, ms(res.cpu))
 		}
 	}
 	for i := 0; i < warmup; i++ {
@@ -269,6 +278,7 @@ func (b *bench) series(ctx context.Context, ts []*timed, warmup, runs int, timeo
 			continue
 		}
 		t.row.setSamples(t.samples)
+		t.row.setCPU(t.cpu)
 		if t.fails > 0 {
 			t.row.Note = fmt.Sprintf("%d of %d runs failed: %v", t.fails, t.fails+len(t.samples), t.firstFail)
 		}

@@ -39,6 +39,12 @@ type Row struct {
 	Parts []Part `json:"parts,omitempty"`
 	// Ratios are this row's median over the named row's median.
 	Ratios map[string]float64 `json:"ratios,omitempty"`
+	// CPU is user+system time per run of the process and all it waited
+	// for (its helpers, PID 1 and the command), in ms, for rows timed as
+	// whole processes; CPURatios are its median over the named row's.
+	CPU        *Stats             `json:"cpu_ms,omitempty"`
+	CPUSamples []float64          `json:"cpu_samples,omitempty"`
+	CPURatios  map[string]float64 `json:"cpu_ratios,omitempty"`
 	// Reference rows explain others (hutch version, a static Go binary);
 	// they are not peers.
 	Reference bool `json:"reference,omitempty"`
@@ -90,8 +96,18 @@ func (r *Row) setSamples(xs []float64) {
 	r.Stats, r.Samples, r.Status = &st, xs, statusOK
 }
 
+// setCPU records the CPU time of the samples set by setSamples.
+func (r *Row) setCPU(xs []float64) {
+	if r.Status != statusOK || len(xs) == 0 {
+		return
+	}
+	st := summarize(xs)
+	r.CPU, r.CPUSamples = &st, xs
+}
+
 func (r *Row) fail(err error) {
 	r.Status, r.Note, r.Stats, r.Samples = statusError, err.Error(), nil, nil
+	r.CPU, r.CPUSamples = nil, nil
 }
 
 func (r *Row) unavailable(why string) {
@@ -171,6 +187,15 @@ func (rep *Report) ratio(a, b string) float64 {
 	return ra.Stats.Median / rb.Stats.Median
 }
 
+// cpuRatio is a's median CPU time over b's, or 0 when either is missing.
+func (rep *Report) cpuRatio(a, b string) float64 {
+	ra, rb := rep.row(a), rep.row(b)
+	if ra == nil || rb == nil || !ra.ok() || !rb.ok() || ra.CPU == nil || rb.CPU == nil || rb.CPU.Median == 0 {
+		return 0
+	}
+	return ra.CPU.Median / rb.CPU.Median
+}
+
 // addRatios fills every row's ratios against the baselines of its group.
 func (rep *Report) addRatios(baselines map[string][]string) {
 	for _, r := range rep.Rows {
@@ -184,6 +209,12 @@ func (rep *Report) addRatios(baselines map[string][]string) {
 				}
 				r.Ratios[base] = x
 			}
+			if x := rep.cpuRatio(r.ID, base); x > 0 {
+				if r.CPURatios == nil {
+					r.CPURatios = map[string]float64{}
+				}
+				r.CPURatios[base] = x
+			}
 		}
 	}
 }
@@ -193,7 +224,7 @@ var groupTables = []struct {
 	group, title string
 	ratioCols    []string
 }{
-	{"startup", "Start-up and teardown of `true` (wall clock, ms)", []string{"startup/bwrap", "startup/native"}},
+	{"startup", "Start-up and teardown of `true` (wall clock and CPU: user+system of the tool and all it waited for, ms)", []string{"startup/bwrap", "startup/native"}},
 	{"fs", "File-system workload: extract ~10k files, find, read all, delete (ms)", []string{"fs/native", "fs/bwrap-bind"}},
 	{"gobuild", "`go build` of hutch's module, in the module cache, std pre-built (ms)", []string{"gobuild/native"}},
 	{"memory", "Memory while a sandbox idles (`sleep`), the sandbox's own processes (MiB RSS)", nil},
@@ -235,7 +266,7 @@ func writeMarkdown(w io.Writer, rep *Report) {
 	}
 
 	if len(rep.Goals) > 0 {
-		fmt.Fprintf(w, "### Goals (issue 8)\n\n| goal | this run | |\n|---|---|---|\n")
+		fmt.Fprintf(w, "### Goals (issues 8 and 20)\n\n| goal | this run | |\n|---|---|---|\n")
 		for _, g := range rep.Goals {
 			v := g.Value
 			if g.Note != "" {
@@ -261,6 +292,18 @@ func writeMarkdown(w io.Writer, rep *Report) {
 	}
 }
 
+// ratioCell is row id's ratio to base, "1" for base itself, empty when
+// there is none.
+func ratioCell(id, base string, ratios map[string]float64) string {
+	switch {
+	case id == base:
+		return "1"
+	case ratios[base] > 0:
+		return fmt.Sprintf("%.2f", ratios[base])
+	}
+	return ""
+}
+
 func shortName(id string) string {
 	if i := strings.IndexByte(id, '/'); i >= 0 {
 		return id[i+1:]
@@ -269,20 +312,33 @@ func shortName(id string) string {
 }
 
 func writeTimeTable(w io.Writer, rows []*Row, ratioCols []string) {
-	hasParts := false
+	hasParts, hasCPU := false, false
 	for _, r := range rows {
 		if len(r.Parts) > 0 {
 			hasParts = true
 		}
+		if r.CPU != nil {
+			hasCPU = true
+		}
 	}
+	// CPU: the median, and its ratio to the first baseline (bwrap's for
+	// start-up): the figure a machine running many sandboxes pays.
+	cpuCols := 0
 	fmt.Fprintf(w, "| | median | min | p90 | runs |")
 	for _, c := range ratioCols {
 		fmt.Fprintf(w, " × %s |", shortName(c))
 	}
+	if hasCPU {
+		cpuCols = 1 + min(1, len(ratioCols))
+		fmt.Fprintf(w, " CPU ms (median) |")
+		if len(ratioCols) > 0 {
+			fmt.Fprintf(w, " CPU × %s |", shortName(ratioCols[0]))
+		}
+	}
 	if hasParts {
 		fmt.Fprintf(w, " phases (median) |")
 	}
-	fmt.Fprintf(w, "\n|---|--:|--:|--:|--:|%s", strings.Repeat("--:|", len(ratioCols)))
+	fmt.Fprintf(w, "\n|---|--:|--:|--:|--:|%s", strings.Repeat("--:|", len(ratioCols)+cpuCols))
 	if hasParts {
 		fmt.Fprintf(w, "---|")
 	}
@@ -293,19 +349,22 @@ func writeTimeTable(w io.Writer, rows []*Row, ratioCols []string) {
 			name = "_" + name + "_"
 		}
 		if !r.ok() {
-			fmt.Fprintf(w, "| %s | %s |%s\n", name, noteText(r), strings.Repeat(" |", 3+len(ratioCols)+boolInt(hasParts)))
+			fmt.Fprintf(w, "| %s | %s |%s\n", name, noteText(r), strings.Repeat(" |", 3+len(ratioCols)+cpuCols+boolInt(hasParts)))
 			continue
 		}
 		s := r.Stats
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %d |", name, num(s.Median), num(s.Min), num(s.P90), s.N)
 		for _, c := range ratioCols {
-			switch {
-			case c == r.ID:
-				fmt.Fprintf(w, " 1 |")
-			case r.Ratios[c] > 0:
-				fmt.Fprintf(w, " %.2f |", r.Ratios[c])
-			default:
-				fmt.Fprintf(w, " |")
+			fmt.Fprintf(w, " %s |", ratioCell(r.ID, c, r.Ratios))
+		}
+		if hasCPU {
+			cpu := ""
+			if r.CPU != nil {
+				cpu = num(r.CPU.Median)
+			}
+			fmt.Fprintf(w, " %s |", cpu)
+			if len(ratioCols) > 0 {
+				fmt.Fprintf(w, " %s |", ratioCell(r.ID, ratioCols[0], r.CPURatios))
 			}
 		}
 		if hasParts {
