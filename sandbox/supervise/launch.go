@@ -158,9 +158,19 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	}
 	tm.Mark("init started")
 	pid := cmd.Process.Pid
-	rs.writeExecInfo(cfg)   // for hutch exec
-	rs.writeInfo(plan, pid) // for hutch ps, last: a listed run can be joined
-	if err := handshake(ctx, plan, pid, cg, cfg, cfgW, netsup, rs, tm, listeners); err != nil {
+	// The run's records, written while the id maps are (the supervisor
+	// would otherwise wait idle for newuidmap or init): encoding the plan
+	// is most of a millisecond. They only read the plan and cfg's fields
+	// that handshake leaves alone, and are done before Launch goes on.
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		rs.writeExecInfo(cfg)   // for hutch exec
+		rs.writeInfo(plan, pid) // for hutch ps, last: a listed run can be joined
+	}()
+	err = handshake(ctx, plan, pid, cg, cfg, cfgW, netsup, rs, tm, listeners)
+	<-recorded
+	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		<-exited
 		return nil, err
