@@ -95,6 +95,9 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	tm := &timing.Timing{Who: "supervisor", W: stdio.Stderr}
 	if opts.DebugTiming {
 		tm.Origin = cmp.Or(opts.Origin, timing.Now())
+		if p := opts.Prestarted; p != nil && p.ip != nil {
+			tm.MarkAt("init started early", p.ip.at) // prestart.go
+		}
 		tm.Mark("launch")
 	}
 	// Fds the caller leaked to us (not close-on-exec) must not reach the
@@ -154,10 +157,10 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 		if ip, err = startInit(plan, stdio); err != nil {
 			return nil, err
 		}
+		tm.MarkAt("init started", ip.at)
 	}
 	defer ip.close()
 	cmd, exited, cfgW, statusParent := ip.cmd, ip.exited, ip.cfgW, ip.statusParent
-	tm.MarkAt("init started", ip.at)
 	pid := cmd.Process.Pid
 	// The run's records, written while the id maps are (the supervisor
 	// would otherwise wait idle for newuidmap or init): encoding the plan
