@@ -95,8 +95,8 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	tm := &timing.Timing{Who: "supervisor", W: stdio.Stderr}
 	if opts.DebugTiming {
 		tm.Origin = cmp.Or(opts.Origin, timing.Now())
-		if p := opts.Prestarted; p != nil && p.ip != nil {
-			tm.MarkAt("init started early", p.ip.at) // prestart.go
+		if at := opts.Prestarted.startedAt(); at != 0 {
+			tm.MarkAt("init started early", at) // prestart.go
 		}
 		tm.Mark("launch")
 	}

@@ -64,7 +64,8 @@ func startInit(plan *sandbox.Plan, stdio Stdio) (*initProc, error) {
 // it is killed and Launch starts init as usual. Until Launch takes it, it
 // waits for its config and can do nothing else; Close kills it.
 type Prestarted struct {
-	ip    *initProc
+	done  chan struct{} // closed when the clone and exec have returned
+	ip    *initProc     // nil if they failed
 	plan  *sandbox.Plan // the plan it was started for: namespaces and fds
 	stdio Stdio
 	taken bool
@@ -83,22 +84,39 @@ func Prestart(stdio Stdio, preserveFDs int) *Prestarted {
 		ns = append(ns, "cgroup") // as sandbox.ProbeHost finds it
 	}
 	// MapHelpers: no maps at the clone; Launch writes them.
-	p := &Prestarted{stdio: stdio, plan: &sandbox.Plan{Namespaces: ns, PreserveFDs: preserveFDs, MapHelpers: true}}
-	// Here and not in the background: until the exec, the clone shares
-	// this process's pages copy-on-write, and the CLI's work meanwhile
-	// would copy them. What overlaps is init's Go runtime start.
-	// A failure is Launch's to report: it starts init itself, and says
-	// why it cannot.
-	p.ip, _ = startInit(p.plan, stdio)
+	p := &Prestarted{done: make(chan struct{}), stdio: stdio,
+		plan: &sandbox.Plan{Namespaces: ns, PreserveFDs: preserveFDs, MapHelpers: true}}
+	// In the background: the clone (Go forks, not vforks, into a new user
+	// namespace) and the exec take a few ms that the profiles and the plan
+	// now use. A failure is Launch's to report: it starts init itself, and
+	// says why it cannot.
+	go func() {
+		defer close(p.done)
+		p.ip, _ = startInit(p.plan, stdio)
+	}()
 	return p
 }
 
+// startedAt is when the clone and exec returned, 0 if they failed; it
+// waits for them.
+func (p *Prestarted) startedAt() int64 {
+	if p == nil {
+		return 0
+	}
+	<-p.done
+	if p.ip == nil {
+		return 0
+	}
+	return p.ip.at
+}
+
 // take returns the prestarted init if it is the one plan asks for, nil
-// otherwise (then it is killed).
+// otherwise (then it is killed). It waits for the clone and exec.
 func (p *Prestarted) take(plan *sandbox.Plan, stdio Stdio) *initProc {
 	if p == nil {
 		return nil
 	}
+	<-p.done
 	if p.taken || p.ip == nil {
 		p.taken = true
 		return nil
@@ -139,6 +157,7 @@ func (p *Prestarted) Close() {
 		return
 	}
 	p.taken = true
+	<-p.done
 	if p.ip != nil {
 		p.ip.kill()
 	}
