@@ -59,7 +59,7 @@ type options struct {
 	phaseRuns int    // runs of --debug-timing for the phase breakdown
 	netSecs   int    // seconds per iperf3 run
 	only      map[string]bool
-	compare   []namedPath // other hutch builds timed beside it (start-up only)
+	compare   []namedPath // other hutch builds timed beside it (start-up and its trace)
 	quick     bool
 	verbose   bool
 	commit    string // what was measured, when the tree is a copy without .git

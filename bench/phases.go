@@ -36,17 +36,26 @@ func (b *bench) phases(ctx context.Context) {
 	if !b.tools["hutch"].OK {
 		return
 	}
-	b.log.printf("phases: %d runs of hutch run --debug-timing, subuid map and one-id map, interleaved", b.o.phaseRuns)
+	b.log.printf("phases: %d runs of hutch run --debug-timing, subuid map and one-id map (and of each -compare build), interleaved", b.o.phaseRuns)
 	var sets []*phaseRuns
 	var ts []*timed
-	for _, c := range []struct {
-		name  string
-		flags []string
-	}{
-		{"hutch, subuid map (default)", []string{"--debug-timing"}},
-		{"hutch --idmap single", []string{"--debug-timing", "--idmap", "single"}},
-	} {
-		pr := b.newPhaseRuns(c.name, c.flags)
+	type config struct {
+		name string
+		argv []string
+	}
+	configs := []config{
+		{"hutch, subuid map (default)", b.hutchRun([]string{"--debug-timing"}, "true")},
+		{"hutch --idmap single", b.hutchRun([]string{"--debug-timing", "--idmap", "single"}, "true")},
+	}
+	// Another build given with -compare: its trace beside this one's, in
+	// the same rounds (a patch's effect, phase by phase).
+	for _, c := range b.o.compare {
+		configs = append(configs,
+			config{"hutch build " + c.name + ", subuid map", []string{c.path, "run", "--debug-timing", "--", "true"}},
+			config{"hutch build " + c.name + " --idmap single", []string{c.path, "run", "--debug-timing", "--idmap", "single", "--", "true"}})
+	}
+	for _, c := range configs {
+		pr := b.newPhaseRuns(c.name, c.argv)
 		sets, ts = append(sets, pr), append(ts, pr.t)
 	}
 	b.series(ctx, ts, 3, b.o.phaseRuns, 30*time.Second)
@@ -63,8 +72,7 @@ type phaseRuns struct {
 	user, sys []float64
 }
 
-func (b *bench) newPhaseRuns(name string, flags []string) *phaseRuns {
-	argv := b.hutchRun(flags, "true")
+func (b *bench) newPhaseRuns(name string, argv []string) *phaseRuns {
 	pr := &phaseRuns{ps: PhaseSet{Name: name, How: shellQuote(append([]string{"hutch"}, argv[1:]...))}}
 	pr.t = &timed{row: &Row{}, cmd: b.cmd(argv...), parse: func(res runResult) error {
 		var ms []mark

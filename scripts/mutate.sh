@@ -32,6 +32,8 @@ seccomp-userns       ./cmd/hutch        TestEscapeSeccompGroups|TestScripts/esca
 nnp                  ./cmd/hutch        TestScripts/escape_kernel
 caps                 ./cmd/hutch        TestScripts/escape_kernel
 cloexec              ./cmd/hutch        TestScripts/run_process
+prestart-fits        ./cmd/hutch        TestScripts/run_prestart
+prestart-fits        ./sandbox/supervise TestPrestartedFits
 env-secrets          ./cmd/hutch        TestScripts/run_process
 env-secrets          ./sandbox          TestPlan
 setsid               ./cmd/hutch        TestEscapeTIOCSTI

@@ -134,7 +134,7 @@ func TestExec(t *testing.T) {
 
 	// kill -9 of hutch exec: the command it started goes too (the run's
 	// own command stays).
-	bg := execIn(run, id, "--", "sh", "-c", "echo started; exec sleep 601")
+	bg := execIn(run, id, "--", "sh", "-c", "echo started; exec sleep 601.25")
 	bgOut, _ := bg.StdoutPipe()
 	if err := bg.Start(); err != nil {
 		t.Fatal(err)
@@ -142,16 +142,17 @@ func TestExec(t *testing.T) {
 	if line, _ := bufio.NewReader(bgOut).ReadString('\n'); line != "started\n" {
 		t.Fatalf("hutch exec did not start its command: %q", line)
 	}
-	// The exec'd sh, or the sleep it became (the same process): "601" is
-	// in its command line either way, as in hutch exec's own.
+	// The exec'd sh, or the sleep it became (the same process): "601.25" is
+	// in its command line either way, as in hutch exec's own (and not in
+	// another test binary's path, as a bare "601" can be).
 	var pids []int
-	for _, p := range pgrep(t, "601") {
+	for _, p := range pgrep(t, "601.25") {
 		if p != bg.Process.Pid {
 			pids = append(pids, p)
 		}
 	}
 	if len(pids) != 1 {
-		t.Fatalf("the exec'd sleep 601: pids %v", pids)
+		t.Fatalf("the exec'd sleep 601.25: pids %v", pids)
 	}
 	pidfd, err := unix.PidfdOpen(pids[0], 0)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -153,9 +154,17 @@ func loadProfile(c *cli.Context) (*profiles.Profile, error) {
 			return nil, usageErr(err)
 		}
 	}
+	// The flags given, looked up once: c.IsSet walks every flag (and runs
+	// a regexp over each name) for one that is not set, which for all the
+	// keyed flags cost more than loading the profiles.
+	set := map[string]bool{}
+	for _, n := range c.FlagNames() {
+		set[n] = true
+	}
 	for _, f := range keyedFlags() {
-		name := f.flag.Names()[0]
-		if !c.IsSet(name) {
+		names := f.flag.Names()
+		name := names[0]
+		if !slices.ContainsFunc(names, func(n string) bool { return set[n] }) {
 			continue
 		}
 		var values []string

@@ -34,6 +34,8 @@ func runCommand() *cli.Command {
 			&cli.BoolFlag{Name: "debug-timing", Usage: "print where start-up time goes"},
 			&cli.StringFlag{Name: "report", Usage: "write the requests the network proxy blocked to `FILE` as JSON"},
 		), ciFlags()...),
+		Before: prestartInit, // prestart.go
+		After:  closePrestarted,
 		Action: func(c *cli.Context) error {
 			return withResult(c, func() (*supervise.Result, error) { return runAction(c) })
 		},
@@ -73,6 +75,8 @@ func shellCommand() *cli.Command {
 		Usage:     "run your shell interactively in a sandbox",
 		UsageText: "hutch shell [options]",
 		Flags:     sandboxFlags(),
+		Before:    prestartInit, // prestart.go
+		After:     closePrestarted,
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return usagef("shell takes no command; use hutch run -- CMD")
@@ -98,6 +102,7 @@ func runSpec(c *cli.Context, spec sandbox.Spec) (*supervise.Result, error) {
 		DebugTiming: c.Bool("debug-timing"),
 		Warn:        func(msg string) { fmt.Fprintf(c.App.ErrWriter, "hutch: warning: %s\n", msg) },
 		Info:        verboseFunc(c), // overlay flags: --verbose
+		Prestarted:  prestarted,
 	}
 	if opts.DebugTiming {
 		opts.Origin = started

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Each kind of namespace has its own limit, user.max_<kind>_namespaces,
@@ -102,10 +103,13 @@ func Fix(key, value string) string {
 }
 
 // LastCap is the highest capability the running kernel knows (40 when
-// /proc does not say).
-func LastCap() uint {
+// /proc does not say). It is read once per process: callers loop up to it,
+// and the kernel's value cannot change while it runs.
+func LastCap() uint { return lastCap() }
+
+var lastCap = sync.OnceValue(func() uint {
 	if n := Read("/proc/sys/kernel/cap_last_cap"); n > 0 {
 		return uint(n)
 	}
 	return 40
-}
+})

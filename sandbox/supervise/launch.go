@@ -14,7 +14,6 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/fds"
 	"github.com/hutch-sandbox/hutch/internal/hint"
-	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/internal/timing"
@@ -43,6 +42,9 @@ type LaunchOptions struct {
 	// Info receives what --verbose shows (the overlay driver picked). Nil
 	// drops it.
 	Info func(string)
+	// Prestarted is a hutch-init started before the plan was made, which
+	// Launch uses if it fits the plan (prestart.go). Nil starts one.
+	Prestarted *Prestarted
 }
 
 // Result is how a sandboxed command ended.
@@ -111,6 +113,9 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	tm := &timing.Timing{Who: "supervisor", W: stdio.Stderr}
 	if opts.DebugTiming {
 		tm.Origin = cmp.Or(opts.Origin, timing.Now())
+		if at := opts.Prestarted.startedAt(); at != 0 {
+			tm.MarkAt("init started early", at) // prestart.go
+		}
 		tm.Mark("launch")
 	}
 	// Fds the caller leaked to us (not close-on-exec) must not reach the
@@ -158,27 +163,36 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	cfg.Layers = lay.initInfo()
 	setTerminal(cfg, plan.TTY, stdio)
 
-	cfgR, cfgW, statusParent, extra, err := initChannels(plan.PreserveFDs)
-	if err != nil {
-		return nil, err
+	ip := opts.Prestarted.take(plan, stdio) // prestart.go; nil if it does not fit
+	if ip != nil && !plan.MapHelpers {
+		// Launch would have had Go write them at the clone.
+		if err := writeSingleMaps(ip.cmd.Process.Pid, plan); err != nil {
+			ip.kill()
+			return nil, err
+		}
 	}
-	defer cfgW.Close()
-	defer statusParent.Close()
-	cmd := initCommand(plan, stdio, extra)
-
-	undoNproc := reserveNproc() // limits.go: the namespace keeps it
-	exited, err := lockedexec.Start(cmd)
-	undoNproc()
-	cfgR.Close()
-	extra[1].Close() // the child's end of the status socket
-	if err != nil {
-		return nil, startError(err, plan.Namespaces)
+	if ip == nil {
+		if ip, err = startInit(plan, stdio); err != nil {
+			return nil, err
+		}
+		tm.MarkAt("init started", ip.at)
 	}
-	tm.Mark("init started")
+	defer ip.close()
+	cmd, exited, cfgW, statusParent := ip.cmd, ip.exited, ip.cfgW, ip.statusParent
 	pid := cmd.Process.Pid
-	rs.writeExecInfo(cfg)   // for hutch exec
-	rs.writeInfo(plan, pid) // for hutch ps, last: a listed run can be joined
-	if err := handshake(ctx, plan, pid, cg, cfg, cfgW, netsup, rs, tm, listeners); err != nil {
+	// The run's records, written while the id maps are (the supervisor
+	// would otherwise wait idle for newuidmap or init): encoding the plan
+	// is most of a millisecond. They only read the plan and cfg's fields
+	// that handshake leaves alone, and are done before Launch goes on.
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		rs.writeExecInfo(cfg)   // for hutch exec
+		rs.writeInfo(plan, pid) // for hutch ps, last: a listed run can be joined
+	}()
+	err = handshake(ctx, plan, pid, cg, cfg, cfgW, netsup, rs, tm, listeners)
+	<-recorded
+	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		<-exited
 		return nil, err
