@@ -40,6 +40,8 @@ dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/esc
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
 hide-runtime         ./cmd/hutch        TestScripts/escape_files
 hide-state           ./cmd/hutch        TestScripts/overlay_escape
+oci-nofollow         ./oci              TestStoreRefusesPlantedLinks
+oci-pid-owner        ./oci              TestSignalOnlyRecordedProcess
 nosuid-root          ./cmd/hutch        TestScripts/escape_files
 nosuid-bind          ./cmd/hutch        TestScripts/escape_files
 nosuid-tmpfs         ./cmd/hutch        TestScripts/escape_files
