@@ -32,6 +32,7 @@ const (
 	kSeccomp              // "default", "off" or the path of a seccomp profile
 	kDir                  // one directory path (the project directory; flags only)
 	kRoot                 // "host" or "image:REF"; a local image source's path is relative to the profile
+	kBindTable            // [[filesystem.bind]]: tables of source, target and mode
 )
 
 // goType is the Spec field type each kind produces.
@@ -51,6 +52,8 @@ func (k kind) goType() reflect.Type {
 		return reflect.TypeOf(int64(0))
 	case kCPU:
 		return reflect.TypeOf(float64(0))
+	case kBindTable:
+		return reflect.TypeOf([]sandbox.Bind(nil))
 	}
 	panic("unknown kind")
 }
@@ -59,7 +62,7 @@ func (k kind) goType() reflect.Type {
 // than override.
 func (k kind) isList() bool {
 	switch k {
-	case kBinds, kPaths, kStrings, kGlobs:
+	case kBinds, kPaths, kStrings, kGlobs, kBindTable:
 		return true
 	}
 	return false
@@ -110,6 +113,10 @@ var schema = []KeyInfo{
 		Doc:      `host paths bound read-only at the same path ("?PATH": skipped when missing)`,
 		Example:  `ro = ["?~/.nvm"]`,
 		Widening: "a path outside the project (a read-only bind still reaches sockets), or one that reveals a secret"},
+	{Key: "filesystem.bind", kind: kBindTable, Type: "array of tables (source, target, mode)", Default: "[]",
+		Doc:      `host paths bound at another path inside: source (a host path), target (the path inside), mode "ro" (default) or "rw"; checked and opened as rw and ro binds are`,
+		Example:  `bind = [{ source = "~/datasets", target = "/data", mode = "ro" }]`,
+		Widening: "a source outside the project, or one that reveals a secret; a target over a system path"},
 	{Key: "filesystem.hide", kind: kPaths, Type: "array of paths", Default: "[]; the built-in secret paths are hidden anyway",
 		Doc:      "paths masked with an empty directory or file",
 		Example:  `hide = ["${PROJECT}/.env"]`,

@@ -100,7 +100,7 @@ func (p *Profile) fileWidenings(a *asker) {
 	baseProject, _ := settingStr(base, "filesystem.project", "rw")
 	fsKeys := []string{"filesystem.rw", "filesystem.ro"}
 
-	for _, key := range fsKeys {
+	for _, key := range append(fsKeys, "filesystem.bind") {
 		s := full[key]
 		if s == nil {
 			continue
@@ -112,17 +112,27 @@ func (p *Profile) fileWidenings(a *asker) {
 				continue
 			}
 			q := strconv.Quote(it.Value)
+			sem := key // whose rules judge it
+			if key == "filesystem.bind" {
+				// A bind is judged as the rw or ro bind of its source would
+				// be, and its target as a mount over a system path.
+				if replaces("filesystem.tmpfs", it.Target) != "" {
+					a.ask(key, q, "its target "+it.Target+" covers a system path with the bound source", it.Src)
+					continue
+				}
+				sem = "filesystem." + it.Mode
+			}
 			switch sec := secretAt(it.Abs, p.home, hides); {
 			case sec != "" || secretAt(it.Abs, p.realHome, hides) != "":
 				if sec == "" {
 					sec = secretAt(it.Abs, p.realHome, hides)
 				}
 				a.ask(key, q, "reveals the secret "+tilde(sec, p.home), it.Src)
-			case key == "filesystem.rw" && !within(p.projectDir, it.Abs) && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
+			case sem == "filesystem.rw" && !within(p.projectDir, it.Abs) && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
 				a.ask(key, q, "writable, outside the project"+also(exposes(it.Abs, p.home)), it.Src)
-			case key == "filesystem.rw" && within(p.projectDir, it.Abs) && baseProject != "rw" && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
+			case sem == "filesystem.rw" && within(p.projectDir, it.Abs) && baseProject != "rw" && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
 				a.ask(key, q, fmt.Sprintf("writable, where your configuration makes the project %q", baseProject), it.Src)
-			case key == "filesystem.ro" && !within(p.projectDir, it.Abs) && !coveredBy(base, fsKeys, it.Abs):
+			case sem == "filesystem.ro" && !within(p.projectDir, it.Abs) && !coveredBy(base, fsKeys, it.Abs):
 				a.ask(key, q, "visible outside the project (read-only)"+also(exposes(it.Abs, p.home)), it.Src)
 			}
 		}
