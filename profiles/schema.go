@@ -17,22 +17,22 @@ import (
 type kind int
 
 const (
-	kString   kind = iota // a string; its allowed values are checked by sandbox.Spec.Validate
-	kBool                 // true or false
-	kBinds                // array of paths that must exist (unless marked optional with "?")
-	kPaths                // array of paths that need not exist (masks, tmpfs mounts)
-	kStrings              // array of strings
-	kGlobs                // array of environment variable names or glob patterns
-	kEnvMap               // table of NAME = "value"
-	kDuration             // "30m", "1h30m"; 0 or "0" for none
-	kSize                 // bytes: 1048576, "4GiB", "512M"; 0 or "unlimited" for none
-	kCount                // a whole number; 0 or "unlimited" for none
-	kCPU                  // CPUs: 1.5, 2, "150%"; 0 or "unlimited" for none
-	kArgv                 // a command: "zsh -l" or ["zsh", "-l"]
-	kSeccomp              // "default", "off" or the path of a seccomp profile
-	kDir                  // one directory path (the project directory; flags only)
-	kRoot                 // "host" or "image:REF"; a local image source's path is relative to the profile
-	kBindTable            // [[filesystem.bind]]: tables of source, target and mode
+	kString    kind = iota // a string; its allowed values are checked by sandbox.Spec.Validate
+	kBool                  // true or false
+	kBinds                 // array of paths that must exist (unless marked optional with "?")
+	kPaths                 // array of paths that need not exist (masks, tmpfs mounts)
+	kStrings               // array of strings
+	kGlobs                 // array of environment variable names or glob patterns
+	kEnvMap                // table of NAME = "value"
+	kDuration              // "30m", "1h30m"; 0 or "0" for none
+	kSize                  // bytes: 1048576, "4GiB", "512M"; 0 or "unlimited" for none
+	kCount                 // a whole number; 0 or "unlimited" for none
+	kCPU                   // CPUs: 1.5, 2, "150%"; 0 or "unlimited" for none
+	kArgv                  // a command: "zsh -l" or ["zsh", "-l"]
+	kSeccomp               // "default", "off" or the path of a seccomp profile
+	kDir                   // one directory path (the project directory; flags only)
+	kRoot                  // "host" or "image:REF"; a local image source's path is relative to the profile
+	kBindTable             // [[filesystem.bind]]: tables of source, target and mode
 )
 
 // goType is the Spec field type each kind produces.
