@@ -249,7 +249,7 @@ func (l *loader) parseValue(f *file, info *KeyInfo, v any, bad func([]string, st
 	leaf := key[len(key)-1]
 	s := &setting{info: info, set: true, src: f.source(key, "")}
 	switch k := info.kind; {
-	case k == kBindTable:
+	case k == kTables:
 		s.items = l.bindTables(f, info, v, bad)
 		if s.items == nil {
 			return nil
@@ -482,7 +482,7 @@ func fill(spec *sandbox.Spec, vals map[string]*setting, include func(abs string)
 			return
 		}
 		switch k := s.info.kind; {
-		case k == kBindTable:
+		case k == kTables:
 			var out []sandbox.Bind
 			for _, it := range s.items {
 				out = append(out, sandbox.Bind{Source: tilde(it.Abs, ""), Target: it.Target, Mode: it.Mode})

@@ -17,22 +17,22 @@ import (
 type kind int
 
 const (
-	kString    kind = iota // a string; its allowed values are checked by sandbox.Spec.Validate
-	kBool                  // true or false
-	kBinds                 // array of paths that must exist (unless marked optional with "?")
-	kPaths                 // array of paths that need not exist (masks, tmpfs mounts)
-	kStrings               // array of strings
-	kGlobs                 // array of environment variable names or glob patterns
-	kEnvMap                // table of NAME = "value"
-	kDuration              // "30m", "1h30m"; 0 or "0" for none
-	kSize                  // bytes: 1048576, "4GiB", "512M"; 0 or "unlimited" for none
-	kCount                 // a whole number; 0 or "unlimited" for none
-	kCPU                   // CPUs: 1.5, 2, "150%"; 0 or "unlimited" for none
-	kArgv                  // a command: "zsh -l" or ["zsh", "-l"]
-	kSeccomp               // "default", "off" or the path of a seccomp profile
-	kDir                   // one directory path (the project directory; flags only)
-	kRoot                  // "host" or "image:REF"; a local image source's path is relative to the profile
-	kBindTable             // [[filesystem.bind]]: tables of source, target and mode
+	kString   kind = iota // a string; its allowed values are checked by sandbox.Spec.Validate
+	kBool                 // true or false
+	kBinds                // array of paths that must exist (unless marked optional with "?")
+	kPaths                // array of paths that need not exist (masks, tmpfs mounts)
+	kStrings              // array of strings
+	kGlobs                // array of environment variable names or glob patterns
+	kEnvMap               // table of NAME = "value"
+	kDuration             // "30m", "1h30m"; 0 or "0" for none
+	kSize                 // bytes: 1048576, "4GiB", "512M"; 0 or "unlimited" for none
+	kCount                // a whole number; 0 or "unlimited" for none
+	kCPU                  // CPUs: 1.5, 2, "150%"; 0 or "unlimited" for none
+	kArgv                 // a command: "zsh -l" or ["zsh", "-l"]
+	kSeccomp              // "default", "off" or the path of a seccomp profile
+	kDir                  // one directory path (the project directory; flags only)
+	kRoot                 // "host" or "image:REF"; a local image source's path is relative to the profile
+	kTables               // [[filesystem.bind]]: tables of source, target and mode
 )
 
 // goType is the Spec field type each kind produces.
@@ -52,7 +52,7 @@ func (k kind) goType() reflect.Type {
 		return reflect.TypeOf(int64(0))
 	case kCPU:
 		return reflect.TypeOf(float64(0))
-	case kBindTable:
+	case kTables:
 		return reflect.TypeOf([]sandbox.Bind(nil))
 	}
 	panic("unknown kind")
@@ -62,7 +62,7 @@ func (k kind) goType() reflect.Type {
 // than override.
 func (k kind) isList() bool {
 	switch k {
-	case kBinds, kPaths, kStrings, kGlobs, kBindTable:
+	case kBinds, kPaths, kStrings, kGlobs, kTables:
 		return true
 	}
 	return false
@@ -113,7 +113,7 @@ var schema = []KeyInfo{
 		Doc:      `host paths bound read-only at the same path ("?PATH": skipped when missing)`,
 		Example:  `ro = ["?~/.nvm"]`,
 		Widening: "a path outside the project (a read-only bind still reaches sockets), or one that reveals a secret"},
-	{Key: "filesystem.bind", kind: kBindTable, Type: "array of tables (source, target, mode)", Default: "[]",
+	{Key: "filesystem.bind", kind: kTables, Type: "array of tables (source, target, mode)", Default: "[]",
 		Doc:      `host paths bound at another path inside: source (a host path), target (the path inside), mode "ro" (default) or "rw"; checked and opened as rw and ro binds are`,
 		Example:  `bind = [{ source = "~/datasets", target = "/data", mode = "ro" }]`,
 		Widening: "a source outside the project, or one that reveals a secret; a target over a system path"},

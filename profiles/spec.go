@@ -53,7 +53,7 @@ func (p *Profile) SetFlag(flag, key string, values ...string) error {
 		return filepath.Join(x.dir, v), nil
 	}
 	switch k := info.kind; {
-	case k == kBindTable:
+	case k == kTables:
 		for _, v := range values {
 			it, err := flagBind(v, flagPath)
 			if err != nil {
