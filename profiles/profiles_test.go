@@ -487,6 +487,7 @@ var trustTests = []struct {
 	{"writable outside", "", "[filesystem]\nrw = [\"~/cache\"]", map[string]string{"cache/.k": ""}, []string{"filesystem.rw writable, outside the project"}},
 	{"allowed by your config", "[filesystem]\nrw = [\"~/cache\"]", "[filesystem]\nrw = [\"~/cache/sub\"]", map[string]string{"cache/sub/.k": ""}, nil},
 	{"visible outside", "", "[filesystem]\nro = [\"/srv\"]", nil, []string{"filesystem.ro visible outside the project"}},
+	{"root directory outside", "", "[filesystem]\nroot = \"dir:/srv/rootfs\"", nil, []string{"filesystem.root shows the root directory /srv/rootfs, outside the project"}},
 	{"bind outside", "", "[[filesystem.bind]]\nsource = \"/srv\"\ntarget = \"/data\"", nil, []string{"filesystem.bind visible outside the project"}},
 	{"bind rw outside", "", "[[filesystem.bind]]\nsource = \"~/out\"\ntarget = \"/out\"\nmode = \"rw\"", map[string]string{"out/x": ""}, []string{"filesystem.bind writable, outside the project"}},
 	{"bind of a secret", "", "[[filesystem.bind]]\nsource = \"~/.ssh\"\ntarget = \"/keys\"", map[string]string{".ssh/id": ""}, []string{"filesystem.bind reveals the secret ~/.ssh"}},

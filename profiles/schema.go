@@ -93,9 +93,9 @@ type KeyInfo struct {
 // `key` tags of sandbox.Spec.
 var schema = []KeyInfo{
 	{Key: "filesystem.root", kind: kRoot, Type: "string", Default: `"host"`,
-		Doc:      `what / is: "host" (the host's system directories, read-only) or "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet)`,
+		Doc:      `what / is: "host" (the host's system directories, read-only), "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet) or "dir:PATH" (a root filesystem directory, overlaid so that it is never written)`,
 		Example:  `root = "host"`,
-		Widening: "an image from a local layout or archive outside the project (it shows that file's contents), or from a registry neither hutch (Docker Hub, ghcr.io, quay.io, gcr.io, registry.k8s.io, mcr.microsoft.com, public.ecr.aws) nor your configuration names"},
+		Widening: "an image from a local layout or archive, or a root directory, outside the project (it shows that file's contents), or from a registry neither hutch (Docker Hub, ghcr.io, quay.io, gcr.io, registry.k8s.io, mcr.microsoft.com, public.ecr.aws) nor your configuration names"},
 	{Key: "filesystem.project_dir", kind: kDir, Type: "path", Default: "the directory of hutch.toml, else the working directory", FlagOnly: true,
 		Doc: "the project directory, bound at its own path; set with --project, never in a profile (a profile's project is the directory of its hutch.toml)"},
 	{Key: "filesystem.project", kind: kString, Type: "string", Default: `"rw"`,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox"
@@ -159,7 +160,11 @@ func (p *Profile) imageWidenings(a *asker) {
 	if v, src := settingStr(full, "filesystem.root", "host"); v != "host" {
 		if bv, _ := settingStr(base, "filesystem.root", "host"); bv != v {
 			if lp := localImagePath(v); lp != "" && !within(p.projectDir, lp) {
-				a.ask("filesystem.root", strconv.Quote(v), "shows the image at "+tilde(lp, p.home)+", outside the project", src)
+				what := "shows the image at "
+				if strings.HasPrefix(v, "dir:") {
+					what = "shows the root directory "
+				}
+				a.ask("filesystem.root", strconv.Quote(v), what+tilde(lp, p.home)+", outside the project", src)
 			}
 		}
 	}
