@@ -287,3 +287,29 @@ func TestOCIRunExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestOCIRunSignal: a signal to hutch oci run reaches the command (which
+// traps it and exits with its own status).
+func TestOCIRunSignal(t *testing.T) {
+	testenv.RequireUserNS(t)
+	bundle := ociBundle(t, "sh", "-c", `trap "exit 42" TERM; echo ready; sleep 1000 & wait`)
+	cmd := hutchCmd(t, "oci", "--root", filepath.Join(t.TempDir(), "state"), "run", "--bundle", bundle, "sig")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the container did not start: %q", line)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 {
+		t.Fatalf("want the command's own status 42 after SIGTERM, got %v", err)
+	}
+}
