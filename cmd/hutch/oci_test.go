@@ -195,7 +195,7 @@ func TestOCIDeleteCreated(t *testing.T) {
 	testenv.RequireUserNS(t)
 	bundle := ociBundle(t, "sh", "-c", "exit 0")
 	root := filepath.Join(t.TempDir(), "state")
-	for _, end := range [][]string{{"delete", "held"}, {"kill", "held", "TERM"}} {
+	for _, end := range [][]string{{"delete", "held"}, {"kill", "-a", "held", "TERM"}} {
 		create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "held")
 		create.Stdout, create.Stderr = os.Stderr, os.Stderr
 		if err := create.Run(); err != nil {
