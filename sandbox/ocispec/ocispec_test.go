@@ -112,9 +112,14 @@ func TestParse(t *testing.T) {
 		{name: "mount over /", edit: func(m map[string]any) {
 			m["mounts"] = []any{map[string]any{"destination": "/", "type": "bind", "source": "/srv"}}
 		}, wantErr: "mounts[0]"},
-		{name: "bind over /proc", edit: func(m map[string]any) {
-			m["mounts"] = []any{map[string]any{"destination": "/proc", "type": "bind", "source": "/proc"}}
-		}, wantErr: "hutch builds itself"},
+		{name: "bind over /dev", edit: func(m map[string]any) {
+			m["mounts"] = []any{map[string]any{"destination": "/dev", "type": "bind", "source": "/srv/dev"},
+				map[string]any{"destination": "/sys", "type": "none", "source": "/sys", "options": []any{"rbind", "nosuid", "noexec", "nodev", "ro"}}}
+		}, check: func(t *testing.T, b *Bundle) {
+			if len(b.Spec.Filesystem.Binds) != 0 || len(b.Debug) == 0 {
+				t.Errorf("binds %v, debug %v", b.Spec.Filesystem.Binds, b.Debug)
+			}
+		}, warn: "the bind of /srv/dev over /dev is not applied"},
 		{name: "mount of another type", edit: func(m map[string]any) {
 			m["mounts"] = []any{map[string]any{"destination": "/mnt", "type": "nfs", "source": "host:/x"}}
 		}, wantErr: `a "nfs" mount`},
