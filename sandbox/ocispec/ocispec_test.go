@@ -161,6 +161,13 @@ func TestParse(t *testing.T) {
 				t.Errorf("memory %d pids %d cpu %v", b.Memory, b.Pids, b.CPU)
 			}
 		}},
+		{name: "resources not applied are warned", edit: func(m map[string]any) {
+			sub(m, "linux")["resources"] = map[string]any{"blockIO": map[string]any{"weight": 10}, "memory": map[string]any{"limit": 1 << 30, "swap": 1 << 30}}
+		}, warn: "linux.resources.blockIO: not supported", check: func(t *testing.T, b *Bundle) {
+			if !strings.Contains(strings.Join(b.Warnings, "\n"), "linux.resources.memory.swap: not supported") {
+				t.Errorf("warnings %q", b.Warnings)
+			}
+		}},
 		{name: "seccomp kept raw", edit: func(m map[string]any) {
 			sub(m, "linux")["seccomp"] = map[string]any{"defaultAction": "SCMP_ACT_ALLOW"}
 		}, check: func(t *testing.T, b *Bundle) {
