@@ -37,6 +37,9 @@ var depRules = []struct {
 	// The --result document reads a run's outcome; it knows no CLI.
 	{[]string{"result/..."}, []string{"profiles/...", "cmd/...", "doctor/...", "sandbox/pid1/..."}},
 	{[]string{"profiles/..."}, []string{"cmd/...", "doctor/..."}},
+	// hutch oci is a CLI's library: the input format and the supervisor
+	// side, never the PID 1 side or the CLI itself.
+	{[]string{"oci/..."}, []string{"cmd/...", "doctor/...", "sandbox/pid1/..."}},
 }
 
 // sideImports is all that either side of a run may import of hutch: the

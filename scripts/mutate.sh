@@ -42,6 +42,12 @@ dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/esc
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
 hide-runtime         ./cmd/hutch        TestScripts/escape_files
 hide-state           ./cmd/hutch        TestScripts/overlay_escape
+oci-nofollow         ./oci              TestStoreRefusesPlantedLinks
+oci-pid-owner        ./oci              TestSignalOnlyRecordedProcess
+hide-relocated       ./cmd/hutch        TestScripts/oci_site
+hide-relocated       ./cmd/hutch        TestScripts/run_bind
+trust-filesystem.bind ./profiles        TestTrust$
+oci-bind-hidden      ./cmd/hutch        TestScripts/oci_site
 nosuid-root          ./cmd/hutch        TestScripts/escape_files
 nosuid-bind          ./cmd/hutch        TestScripts/escape_files
 nosuid-tmpfs         ./cmd/hutch        TestScripts/escape_files

@@ -45,6 +45,13 @@ type LaunchOptions struct {
 	// Prestarted is a hutch-init started before the plan was made, which
 	// Launch uses if it fits the plan (prestart.go). Nil starts one.
 	Prestarted *Prestarted
+	// Hold, when not nil, keeps the command from starting until it is
+	// closed (OCI's create, then start); Created is called with init's pid
+	// once the root is built and the command waits.
+	Hold    <-chan struct{}
+	Created func(pid int)
+	// Started is called with init's pid once the command runs.
+	Started func(pid int)
 }
 
 // Result is how a sandboxed command ended.
@@ -161,6 +168,8 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	tm.Mark("state dir")
 	cfg := &wire.Config{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.Origin, Seccomp: wire.FilterBytes(filter), NeedNet: netsup.needsHelper()}
 	cfg.Layers = lay.initInfo()
+	cfg.Hold = opts.Hold != nil
+	cfg.SeccompExtra = wire.FilterBytes(plan.Resolved.Extra)
 	setTerminal(cfg, plan.TTY, stdio)
 
 	ip := opts.Prestarted.take(plan, stdio) // prestart.go; nil if it does not fit
@@ -199,7 +208,8 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	}
 	netsup.forward(statusParent)
 
-	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
+	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup,
+		cfgW: cfgW, hold: opts.Hold, created: opts.Created, started: opts.Started}
 	res, err := sup.run(ctx, statusParent, exited)
 	var hd *sandbox.HelperDiedError
 	if lay != nil && errors.As(err, &hd) {

@@ -40,10 +40,18 @@ type Config struct {
 	// helper has configured the namespace; init waits for it before it
 	// starts the command.
 	NeedNet bool `json:"need_net,omitempty"`
+	// Hold keeps the command from starting once the root is built: init
+	// reports Status.Held and waits for a NetFrame with Start (OCI's
+	// create, then start). A signal that would end the command ends the
+	// held sandbox instead.
+	Hold bool `json:"hold,omitempty"`
 	// Seccomp is the compiled filter for the command, as the kernel's
 	// struct sock_filter array in raw bytes (JSON of 200 small structs
 	// costs a noticeable part of a millisecond each way); empty for none.
 	Seccomp []byte `json:"seccomp,omitempty"`
+	// SeccompExtra is a second filter, installed after Seccomp (an OCI
+	// bundle's own); empty for none.
+	SeccompExtra []byte `json:"seccomp_extra,omitempty"`
 	// Listeners are the pathname unix sockets bound in the caller's
 	// network namespace (/proc/net/unix): init covers those inside binds.
 	Listeners []string `json:"listeners,omitempty"`
@@ -55,7 +63,9 @@ type Config struct {
 
 // NetFrame follows Config on fd 3 when NeedNet is set.
 type NetFrame struct {
-	Ready bool   `json:"ready,omitempty"`
+	Ready bool `json:"ready,omitempty"`
+	// Start releases a held command (Config.Hold).
+	Start bool   `json:"start,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
@@ -90,6 +100,7 @@ type Status struct {
 	Error   *InitError `json:"error,omitempty"`   // setup failed
 	PTY     bool       `json:"pty,omitempty"`     // the pty master is attached
 	Started int        `json:"started,omitempty"` // the command runs (its pid inside)
+	Held    bool       `json:"held,omitempty"`    // the root is built; the command waits for Start
 	Exit    *ExitInfo  `json:"exit,omitempty"`    // the command ended
 	// ProxyListener: the allowlist proxy's listening socket, opened inside
 	// the sandbox's net namespace, is attached.
