@@ -112,6 +112,9 @@ type ociBundle struct {
 	Cwd    string   // "" is /work
 	Env    []string // added to PATH
 	Mounts []map[string]any
+	// HostNetwork leaves the network namespace out of linux.namespaces,
+	// which asks for the host's network.
+	HostNetwork bool
 }
 
 // slurmBundle writes an OCI bundle: a busybox root (internal/testimage's
@@ -148,6 +151,10 @@ func slurmBundle(t *testing.T, b ociBundle) string {
 		{"destination": "/proc", "type": "proc", "source": "proc"},
 		{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "mode=1777"}},
 	}
+	namespaces := []map[string]string{{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}}
+	if !b.HostNetwork {
+		namespaces = append(namespaces, map[string]string{"type": "network"})
+	}
 	config := map[string]any{
 		"ociVersion": "1.0.2",
 		"process": map[string]any{
@@ -161,10 +168,7 @@ func slurmBundle(t *testing.T, b ociBundle) string {
 		"hostname": "slurm-job",
 		"mounts":   append(mounts, b.Mounts...),
 		"linux": map[string]any{
-			"namespaces": []map[string]string{
-				{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-				{"type": "uts"}, {"type": "mount"}, {"type": "user"},
-			},
+			"namespaces":  namespaces,
 			"uidMappings": []map[string]int{{"containerID": uid, "hostID": uid, "size": 1}},
 			"gidMappings": []map[string]int{{"containerID": gid, "hostID": gid, "size": 1}},
 		},
@@ -254,6 +258,7 @@ func waitJobState(t *testing.T, id string, within time.Duration, want ...string)
 type proc struct {
 	Pid   int
 	Start string // field 22 of /proc/PID/stat
+	State string // field 3: R, S, D, Z (exited, not yet reaped), …
 	Desc  string // comm and command line, for messages
 }
 
@@ -275,13 +280,14 @@ func readProc(pid int) (proc, int, bool) {
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	desc := fmt.Sprintf("%s state %s: %q", s[strings.Index(s, "(")+1:i], f[0],
 		strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
-	return proc{Pid: pid, Start: f[19], Desc: desc}, ppid, true
+	return proc{Pid: pid, Start: f[19], State: f[0], Desc: desc}, ppid, true
 }
 
-// alive reports whether p is still the process it was.
+// alive reports whether p is still the process it was, and has not
+// exited (a zombie has: only its parent's wait is missing).
 func (p proc) alive() bool {
 	q, _, ok := readProc(p.Pid)
-	return ok && q.Start == p.Start
+	return ok && q.Start == p.Start && q.State != "Z" && q.State != "X"
 }
 
 // stepProcs returns the processes of the step named "slurmstepd: [STEP]"
@@ -355,6 +361,9 @@ func waitStepGone(t *testing.T, step, marker string, procs []proc) {
 		}
 	}
 	for _, p := range withMarker(marker) {
+		if p.State == "Z" || p.State == "X" {
+			continue
+		}
 		t.Errorf("left behind by step %s (by its marker): pid %d %s", step, p.Pid, p.Desc)
 	}
 }
