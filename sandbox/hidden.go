@@ -75,3 +75,39 @@ func hideVisible(add func(Mount), host *Host, visible []string, s string, exact 
 		}
 	}
 }
+
+// hideRelocated masks, under each bind shown elsewhere than its own path
+// ([[filesystem.bind]], a relocated project), what hutch hides wherever
+// it shows: the secrets, hutch's state and data, the runtime directory
+// (each also where a symlink of it leads), and the spec's own hide paths.
+// A bind of ~ at /h shows ~/.ssh at /h/.ssh: masking ~/.ssh, where
+// nothing is mounted inside, would hide nothing.
+func (pl *planner) hideRelocated() {
+	if mutate.Off("hide-relocated") {
+		return
+	}
+	host := pl.host
+	var hidden []string
+	for _, s := range host.alwaysHidden() {
+		hidden = append(hidden, s)
+		if r := host.RealPaths[s]; r != "" {
+			hidden = append(hidden, r)
+		}
+	}
+	for _, h := range pl.spec.Filesystem.Hide {
+		hidden = append(hidden, pl.expand(h))
+	}
+	for _, rb := range pl.relocated {
+		src, dst := rb[0], rb[1]
+		for _, h := range hidden {
+			if h == src || !isWithin(src, h) {
+				continue
+			}
+			rel, err := filepath.Rel(src, h)
+			if err != nil {
+				continue
+			}
+			pl.add(Mount{Kind: MountHide, Dst: filepath.Join(dst, rel), Optional: true})
+		}
+	}
+}

@@ -68,6 +68,9 @@ type Host struct {
 	// RealPaths maps each always-hidden path that a symlink leads elsewhere
 	// (~/.ssh -> dotfiles/ssh) to its real path (hidden.go).
 	RealPaths map[string]string
+	// BindReal maps each [[filesystem.bind]] source to its real path,
+	// when symlinks lead elsewhere (a bundle's bind is checked at both).
+	BindReal map[string]string
 }
 
 // RootEntry is one entry of the host's root directory.

@@ -21,6 +21,12 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		return nil, err
 	}
 	pl.identity()
+	if err := bundleMaps(pl.p, spec.Bundle, host); err != nil {
+		return nil, err
+	}
+	if err := pl.checkBundleBinds(); err != nil {
+		return nil, err
+	}
 	pl.namespaces()
 	pl.locateProject()
 	// Mounts, in order: system binds, /dev, /proc, /sys, scratch tmpfs, home,
@@ -30,6 +36,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 	pl.procMounts()
 	pl.scratchAndHome()
 	pl.userBinds()
+	pl.bundlePaths()
 	pl.protectGit()
 	pl.hideRevealed()
 	pl.generatedFiles()
@@ -59,6 +66,9 @@ type planner struct {
 	// visible are the host trees binds make visible (secrets under them
 	// stay hidden; the working directory may be in them).
 	visible []string
+	// relocated are the host trees bound elsewhere, as {source, target}:
+	// what is hidden under a source is hidden at its place under the target.
+	relocated [][2]string
 }
 
 // newPlanner starts the plan from what the spec says directly.
@@ -77,6 +87,12 @@ func newPlanner(spec Spec, host *Host) (*planner, error) {
 	if ImageRef(spec) != "" {
 		if host.Image == nil {
 			return nil, fmt.Errorf("the image %s was not opened before planning", ImageRef(spec))
+		}
+		pl.img = host.Image
+	}
+	if DirRoot(spec) != "" {
+		if host.Image == nil || host.Image.Name != "dir:"+DirRoot(spec) {
+			return nil, fmt.Errorf("the root directory %s was not opened before planning", DirRoot(spec))
 		}
 		pl.img = host.Image
 	}
@@ -112,6 +128,7 @@ func (pl *planner) identity() {
 	if img != nil {
 		imageIdentity(spec, host, p)
 		p.Image = &PlanImage{Name: img.Name, ID: img.ID}
+		p.Caps = bundleCaps(p.Caps, spec.Bundle)
 	} else if spec.Process.IDMap == IDMapAuto && host.NewUIDMap != "" && host.NewGIDMap != "" &&
 		len(host.SubUIDs) > 0 && len(host.SubGIDs) > 0 {
 		um, err1 := userns.Full(p.UID, uid, host.SubUIDs)
@@ -142,13 +159,14 @@ func (pl *planner) locateProject() {
 	if fs.Project != "" {
 		pl.project = pl.expand(fs.Project)
 	}
-	pl.bindProject = true
+	// A bundle's command sees what its config.json mounts, no project.
+	pl.bindProject = spec.Bundle == nil
 	// With an image, the project may be bound elsewhere (process.workdir).
 	pl.projectAt = pl.project
 	if img != nil && spec.Process.Workdir != "" {
 		pl.projectAt = filepath.Clean(spec.Process.Workdir)
 	}
-	if isWithin(pl.project, host.Home) {
+	if pl.bindProject && isWithin(pl.project, host.Home) {
 		// The working directory is home or one of its ancestors: binding it
 		// would expose every secret in home.
 		pl.bindProject = false
@@ -270,9 +288,10 @@ func (pl *planner) userBinds() {
 	// User binds, sorted so that a parent is mounted before its children; on
 	// the same path the later kind wins (hide over ro over rw).
 	type bind struct {
-		path string
-		kind int    // -1 overlay, 0 rw, 1 ro, 2 tmpfs, 3 hide
-		dst  string // where it shows, when not at path
+		path   string
+		kind   int    // -1 overlay, 0 rw, 1 ro, 2 tmpfs, 3 hide
+		dst    string // where it shows, when not at path
+		noexec bool
 	}
 	var binds []bind
 	if pl.bindProject {
@@ -282,12 +301,19 @@ func (pl *planner) userBinds() {
 		} else if fs.ProjectMode == "overlay" {
 			k = -1
 		}
-		binds = append(binds, bind{pl.project, k, pl.projectAt})
+		binds = append(binds, bind{pl.project, k, pl.projectAt, false})
 	}
 	for k, list := range [][]string{fs.RW, fs.RO, fs.Tmpfs, fs.Hide} {
 		for _, s := range list {
-			binds = append(binds, bind{pl.expand(s), k, ""})
+			binds = append(binds, bind{pl.expand(s), k, "", false})
 		}
+	}
+	for _, b := range fs.Binds {
+		k := 1
+		if b.Mode == BindRW {
+			k = 0
+		}
+		binds = append(binds, bind{pl.expand(b.Source), k, filepath.Clean(b.Target), b.NoExec})
 	}
 	for i := range binds {
 		if binds[i].dst == "" {
@@ -323,9 +349,11 @@ func (pl *planner) userBinds() {
 				pl.visible = append(pl.visible, b.path)
 			}
 		default:
-			pl.add(Mount{Kind: MountBind, Src: b.path, Dst: b.dst, RO: b.kind == 1})
+			pl.add(Mount{Kind: MountBind, Src: b.path, Dst: b.dst, RO: b.kind == 1, NoExec: b.noexec})
 			if b.dst == b.path {
 				pl.visible = append(pl.visible, b.path)
+			} else {
+				pl.relocated = append(pl.relocated, [2]string{b.path, b.dst})
 			}
 		}
 	}
@@ -374,6 +402,7 @@ func (pl *planner) hideRevealed() {
 	if host.DataDir != "" && !mutate.Off("hide-state") {
 		hideVisible(pl.add, host, pl.visible, host.DataDir, true)
 	}
+	pl.hideRelocated()
 }
 
 // generatedFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf.
@@ -407,6 +436,10 @@ func (pl *planner) workdir() {
 			rel, _ = filepath.Rel(pl.project, host.Cwd)
 		}
 		switch {
+		case spec.Bundle != nil:
+			if spec.Process.Workdir != "" {
+				p.Cwd = filepath.Clean(spec.Process.Workdir)
+			}
 		case spec.Process.Workdir != "":
 			p.Cwd = filepath.Join(pl.projectAt, rel)
 		case img.WorkingDir != "":
@@ -445,6 +478,10 @@ func (pl *planner) defences() error {
 		if r.v > 0 {
 			p.Rlimits = append(p.Rlimits, Rlimit{Resource: r.name, Soft: uint64(r.v), Hard: uint64(r.v)})
 		}
+	}
+	if b := spec.Bundle; b != nil {
+		p.Rlimits = append(p.Rlimits, b.Rlimits...)
+		p.RootReadOnly = b.ReadOnlyRoot
 	}
 	p.Cgroup = CgroupLimits{Memory: l.Memory, Pids: l.Pids, CPU: l.CPU}
 	p.LimitsRequired = l.Required

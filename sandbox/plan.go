@@ -98,6 +98,9 @@ type Plan struct {
 	// Image is set when the root is an image (image.go): / is then the
 	// image's overlay, writable, instead of a read-only tmpfs.
 	Image *PlanImage `json:"image,omitempty"`
+	// RootReadOnly makes / read-only once built (an OCI bundle's
+	// root.readonly); its submounts keep their own flags.
+	RootReadOnly bool `json:"root_readonly,omitempty"`
 }
 
 // SeccompPlan says which filter the command gets.
@@ -149,6 +152,7 @@ type Mount struct {
 	Dst      string `json:"dst"`
 	RO       bool   `json:"ro,omitempty"`
 	Dev      bool   `json:"dev,omitempty"`      // keep device nodes usable (binds of /dev files)
+	NoExec   bool   `json:"noexec,omitempty"`   // a bind whose files cannot be executed
 	Mode     uint32 `json:"mode,omitempty"`     // tmpfs root mode
 	Size     int64  `json:"size,omitempty"`     // tmpfs size in bytes; 0 is the kernel's default, half of RAM
 	Data     string `json:"data,omitempty"`     // file contents, for MountFile
@@ -234,7 +238,11 @@ func hostsFile(hostname string) string {
 func buildEnv(spec Spec, host *Host, p *Plan) []string {
 	keep := append(append([]string(nil), defaultEnv...), spec.Env.Keep...)
 	env := map[string]string{}
-	if host.Image != nil && p.Image != nil {
+	if spec.Bundle != nil {
+		// A bundle's environment is exact: of the host's, only what
+		// env.keep names.
+		keep = spec.Env.Keep
+	} else if host.Image != nil && p.Image != nil {
 		// The host's paths mean nothing in an image: only its terminal
 		// and locale settings (and what env.keep names) pass.
 		keep = append([]string{"TERM", "LANG", "LC_*", "TZ", "COLORTERM", "NO_COLOR"}, spec.Env.Keep...)
@@ -253,7 +261,13 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 			}
 		}
 	}
-	if p.Image != nil {
+	if spec.Bundle != nil {
+		for _, kv := range spec.Bundle.Env {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	} else if p.Image != nil {
 		base := imageEnv(spec, host, p)
 		for k, v := range base {
 			if _, kept := env[k]; !kept || k == "PATH" || k == "HOME" || k == "USER" || k == "LOGNAME" {
@@ -276,9 +290,11 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 			env["SHELL"] = host.Shell
 		}
 	}
-	env["container"] = "hutch"
-	// For prompts and scripts: PS1='${HUTCH:+[hutch] }\u@\h …'.
-	env["HUTCH"] = "1"
+	if spec.Bundle == nil {
+		env["container"] = "hutch"
+		// For prompts and scripts: PS1='${HUTCH:+[hutch] }\u@\h …'.
+		env["HUTCH"] = "1"
+	}
 	if spec.Network.Mode == NetworkProxy {
 		// Both spellings: curl reads only the lower-case http_proxy.
 		proxyURL := fmt.Sprintf("http://127.0.0.1:%d", ProxyPort)

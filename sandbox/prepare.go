@@ -39,6 +39,12 @@ func Prepare(spec Spec, openImage func(*Host) (*image.Root, error)) (*Prepared, 
 			return nil, err
 		}
 	}
+	if DirRoot(spec) != "" {
+		if host.Image, err = NewDirRoot(spec); err != nil {
+			return nil, err
+		}
+	}
+	host.BindReal = probeBinds(spec.Filesystem.Binds)
 	host.Git = ProbeGit(ProjectDir(spec, host), host.Home)
 	host.Dotfiles = ProbeDotfiles(host, Dotfiles(spec))
 	if p.Plan, err = NewPlan(spec, host); err == nil {

@@ -42,13 +42,18 @@ type Spec struct {
 	// Shell marks hutch shell: with an image, the shell runs instead of
 	// the image's entrypoint and command.
 	Shell bool `json:"shell,omitempty"`
+	// Bundle holds what an OCI bundle (hutch oci) fixes exactly, beyond
+	// the profile keys; nil for hutch run and shell (bundle.go).
+	Bundle *Bundle `json:"bundle,omitempty"`
 }
 
 // Filesystem is what the command sees.
 type Filesystem struct {
-	// Root is "host" (default: the host's system directories, read-only) or
+	// Root is "host" (default: the host's system directories, read-only),
 	// "image:REF": a stored OCI image (image.ParseSource reads REF), its
-	// layers overlaid with an upper layer of the run's or session's.
+	// layers overlaid with an upper layer of the run's or session's, or
+	// "dir:PATH": a root filesystem directory (an OCI bundle's rootfs),
+	// overlaid the same way, so that the directory itself is never written.
 	Root string `json:"root" key:"filesystem.root"`
 	// Project is the directory bound at its own path; default the working
 	// directory.
@@ -66,7 +71,10 @@ type Filesystem struct {
 	// from the first run on. The profile layer fills it.
 	Create []string `json:"create,omitempty"`
 	RO     []string `json:"ro" key:"filesystem.ro"`
-	Hide   []string `json:"hide" key:"filesystem.hide"`
+	// Binds are host paths bound elsewhere inside ([[filesystem.bind]]
+	// source, target, mode), opened and checked as RW and RO are.
+	Binds []Bind   `json:"bind,omitempty" key:"filesystem.bind"`
+	Hide  []string `json:"hide" key:"filesystem.hide"`
 	// Tmpfs paths get an empty, writable tmpfs.
 	Tmpfs []string `json:"tmpfs" key:"filesystem.tmpfs"`
 	// Sockets are host unix sockets, inside binds, that stay reachable;
@@ -262,7 +270,7 @@ func (s *Spec) fillDefaults() {
 	def(&fs.Home, "tmpfs")
 	def(&fs.Git, GitProtect)
 	def(&nw.Mode, NetworkNone)
-	if !strings.HasPrefix(fs.Root, "image:") {
+	if !treeRoot(fs.Root) {
 		// With an image the default is the image's own user.
 		def(&pr.User, UserSelf)
 	}
@@ -279,8 +287,12 @@ func (s *Spec) checkFilesystem(c *checks) {
 		if strings.TrimSpace(ref) == "" {
 			c.bad("filesystem.root", "%q names no image: write image:REF, as in image:docker.io/library/alpine:3.20", fs.Root)
 		}
+	} else if dir, ok := strings.CutPrefix(fs.Root, "dir:"); ok {
+		if !filepath.IsAbs(dir) || filepath.Clean(dir) == "/" {
+			c.bad("filesystem.root", "%q: write dir:PATH with the absolute path of a root filesystem directory (not /)", fs.Root)
+		}
 	} else {
-		c.oneOf("filesystem.root", fs.Root, "host", "image:REF")
+		c.oneOf("filesystem.root", fs.Root, "host", "image:REF", "dir:PATH")
 	}
 	c.oneOf("filesystem.project", fs.ProjectMode, "rw", "ro", "overlay")
 	c.oneOf("filesystem.overlay", fs.Overlay, OverlayAuto, OverlayKernel, OverlayFuse)
@@ -300,6 +312,7 @@ func (s *Spec) checkFilesystem(c *checks) {
 		}
 	}
 	c.paths("filesystem.sockets", fs.Sockets)
+	checkBinds(c, fs.Binds)
 	if fs.Project != "" {
 		c.paths("filesystem.project_dir", []string{fs.Project})
 	}
@@ -357,7 +370,7 @@ func (s *Spec) checkProcess(c *checks) {
 	fs, pr := &s.Filesystem, &s.Process
 	switch {
 	case pr.User == "" || pr.User == UserSelf || pr.User == UserRoot:
-	case strings.HasPrefix(fs.Root, "image:"):
+	case treeRoot(fs.Root):
 		if !validUserSpec(pr.User) {
 			c.bad("process.user", "%q is not self, root, or an image user as NAME, UID, NAME:GROUP or UID:GID", pr.User)
 		}
@@ -366,7 +379,7 @@ func (s *Spec) checkProcess(c *checks) {
 	}
 	if pr.Workdir != "" && !filepath.IsAbs(pr.Workdir) {
 		c.bad("process.workdir", "%q must be an absolute path inside the sandbox", pr.Workdir)
-	} else if pr.Workdir != "" && filepath.Clean(pr.Workdir) == "/" && strings.HasPrefix(fs.Root, "image:") {
+	} else if pr.Workdir != "" && filepath.Clean(pr.Workdir) == "/" && strings.HasPrefix(fs.Root, "image:") && s.Bundle == nil {
 		c.bad("process.workdir", "the project cannot be bound over the image's /; pick a directory such as /src")
 	}
 	c.oneOf("process.idmap", pr.IDMap, IDMapAuto, IDMapSingle)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/nsprobe"
+	"github.com/hutch-sandbox/hutch/oci"
 	"github.com/hutch-sandbox/hutch/sandbox/pid1"
 	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
@@ -33,6 +34,9 @@ func main() {
 	}
 	if image.IsHelper(os.Args[0]) {
 		os.Exit(image.HelperMain())
+	}
+	if oci.IsShim(os.Args[0]) {
+		os.Exit(oci.ShimMain())
 	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/nsprobe"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
+	"github.com/hutch-sandbox/hutch/oci"
 	"github.com/hutch-sandbox/hutch/sandbox/pid1"
 	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/sandbox/supervise"
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 		wire.Stage2Name:          func() { os.Exit(pid1.Stage2Main()) },
 		session.LayersHelperName: func() { os.Exit(session.LayersHelperMain()) },
 		image.HelperName:         func() { os.Exit(image.HelperMain()) },
+		oci.ShimName:             func() { os.Exit(oci.ShimMain()) },
 	})
 }
 

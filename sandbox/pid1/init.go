@@ -58,6 +58,7 @@ func InitMain() int {
 		return fail(err)
 	}
 	netReady := make(chan wire.NetFrame, 1)
+	startFrame := make(chan struct{}, 1)
 	go func() {
 		// Later frames (the network's readiness) arrive here; EOF means
 		// the supervisor is gone.
@@ -66,6 +67,13 @@ func InitMain() int {
 			if err := wire.ReadFrame(cfgFile, &f); err != nil {
 				unix.Kill(-1, unix.SIGKILL)
 				os.Exit(137)
+			}
+			if f.Start {
+				select {
+				case startFrame <- struct{}{}:
+				default:
+				}
+				continue
 			}
 			select {
 			case netReady <- f:
@@ -110,6 +118,12 @@ func InitMain() int {
 		}
 		tm.Mark("network ready")
 	}
+	if cfg.Hold {
+		if ex, ok := hold(status, startFrame, sigs); !ok {
+			sendStatus(status, wire.Status{Exit: &ex}, -1)
+			return ex.Code
+		}
+	}
 	if ovl.staged() {
 		// fuse-overlayfs runs here: the command goes one pid ns down.
 		return ovl.runStage2(&cfg, status, sigs, tm, fail)
@@ -128,6 +142,27 @@ func InitMain() int {
 	ex.Home = homeWrites(plan)
 	sendStatus(status, wire.Status{Exit: &ex}, -1)
 	return ex.Code
+}
+
+// hold reports the built root and waits for the supervisor's Start. A
+// signal that ends a command (all of those forwarded but SIGCHLD, SIGCONT
+// and SIGWINCH) ends the held sandbox instead: OCI's kill of a created
+// container. ok is false then, with the status to report.
+func hold(status *os.File, start <-chan struct{}, sigs chan os.Signal) (wire.ExitInfo, bool) {
+	sendStatus(status, wire.Status{Held: true}, -1)
+	for {
+		select {
+		case <-start:
+			return wire.ExitInfo{}, true
+		case sig := <-sigs:
+			switch s := sig.(syscall.Signal); s {
+			case unix.SIGCHLD, unix.SIGCONT, unix.SIGWINCH:
+			default:
+				unix.Kill(-1, unix.SIGKILL) // helpers of ours (fuse-overlayfs)
+				return wire.ExitInfo{Code: 128 + int(s), Signal: int(s)}, false
+			}
+		}
+	}
 }
 
 // enterPID1 is the start of both hidden PID 1 entries (hutch-init and

@@ -12,6 +12,9 @@ import (
 var rlimitResources = map[string]int{
 	"CORE": unix.RLIMIT_CORE, "NOFILE": unix.RLIMIT_NOFILE, "NPROC": unix.RLIMIT_NPROC,
 	"FSIZE": unix.RLIMIT_FSIZE, "CPU": unix.RLIMIT_CPU, "AS": unix.RLIMIT_AS, "DATA": unix.RLIMIT_DATA,
+	"STACK": unix.RLIMIT_STACK, "MEMLOCK": unix.RLIMIT_MEMLOCK, "LOCKS": unix.RLIMIT_LOCKS,
+	"SIGPENDING": unix.RLIMIT_SIGPENDING, "MSGQUEUE": unix.RLIMIT_MSGQUEUE, "NICE": unix.RLIMIT_NICE,
+	"RTPRIO": unix.RLIMIT_RTPRIO, "RTTIME": unix.RLIMIT_RTTIME, "RSS": unix.RLIMIT_RSS,
 }
 
 // applyRlimits sets plan's rlimits on init itself, just before the command

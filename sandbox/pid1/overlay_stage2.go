@@ -163,7 +163,7 @@ func Stage2Main() int {
 			return fail(err)
 		}
 	}
-	if err := pivot(cfg.RootDir, !imageRoot(cfg.Plan)); err != nil {
+	if err := pivot(cfg.RootDir, !imageRoot(cfg.Plan) || cfg.Plan.RootReadOnly); err != nil {
 		return fail(err)
 	}
 	tm.Mark("root built")

@@ -44,7 +44,7 @@ func buildRoot(plan *sandbox.Plan, root string, ovl *overlayInit, listeners []st
 	if ovl.staged() {
 		return nil
 	}
-	return pivot(root, !imageRoot(plan))
+	return pivot(root, !imageRoot(plan) || plan.RootReadOnly)
 }
 
 // imageRoot reports whether plan's / is an image's overlay.
@@ -223,6 +223,9 @@ func (b *rootBuilder) bind(m sandbox.Mount) error {
 	}
 	if m.RO {
 		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	if m.NoExec {
+		attr |= unix.MOUNT_ATTR_NOEXEC
 	}
 	mfd, err := bindFd(src, target, true, mutAttr("bind", attr))
 	if err != nil {

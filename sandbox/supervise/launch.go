@@ -42,6 +42,13 @@ type LaunchOptions struct {
 	// Info receives what --verbose shows (the overlay driver picked). Nil
 	// drops it.
 	Info func(string)
+	// Hold, when not nil, keeps the command from starting until it is
+	// closed (OCI's create, then start); Created is called with init's pid
+	// once the root is built and the command waits.
+	Hold    <-chan struct{}
+	Created func(pid int)
+	// Started is called with init's pid once the command runs.
+	Started func(pid int)
 }
 
 // Result is how a sandboxed command ended.
@@ -138,6 +145,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	tm.Mark("state dir")
 	cfg := &wire.Config{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.Origin, Seccomp: wire.FilterBytes(filter), NeedNet: netsup.needsHelper()}
 	cfg.Layers = lay.initInfo()
+	cfg.Hold = opts.Hold != nil
 	setTerminal(cfg, plan.TTY, stdio)
 
 	cfgR, cfgW, statusParent, extra, err := initChannels(plan.PreserveFDs)
@@ -167,7 +175,8 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	}
 	netsup.forward(statusParent)
 
-	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
+	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup,
+		cfgW: cfgW, hold: opts.Hold, created: opts.Created, started: opts.Started}
 	res, err := sup.run(ctx, statusParent, exited)
 	var hd *sandbox.HelperDiedError
 	if lay != nil && errors.As(err, &hd) {

@@ -34,6 +34,12 @@ type supervisor struct {
 	master  *os.File
 	relayWG sync.WaitGroup
 	restore func()
+
+	// cfgW is init's config pipe; hold, created and started are
+	// LaunchOptions'.
+	cfgW             *os.File
+	hold             <-chan struct{}
+	created, started func(pid int)
 }
 
 type recvd struct {
@@ -80,6 +86,9 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 			}
 		case sig := <-sigs:
 			s.forwardSignal(sig, &stops, st)
+		case <-s.hold:
+			s.hold = nil
+			wire.WriteFrame(s.cfgW, wire.NetFrame{Start: true})
 		case <-ctx.Done():
 			unix.Kill(s.pid, unix.SIGKILL)
 			ctx = context.Background()
@@ -158,8 +167,15 @@ func (s *supervisor) onStatus(r recvd, st *stopper, res **Result) error {
 		}
 	case r.msg.HelperDied != "":
 		st.helperDied(r.msg.HelperDied, *res != nil)
+	case r.msg.Held:
+		if s.created != nil {
+			s.created(s.pid)
+		}
 	case r.msg.Started != 0:
 		s.tm.Mark("command started")
+		if s.started != nil {
+			s.started(s.pid)
+		}
 	case r.msg.Exit != nil:
 		s.tm.Mark("command exited")
 		*res = &Result{ExitCode: r.msg.Exit.Code, Signal: r.msg.Exit.Signal, HomeWrites: r.msg.Exit.Home}

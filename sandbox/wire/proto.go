@@ -40,6 +40,11 @@ type Config struct {
 	// helper has configured the namespace; init waits for it before it
 	// starts the command.
 	NeedNet bool `json:"need_net,omitempty"`
+	// Hold keeps the command from starting once the root is built: init
+	// reports Status.Held and waits for a NetFrame with Start (OCI's
+	// create, then start). A signal that would end the command ends the
+	// held sandbox instead.
+	Hold bool `json:"hold,omitempty"`
 	// Seccomp is the compiled filter for the command, as the kernel's
 	// struct sock_filter array in raw bytes (JSON of 200 small structs
 	// costs a noticeable part of a millisecond each way); empty for none.
@@ -55,7 +60,9 @@ type Config struct {
 
 // NetFrame follows Config on fd 3 when NeedNet is set.
 type NetFrame struct {
-	Ready bool   `json:"ready,omitempty"`
+	Ready bool `json:"ready,omitempty"`
+	// Start releases a held command (Config.Hold).
+	Start bool   `json:"start,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
@@ -90,6 +97,7 @@ type Status struct {
 	Error   *InitError `json:"error,omitempty"`   // setup failed
 	PTY     bool       `json:"pty,omitempty"`     // the pty master is attached
 	Started int        `json:"started,omitempty"` // the command runs (its pid inside)
+	Held    bool       `json:"held,omitempty"`    // the root is built; the command waits for Start
 	Exit    *ExitInfo  `json:"exit,omitempty"`    // the command ended
 	// ProxyListener: the allowlist proxy's listening socket, opened inside
 	// the sandbox's net namespace, is attached.
