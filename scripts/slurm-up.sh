@@ -151,17 +151,22 @@ EOF
 		restart=1
 	fi
 
-	# The command lines slurmstepd runs (sh -c): %u the job's user, %b the
-	# bundle slurmstepd wrote (its config.json has the job's command, env
-	# and the bundle's rootfs), %j.%s.%t job, step and task: the
-	# container's id.
+	# docs/slurm.md's oci.conf, but for the wrapper. slurmstepd runs each
+	# line with sh -c: %u the job's user, %b the bundle slurmstepd wrote
+	# (its config.json has the job's command, env and the bundle's
+	# rootfs), %n.%j.%s.%t node, job, step and task: the container's id.
+	# After RunTimeRun, slurmstepd asks for the state of the container
+	# that run removed, and prints any answer but JSON into the job's
+	# stderr: a missing container reads as stopped (\042 is a double
+	# quote, which the value's own quotes cannot hold; Slurm reads \\ as
+	# one backslash).
 	tmp=$(mktemp)
 	cat > "$tmp" <<EOF
 $marker: jobs with --container run in hutch.
-RunTimeRun="$wrapper %u --log-format json run --bundle %b slurm-%j.%s.%t"
-RunTimeQuery="$wrapper %u state slurm-%j.%s.%t"
-RunTimeKill="$wrapper %u kill slurm-%j.%s.%t SIGTERM"
-RunTimeDelete="$wrapper %u delete --force slurm-%j.%s.%t"
+RunTimeRun="$wrapper %u run --bundle %b %n.%j.%s.%t"
+RunTimeQuery="$wrapper %u state %n.%j.%s.%t 2>/dev/null || printf '{\\\\042status\\\\042:\\\\042stopped\\\\042}'"
+RunTimeKill="$wrapper %u kill %n.%j.%s.%t SIGTERM"
+RunTimeDelete="$wrapper %u delete --force %n.%j.%s.%t"
 EOF
 	install_if_changed "$tmp" "$conf/oci.conf" 0644 root:root || true
 
@@ -203,6 +208,11 @@ fi
 # is in the bundle's config.json): give hutch the user's own.
 env=(env -i "HOME=\$home" "USER=\$user" "LOGNAME=\$user"
 	"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" "XDG_RUNTIME_DIR=/run/user/\$uid")
+# make mutate's switch, which the tests cannot pass through Slurm: they
+# leave it beside the binary (it acts only in a -tags hutch_mutate build).
+if [ -s "\$bin.mutate" ]; then
+	env+=("HUTCH_MUTATE=\$(head -c 64 "\$bin.mutate")")
+fi
 if [ "\$(id -u)" = 0 ]; then
 	exec setpriv --reuid="\$uid" --regid="\$gid" --init-groups -- "\${env[@]}" "\$bin" oci --profile "$site" "\$@"
 fi

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/internal/testimage"
 )
@@ -65,7 +66,8 @@ func slurmSetup() string {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "sinfo", "-h", "-N", "-n", slurmNode, "-o", "%T").CombinedOutput()
 	state := strings.TrimSpace(string(out))
-	if err != nil || !slices.Contains([]string{"idle", "mixed", "allocated"}, state) {
+	// A node that runs or ends other jobs is up too.
+	if err != nil || !slices.Contains([]string{"idle", "mixed", "allocated", "completing"}, state) {
 		return fmt.Sprintf("the Slurm node %s is not up: sinfo: %v: %q", slurmNode, err, state)
 	}
 	if err := installSlurmHutch(); err != nil {
@@ -103,7 +105,18 @@ func installSlurmHutch() error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("installing the hutch under test: %w", err)
 	}
-	return os.Rename(tmp.Name(), dst)
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	// make mutate's switch cannot reach hutch through Slurm, which runs it
+	// in its own environment: the wrapper reads it from beside the binary.
+	if v := os.Getenv(mutate.Var); v != "" {
+		return os.WriteFile(dst+".mutate", []byte(v), 0o644)
+	}
+	if err := os.Remove(dst + ".mutate"); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
 }
 
 // ociBundle is what a test bundle's config.json says.
@@ -149,7 +162,7 @@ func slurmBundle(t *testing.T, b ociBundle) string {
 	uid, gid := os.Getuid(), os.Getgid()
 	mounts := []map[string]any{
 		{"destination": "/proc", "type": "proc", "source": "proc"},
-		{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "mode=1777"}},
+		{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev"}},
 	}
 	namespaces := []map[string]string{{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}}
 	if !b.HostNetwork {
