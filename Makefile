@@ -24,7 +24,7 @@ TEST_DEPS = procps python3 util-linux tmux openssh-client git slurm-wlm munge
 CGO_DEPS = gcc libc6-dev
 BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
 
-.PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-cgo test-user slurm-up mutate bench lint clean
+.PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-cgo test-oci-root test-user slurm-up mutate bench lint clean
 
 all: build
 
@@ -119,6 +119,13 @@ else
 	CGO_ENABLED=1 HUTCH_TEST_CGO=1 $(GO) test -count=1 -run '$(CGO_SCRIPTS)' ./cmd/hutch/
 	CGO_ENABLED=1 HUTCH_TEST_CGO=1 $(GO) test -count=1 -run '$(CGO_TESTS)' ./cmd/hutch/
 endif
+
+# test-oci-root runs root's hutch oci delete against containers, and
+# traps, that $(HUTCH_TEST_USER) made (as Slurm deletes its users'
+# containers): root only (scripts/oci-root-delete.sh).
+test-oci-root:
+	$(MAKE) test-user
+	scripts/oci-root-delete.sh
 
 # test-user creates $(HUTCH_TEST_USER) with /etc/subuid and /etc/subgid
 # ranges and a runtime directory (as root; idempotent).

@@ -245,6 +245,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 		if force && errors.Is(err, errNotExist) {
 			return nil
 		}
+		if force {
+			return r.removeUnread(id, err)
+		}
 		return err
 	}
 	defer s.close()
@@ -252,12 +255,13 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if rec.Status == Running && !force {
 		return hint.With(fmt.Errorf("container %s is running", id), "stop it first (hutch oci kill %s KILL), or use delete --force", id)
 	}
+	// A pid that is not the recorded process of the directory's owner
+	// (gone, reused, or another's named on purpose) is never signalled:
+	// the container's own processes are not running then.
 	if rec.Status != Stopped {
 		if p, err := openProc(rec.Pid, rec.PidStart, c.uid); err == nil {
 			p.signal(unix.SIGKILL)
 			p.close()
-		} else if !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("container %s: %w", id, err)
 		}
 	}
 	// The supervisor records the end and removes its socket: wait for it.
@@ -267,8 +271,28 @@ func (r *Runtime) Delete(id string, force bool) error {
 		}
 		p.wait()
 		p.close()
-	} else if !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("container %s: %w", id, err)
 	}
+	return c.remove()
+}
+
+// removeUnread is delete --force of a container whose state cannot be
+// read (damaged, or a file planted in its place): its directory is
+// removed, if it is one, and nothing is signalled.
+func (r *Runtime) removeUnread(id string, why error) error {
+	root, err := r.root()
+	if err != nil {
+		return err
+	}
+	s, err := openStore(root, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	c, err := s.open(id)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	r.warn(fmt.Sprintf("%v; removing its state directory without stopping anything", why))
 	return c.remove()
 }

@@ -72,7 +72,10 @@ func applyBundle(b *ocispec.Bundle, site sandbox.Spec, tty string, warn func(str
 		l.CPU = b.CPU
 	}
 	if len(b.Seccomp) > 0 {
-		warn(fmt.Sprintf("linux.seccomp: not applied; the profile's filter (security.seccomp = %q) applies", s.Security.Seccomp))
+		// On top of the profile's filter, never instead of it.
+		bs := *s.Bundle
+		bs.Seccomp = b.Seccomp
+		s.Bundle = &bs
 	}
 	return s
 }

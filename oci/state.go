@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Container states (runtime-spec, runtime.md), and "creating" while the
@@ -138,11 +139,15 @@ func (s *store) close() { unix.Close(s.fd) }
 // openat2 opens name beneath dir without following any symlink, magic
 // links (/proc/self/fd/N) included.
 func openat2(dir int, name string, flags int) (int, error) {
+	how := unix.OpenHow{
+		Flags:   uint64(flags) | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	if mutate.Off("oci-nofollow") {
+		how = unix.OpenHow{Flags: uint64(flags)}
+	}
 	for {
-		fd, err := unix.Openat2(dir, name, &unix.OpenHow{
-			Flags:   uint64(flags) | unix.O_NOFOLLOW,
-			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
+		fd, err := unix.Openat2(dir, name, &how)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			continue
 		}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +56,9 @@ type Bundle struct {
 	// them must be the caller's own or in its subordinate range.
 	UIDMap []userns.Mapping `json:"uid_map,omitempty"`
 	GIDMap []userns.Mapping `json:"gid_map,omitempty"`
+	// Seccomp is the bundle's linux.seccomp, installed on top of
+	// security.seccomp's filter (it can only narrow it).
+	Seccomp json.RawMessage `json:"seccomp,omitempty"`
 }
 
 // treeRoot reports whether root is a tree of its own (an image or a

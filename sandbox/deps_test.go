@@ -35,6 +35,9 @@ var depRules = []struct {
 	{[]string{"sandbox/..."}, []string{"profiles/...", "cmd/...", "doctor/..."}},
 	{[]string{"doctor/..."}, []string{"profiles/...", "cmd/..."}},
 	{[]string{"profiles/..."}, []string{"cmd/...", "doctor/..."}},
+	// hutch oci is a CLI's library: the input format and the supervisor
+	// side, never the PID 1 side or the CLI itself.
+	{[]string{"oci/..."}, []string{"cmd/...", "doctor/...", "sandbox/pid1/..."}},
 }
 
 // sideImports is all that either side of a run may import of hutch: the

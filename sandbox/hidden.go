@@ -97,6 +97,12 @@ func (pl *planner) hideRelocated() {
 	for _, h := range pl.spec.Filesystem.Hide {
 		hidden = append(hidden, pl.expand(h))
 	}
+	done := map[string]bool{}
+	for _, m := range pl.p.Mounts {
+		if m.Kind == MountHide {
+			done[m.Dst] = true
+		}
+	}
 	for _, rb := range pl.relocated {
 		src, dst := rb[0], rb[1]
 		for _, h := range hidden {
@@ -107,7 +113,10 @@ func (pl *planner) hideRelocated() {
 			if err != nil {
 				continue
 			}
-			pl.add(Mount{Kind: MountHide, Dst: filepath.Join(dst, rel), Optional: true})
+			if at := filepath.Join(dst, rel); !done[at] {
+				done[at] = true
+				pl.add(Mount{Kind: MountHide, Dst: at, Optional: true})
+			}
 		}
 	}
 }

@@ -482,6 +482,7 @@ func (pl *planner) defences() error {
 	if b := spec.Bundle; b != nil {
 		p.Rlimits = append(p.Rlimits, b.Rlimits...)
 		p.RootReadOnly = b.ReadOnlyRoot
+		p.Seccomp.Bundle = b.Seccomp
 	}
 	p.Cgroup = CgroupLimits{Memory: l.Memory, Pids: l.Pids, CPU: l.CPU}
 	p.LimitsRequired = l.Required

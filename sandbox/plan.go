@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
 	"sort"
@@ -111,6 +112,9 @@ type SeccompPlan struct {
 	Profile string `json:"profile,omitempty"`
 	// Nested allows new user namespaces and mounts inside.
 	Nested bool `json:"nested,omitempty"`
+	// Bundle is an OCI bundle's own seccomp section, installed on top of
+	// Mode's filter: both apply, and the stricter answer wins.
+	Bundle json.RawMessage `json:"bundle,omitempty"`
 }
 
 // Rlimit is one resource limit, by its name in prlimit(1): NOFILE, NPROC,

@@ -18,6 +18,9 @@ import (
 type Resolved struct {
 	// Filter is the command's seccomp program; nil for mode "off".
 	Filter []unix.SockFilter
+	// Extra is a bundle's own program, installed after Filter; nil
+	// without one.
+	Extra []unix.SockFilter
 	// Allow is plan.Allow parsed, for network mode "proxy".
 	Allow []proxy.Rule
 }
@@ -33,6 +36,15 @@ func Resolve(p *Plan) error {
 		return err
 	}
 	r := &Resolved{Filter: filter}
+	if len(p.Seccomp.Bundle) > 0 {
+		pol, err := seccomp.ParseOCI(p.Seccomp.Bundle, p.Caps)
+		if err != nil {
+			return fmt.Errorf("config.json: linux.seccomp: %w", err)
+		}
+		if r.Extra, err = pol.Compile(); err != nil {
+			return fmt.Errorf("config.json: linux.seccomp: %w", err)
+		}
+	}
 	if p.Network == NetworkProxy {
 		if r.Allow, err = proxy.ParseAllow(p.Allow); err != nil {
 			return err

@@ -40,6 +40,10 @@ dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/esc
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
 hide-runtime         ./cmd/hutch        TestScripts/escape_files
 hide-state           ./cmd/hutch        TestScripts/overlay_escape
+oci-nofollow         ./oci              TestStoreRefusesPlantedLinks
+oci-pid-owner        ./oci              TestSignalOnlyRecordedProcess
+hide-relocated       ./cmd/hutch        TestScripts/oci_site
+oci-bind-hidden      ./cmd/hutch        TestScripts/oci_site
 nosuid-root          ./cmd/hutch        TestScripts/escape_files
 nosuid-bind          ./cmd/hutch        TestScripts/escape_files
 nosuid-tmpfs         ./cmd/hutch        TestScripts/escape_files

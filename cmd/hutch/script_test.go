@@ -82,6 +82,7 @@ func scriptParams() testscript.Params {
 			"probe":     cmdProbe,
 			"registry":  cmdRegistry,
 			"mkimage":   cmdMkimage,
+			"mkrootfs":  cmdMkrootfs,
 		},
 	}
 }

@@ -319,7 +319,8 @@ func startCommand(plan *sandbox.Plan, cfg *wire.Config, status *os.File) (int, e
 	}
 	done := make(chan result)
 	filter := wire.BytesFilter(cfg.Seccomp)
-	if len(cfg.Seccomp) > 0 && filter == nil {
+	bundleFilter := wire.BytesFilter(cfg.SeccompExtra)
+	if len(cfg.Seccomp) > 0 && filter == nil || len(cfg.SeccompExtra) > 0 && bundleFilter == nil {
 		return 0, errors.New("the seccomp filter arrived damaged")
 	}
 	if err := applyRlimits(plan.Rlimits); err != nil {
@@ -341,7 +342,7 @@ func startCommand(plan *sandbox.Plan, cfg *wire.Config, status *os.File) (int, e
 		runtime.LockOSThread()
 		// The mutation "nnp" is the old bug: no_new_privs only where a
 		// seccomp filter needs it.
-		nnp := !mutate.Off("nnp") || filter != nil
+		nnp := !mutate.Off("nnp") || filter != nil || bundleFilter != nil
 		if err := restrictThread(keep, extra, nnp); err != nil {
 			done <- result{err: err}
 			return
@@ -356,6 +357,10 @@ func startCommand(plan *sandbox.Plan, cfg *wire.Config, status *os.File) (int, e
 		}
 		// Last: the filter may forbid what the steps above needed.
 		if err := seccomp.Install(filter); err != nil {
+			done <- result{err: err}
+			return
+		}
+		if err := seccomp.Install(bundleFilter); err != nil {
 			done <- result{err: err}
 			return
 		}

@@ -41,6 +41,7 @@ type ExecOptions struct {
 type execInfo struct {
 	Plan    *sandbox.Plan `json:"plan"`
 	Seccomp []byte        `json:"seccomp,omitempty"`
+	Extra   []byte        `json:"seccomp_extra,omitempty"`
 	// Staged: the command runs under hutch-stage2, in a pid and mount
 	// namespace below init's (overlay_stage2.go).
 	Staged bool `json:"staged,omitempty"`
@@ -49,7 +50,7 @@ type execInfo struct {
 const execInfoFile = "exec.json"
 
 func (s *runState) writeExecInfo(cfg *wire.Config) {
-	info := execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Staged: cfg.Layers != nil && cfg.Layers.Driver == sandbox.OverlayFuse}
+	info := execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Extra: cfg.SeccompExtra, Staged: cfg.Layers != nil && cfg.Layers.Driver == sandbox.OverlayFuse}
 	data, err := bytesjson.Marshal(info) // paths are bytes: internal/bytesjson
 	if err != nil {
 		return
@@ -139,7 +140,7 @@ func execConfig(info execInfo, opts ExecOptions, stdio Stdio) *wire.Config {
 			plan.Env = append(plan.Env, kv)
 		}
 	}
-	cfg := &wire.Config{Plan: &plan, Seccomp: info.Seccomp}
+	cfg := &wire.Config{Plan: &plan, Seccomp: info.Seccomp, SeccompExtra: info.Extra}
 	tty := opts.TTY
 	if tty == "" {
 		tty = "auto"

@@ -146,6 +146,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	cfg := &wire.Config{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.Origin, Seccomp: wire.FilterBytes(filter), NeedNet: netsup.needsHelper()}
 	cfg.Layers = lay.initInfo()
 	cfg.Hold = opts.Hold != nil
+	cfg.SeccompExtra = wire.FilterBytes(plan.Resolved.Extra)
 	setTerminal(cfg, plan.TTY, stdio)
 
 	cfgR, cfgW, statusParent, extra, err := initChannels(plan.PreserveFDs)

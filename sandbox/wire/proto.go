@@ -49,6 +49,9 @@ type Config struct {
 	// struct sock_filter array in raw bytes (JSON of 200 small structs
 	// costs a noticeable part of a millisecond each way); empty for none.
 	Seccomp []byte `json:"seccomp,omitempty"`
+	// SeccompExtra is a second filter, installed after Seccomp (an OCI
+	// bundle's own); empty for none.
+	SeccompExtra []byte `json:"seccomp_extra,omitempty"`
 	// Listeners are the pathname unix sockets bound in the caller's
 	// network namespace (/proc/net/unix): init covers those inside binds.
 	Listeners []string `json:"listeners,omitempty"`

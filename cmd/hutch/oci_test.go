@@ -1,0 +1,289 @@
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sandbox/hutch/internal/testenv"
+	"github.com/hutch-sandbox/hutch/internal/testimage"
+)
+
+// writeRootfs unpacks the test image's busybox layer into dir: an OCI
+// bundle's root filesystem, owned by the caller.
+func writeRootfs(dir string) error {
+	layer, err := testimage.Layer("busybox\n")
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(bytes.NewReader(layer))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, os.FileMode(h.Mode)&0o7777|0o700)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			var data []byte
+			if data, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(p, data, os.FileMode(h.Mode)&0o777)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// cmdMkrootfs is the script command "mkrootfs DIR": a busybox root
+// filesystem for a bundle.
+func cmdMkrootfs(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: mkrootfs DIR")
+	}
+	ts.Check(writeRootfs(ts.MkAbs(args[0])))
+}
+
+// ociBundle makes a bundle whose config.json runs args, with a directory
+// "out" of the bundle bound at /out, read-write.
+func ociBundle(t *testing.T, args ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := writeRootfs(filepath.Join(dir, "rootfs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{
+		"ociVersion": "1.0.2",
+		"process":    map[string]any{"user": map[string]any{"uid": 0, "gid": 0}, "args": args, "env": []string{"PATH=/bin"}, "cwd": "/"},
+		"root":       map[string]any{"path": "rootfs", "readonly": true},
+		"mounts":     []any{map[string]any{"destination": "/out", "type": "bind", "source": "out", "options": []string{"rbind", "rw"}}},
+		"linux":      map[string]any{"namespaces": []any{map[string]string{"type": "pid"}, map[string]string{"type": "network"}, map[string]string{"type": "mount"}}},
+	}
+	data, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// ociState runs hutch oci state and decodes it; ok is false when the
+// container does not exist.
+func ociState(t *testing.T, root, id string) (st struct {
+	Status string `json:"status"`
+	Pid    int    `json:"pid"`
+}, ok bool) {
+	t.Helper()
+	out, err := hutchCmd(t, "oci", "--root", root, "state", id).Output()
+	if err != nil {
+		return st, false
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("state: %v\n%s", err, out)
+	}
+	return st, true
+}
+
+// waitPidGone blocks until pid has ended, through a pidfd (an event, not a
+// poll); a pid already gone returns at once.
+func waitPidGone(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
+}
+
+// TestOCILifecycle: create builds the container and its command waits
+// (no process of the command exists); start releases it; state follows
+// created, running, stopped with init's pid; kill signals it; delete
+// removes it, and refuses while it runs.
+func TestOCILifecycle(t *testing.T) {
+	testenv.RequireUserNS(t)
+	marker := fmt.Sprintf("hutch-oci-life-%d-%d", os.Getpid(), time.Now().UnixNano())
+	bundle := ociBundle(t, "sh", "-c", "echo started > /out/fifo; exec sleep 1000 # "+marker)
+	if err := unix.Mkfifo(filepath.Join(bundle, "out", "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "state")
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "--pid-file", pidFile, "life")
+	create.Stdout, create.Stderr = os.Stderr, os.Stderr // files: the container inherits them
+	if err := create.Run(); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	st, ok := ociState(t, root, "life")
+	if !ok || st.Status != "created" || st.Pid <= 0 {
+		t.Fatalf("after create: %+v, %v", st, ok)
+	}
+	if data, _ := os.ReadFile(pidFile); strings.TrimSpace(string(data)) != fmt.Sprint(st.Pid) {
+		t.Fatalf("pid file holds %q, state says %d", data, st.Pid)
+	}
+	if pids := pgrep(t, marker); len(pids) != 0 {
+		t.Fatalf("ESCAPED: the command runs before start: %v", pids)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "delete", "life", "extra").CombinedOutput(); err == nil {
+		t.Fatalf("delete with two ids succeeded: %s", out)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "start", "life").CombinedOutput(); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	f, err := os.Open(filepath.Join(bundle, "out", "fifo")) // blocks until the command writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	f.Close()
+	if line != "started\n" {
+		t.Fatalf("the command wrote %q", line)
+	}
+	if st, _ := ociState(t, root, "life"); st.Status != "running" {
+		t.Fatalf("after start: %+v", st)
+	}
+	out, err := hutchCmd(t, "oci", "--root", root, "delete", "life").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is running") {
+		t.Fatalf("delete of a running container: %v\n%s", err, out)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "kill", "life", "9").CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v\n%s", err, out)
+	}
+	waitPidGone(st.Pid)
+	if st, _ := ociState(t, root, "life"); st.Status != "stopped" {
+		t.Fatalf("after kill: %+v", st)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "kill", "life").CombinedOutput(); err == nil {
+		t.Fatalf("kill of a stopped container succeeded: %s", out)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "delete", "life").CombinedOutput(); err != nil {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+	if _, ok := ociState(t, root, "life"); ok {
+		t.Fatal("the container outlived its delete")
+	}
+	if pids := pgrep(t, marker); len(pids) != 0 {
+		t.Fatalf("processes outlived the container: %v", pids)
+	}
+}
+
+// TestOCIDeleteCreated: delete of a created container (never started)
+// ends its sandbox; so does kill.
+func TestOCIDeleteCreated(t *testing.T) {
+	testenv.RequireUserNS(t)
+	bundle := ociBundle(t, "sh", "-c", "exit 0")
+	root := filepath.Join(t.TempDir(), "state")
+	for _, end := range [][]string{{"delete", "held"}, {"kill", "held", "TERM"}} {
+		create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "held")
+		create.Stdout, create.Stderr = os.Stderr, os.Stderr
+		if err := create.Run(); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		st, _ := ociState(t, root, "held")
+		if out, err := hutchCmd(t, append([]string{"oci", "--root", root}, end...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", end[0], err, out)
+		}
+		waitPidGone(st.Pid)
+		if end[0] == "kill" {
+			if st, _ := ociState(t, root, "held"); st.Status != "stopped" {
+				t.Fatalf("after kill of a created container: %+v", st)
+			}
+			if out, err := hutchCmd(t, "oci", "--root", root, "delete", "held").CombinedOutput(); err != nil {
+				t.Fatalf("delete: %v\n%s", err, out)
+			}
+		}
+	}
+}
+
+// TestOCIRunKill9: kill -9 of hutch oci run takes the sandbox with it,
+// and the container then reports stopped.
+func TestOCIRunKill9(t *testing.T) {
+	testenv.RequireUserNS(t)
+	marker := fmt.Sprintf("hutch-oci-kill9-%d-%d", os.Getpid(), time.Now().UnixNano())
+	bundle := ociBundle(t, "sh", "-c", "echo ready; exec sleep 1000 # "+marker)
+	root := filepath.Join(t.TempDir(), "state")
+	cmd := hutchCmd(t, "oci", "--root", root, "run", "--bundle", bundle, "k9")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the container did not start: %q", line)
+	}
+	st, _ := ociState(t, root, "k9")
+	if st.Status != "running" {
+		t.Fatalf("while it runs: %+v", st)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitPidGone(st.Pid)
+	if st, _ := ociState(t, root, "k9"); st.Status != "stopped" {
+		t.Fatalf("after kill -9 of hutch oci run: %+v", st)
+	}
+	// The pid namespace is torn down asynchronously once init is gone;
+	// this bounds the wait, it times nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pgrep(t, marker)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ESCAPED: processes outlived kill -9 of hutch oci run: %v", pgrep(t, marker))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "delete", "k9").CombinedOutput(); err != nil {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+}
+
+// TestOCIRunExitStatus: run exits with the command's status, and a
+// signal that killed it is 128+N.
+func TestOCIRunExitStatus(t *testing.T) {
+	testenv.RequireUserNS(t)
+	root := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct {
+		script string
+		want   int
+	}{{"exit 7", 7}, {"exit 0", 0}, {"kill -KILL $$", 137}} {
+		bundle := ociBundle(t, "sh", "-c", c.script)
+		err := hutchCmd(t, "oci", "--root", root, "run", "--bundle", bundle, "st").Run()
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("%s: exit status %d, want %d", c.script, got, c.want)
+		}
+		if _, ok := ociState(t, root, "st"); ok {
+			t.Errorf("%s: run left the container behind", c.script)
+		}
+	}
+}
