@@ -119,8 +119,8 @@ func installSlurmHutch() error {
 	return nil
 }
 
-// ociBundle is what a test bundle's config.json says.
-type ociBundle struct {
+// jobBundle is what a test bundle's config.json says.
+type jobBundle struct {
 	Args   []string
 	Cwd    string   // "" is /work
 	Env    []string // added to PATH
@@ -132,7 +132,7 @@ type ociBundle struct {
 
 // slurmBundle writes an OCI bundle: a busybox root (internal/testimage's
 // applets) with the probe in /bin, a /work directory, and config.json.
-func slurmBundle(t *testing.T, b ociBundle) string {
+func slurmBundle(t *testing.T, b jobBundle) string {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "rootfs")

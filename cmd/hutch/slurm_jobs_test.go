@@ -21,7 +21,7 @@ func TestSlurmExitStatus(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b := slurmBundle(t, ociBundle{})
+	b := slurmBundle(t, jobBundle{})
 	out, err := slurmCmd(ctx, t, "srun", "--container="+b, "sh", "-c", "exit 7").CombinedOutput()
 	if exitCode(err) != 7 {
 		t.Errorf("srun --container sh -c 'exit 7': %v, want exit 7\n%s", err, out)
@@ -46,7 +46,7 @@ func TestSlurmJobEnv(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b := slurmBundle(t, ociBundle{Cwd: "/work", Env: []string{"FROM_BUNDLE=b1"}})
+	b := slurmBundle(t, jobBundle{Cwd: "/work", Env: []string{"FROM_BUNDLE=b1"}})
 	cmd := slurmCmd(ctx, t, "srun", "--export=CHOSEN=c1", "--container="+b, "sh", "-c",
 		`echo "cwd=$(pwd)"; echo "chosen=$CHOSEN"; echo "bundle=$FROM_BUNDLE"; echo "unchosen=$UNCHOSEN"; echo "job=$SLURM_JOB_ID"`)
 	cmd.Env = append(os.Environ(), "UNCHOSEN=u1")
@@ -77,7 +77,7 @@ func TestSlurmCancelLeavesNothing(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b := slurmBundle(t, ociBundle{})
+	b := slurmBundle(t, jobBundle{})
 	for _, contained := range []bool{false, true} {
 		// Markers: sleep durations of 15 min and a unique fraction, so
 		// that a process left by a broken run ends by itself; neither is
@@ -184,7 +184,7 @@ func TestSlurmTimeLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	marker := fmt.Sprintf("%d", 8000000+os.Getpid()%1000000)
-	b := slurmBundle(t, ociBundle{})
+	b := slurmBundle(t, jobBundle{})
 	out, err := slurmCmd(ctx, t, "sbatch", "--parsable", "--time=1", "--container="+b, "-o", "/dev/null",
 		"--wrap", "exec sleep "+marker).Output()
 	if err != nil {
@@ -238,12 +238,12 @@ func TestSlurmEscapeSSH(t *testing.T) {
 	bind := func(src, dst string) map[string]any {
 		return map[string]any{"destination": dst, "type": "bind", "source": src, "options": []string{"rbind", "ro"}}
 	}
-	b := slurmBundle(t, ociBundle{Mounts: []map[string]any{bind(data, "/mnt/data")}})
+	b := slurmBundle(t, jobBundle{Mounts: []map[string]any{bind(data, "/mnt/data")}})
 	out, err := slurmCmd(ctx, t, "srun", "--container="+b, "probe", "-want", "ok", "open-read", "/mnt/data/file").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok: open-read") {
 		t.Fatalf("control: a bind of a plain directory: %v\n%s", err, out)
 	}
-	b = slurmBundle(t, ociBundle{Mounts: []map[string]any{bind(filepath.Dir(ssh), "/mnt/ssh")}})
+	b = slurmBundle(t, jobBundle{Mounts: []map[string]any{bind(filepath.Dir(ssh), "/mnt/ssh")}})
 	out, err = slurmCmd(ctx, t, "srun", "--container="+b, "probe", "-want", "ENOENT", "open-read", "/mnt/ssh/"+filepath.Base(ssh)).CombinedOutput()
 	s := string(out)
 	switch {
@@ -306,7 +306,7 @@ func TestSlurmNetworkOff(t *testing.T) {
 	}
 	c.Close()
 	for _, hostNet := range []bool{false, true} {
-		b := slurmBundle(t, ociBundle{HostNetwork: hostNet})
+		b := slurmBundle(t, jobBundle{HostNetwork: hostNet})
 		out, err := slurmCmd(ctx, t, "srun", "--container="+b, "probe", "-want", "ECONNREFUSED", "tcp", "127.0.0.1:"+port).CombinedOutput()
 		s := string(out)
 		switch {
