@@ -43,7 +43,7 @@ hide-state           ./cmd/hutch        TestScripts/overlay_escape
 oci-nofollow         ./oci              TestStoreRefusesPlantedLinks
 oci-pid-owner        ./oci              TestSignalOnlyRecordedProcess
 hide-relocated       ./cmd/hutch        TestScripts/oci_site
-oci-bind-hidden      ./cmd/hutch        TestScripts/oci_site
+oci-bind-hidden      ./cmd/hutch        TestScripts/oci_site|TestSlurmEscapeSSH
 nosuid-root          ./cmd/hutch        TestScripts/escape_files
 nosuid-bind          ./cmd/hutch        TestScripts/escape_files
 nosuid-tmpfs         ./cmd/hutch        TestScripts/escape_files
