@@ -64,7 +64,7 @@ func slurmSetup() string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "sinfo", "-h", "-N", "-n", slurmNode, "-o", "%T").CombinedOutput()
+	out, err := exec.CommandContext(ctx, "sinfo", "-h", "-N", "-n", slurmNode, "-p", "debug", "-o", "%T").CombinedOutput()
 	state := strings.TrimSpace(string(out))
 	// A node that runs or ends other jobs is up too.
 	if err != nil || !slices.Contains([]string{"idle", "mixed", "allocated", "completing"}, state) {

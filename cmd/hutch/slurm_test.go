@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,5 +26,27 @@ func TestSlurmCluster(t *testing.T) {
 	out, err := slurmCmd(ctx, t, "srun", "sh", "-c", "exit 7").CombinedOutput()
 	if exitCode(err) != 7 {
 		t.Fatalf("srun sh -c 'exit 7': %v, want exit 7\n%s", err, out)
+	}
+}
+
+// TestSlurmForcedContainer: docs/slurm.md's job_submit.lua, which the test
+// cluster applies to its partition "contained", refuses srun and sbatch
+// without --container, with its message, and lets a container job run.
+func TestSlurmForcedContainer(t *testing.T) {
+	requireSlurm(t)
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const refusal = "this cluster runs every job in hutch: submit with --container=BUNDLE"
+	for _, args := range [][]string{{"srun", "-p", "contained", "true"}, {"sbatch", "-p", "contained", "--wrap", "true"}} {
+		out, err := slurmCmd(ctx, t, args[0], args[1:]...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), refusal) {
+			t.Errorf("%v: want refused with %q, got %v:\n%s", args, refusal, err, out)
+		}
+	}
+	b := slurmBundle(t, jobBundle{})
+	out, err := slurmCmd(ctx, t, "srun", "-p", "contained", "--container="+b, "sh", "-c", "exit 3").CombinedOutput()
+	if exitCode(err) != 3 {
+		t.Errorf("srun -p contained --container: %v, want exit 3\n%s", err, out)
 	}
 }
