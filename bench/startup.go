@@ -103,6 +103,10 @@ func (b *bench) startupScenarios(ctx context.Context) []scenario {
 		ss = append(ss, s)
 	}
 
+	// A bundle, as an engine (Slurm's oci.conf) runs one, and its root
+	// directory run without the bundle.
+	ss = append(ss, b.ociScenarios(ctx)...)
+
 	for _, c := range b.o.compare {
 		run := func(flags ...string) []string {
 			return append(append(append([]string{c.path, "run"}, flags...), "--"), "true")

@@ -71,6 +71,12 @@ func (r *Runtime) Create(id, bundle, pidFile, logFile, logFormat string, debug b
 		return err
 	}
 	defer prep.Close()
+	// Until the supervisor records itself, the record names create: a
+	// create that dies here leaves a container that reads as stopped.
+	if err := c.write(newRecord(id, dir, b.Annotations)); err != nil {
+		c.remove()
+		return err
+	}
 	req := shimRequest{Root: s.path, ID: id, Bundle: dir, Annotations: b.Annotations, Plan: prep.Plan, Log: logFile, LogFormat: logFormat, Debug: debug}
 	pid, err := startShim(req, r.Stdio)
 	if err != nil {

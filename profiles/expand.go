@@ -177,6 +177,14 @@ func within(dir, p string) bool {
 // ("image:oci-layout:./build/layout:v1") against the profile's directory,
 // as a team's hutch.toml means it; registry references stay as they are.
 func (x *expander) imageRoot(s string) (string, []string, error) {
+	if dir, ok := strings.CutPrefix(s, "dir:"); ok && dir != "" {
+		// A root filesystem directory, relative to the profile too.
+		abs, refs, err := x.path(dir)
+		if err != nil {
+			return "", refs, err
+		}
+		return "dir:" + abs, refs, nil
+	}
 	ref, ok := strings.CutPrefix(s, "image:")
 	if !ok {
 		return s, nil, nil
@@ -203,6 +211,9 @@ func (x *expander) imageRoot(s string) (string, []string, error) {
 // localImagePath is the file or directory a filesystem.root of a local
 // image source reads ("" for the host or a registry reference).
 func localImagePath(root string) string {
+	if dir, ok := strings.CutPrefix(root, "dir:"); ok {
+		return filepath.Clean(dir)
+	}
 	ref, ok := strings.CutPrefix(root, "image:")
 	if !ok {
 		return ""

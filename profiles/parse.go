@@ -29,8 +29,10 @@ type item struct {
 	// directory on the host before the run binds it: a tool's cache that
 	// should persist from the first run on.
 	Create bool
-	Src    Source
-	refs   []string // variables the value read
+	// Target and Mode are a [[filesystem.bind]]'s (Abs is its source).
+	Target, Mode string
+	Src          Source
+	refs         []string // variables the value read
 }
 
 // setting is one key's value: a scalar, a list, or env.set's table.
@@ -247,6 +249,11 @@ func (l *loader) parseValue(f *file, info *KeyInfo, v any, bad func([]string, st
 	leaf := key[len(key)-1]
 	s := &setting{info: info, set: true, src: f.source(key, "")}
 	switch k := info.kind; {
+	case k == kTables:
+		s.items = l.bindTables(f, info, v, bad)
+		if s.items == nil {
+			return nil
+		}
 	case k.isList():
 		arr, ok := v.([]any)
 		if !ok {
@@ -475,6 +482,12 @@ func fill(spec *sandbox.Spec, vals map[string]*setting, include func(abs string)
 			return
 		}
 		switch k := s.info.kind; {
+		case k == kTables:
+			var out []sandbox.Bind
+			for _, it := range s.items {
+				out = append(out, sandbox.Bind{Source: tilde(it.Abs, ""), Target: it.Target, Mode: it.Mode})
+			}
+			setField(fv, out)
 		case k.isList():
 			var out []string
 			for _, it := range s.items {

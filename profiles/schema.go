@@ -32,6 +32,7 @@ const (
 	kSeccomp              // "default", "off" or the path of a seccomp profile
 	kDir                  // one directory path (the project directory; flags only)
 	kRoot                 // "host" or "image:REF"; a local image source's path is relative to the profile
+	kTables               // [[filesystem.bind]]: tables of source, target and mode
 )
 
 // goType is the Spec field type each kind produces.
@@ -51,6 +52,8 @@ func (k kind) goType() reflect.Type {
 		return reflect.TypeOf(int64(0))
 	case kCPU:
 		return reflect.TypeOf(float64(0))
+	case kTables:
+		return reflect.TypeOf([]sandbox.Bind(nil))
 	}
 	panic("unknown kind")
 }
@@ -59,7 +62,7 @@ func (k kind) goType() reflect.Type {
 // than override.
 func (k kind) isList() bool {
 	switch k {
-	case kBinds, kPaths, kStrings, kGlobs:
+	case kBinds, kPaths, kStrings, kGlobs, kTables:
 		return true
 	}
 	return false
@@ -90,9 +93,9 @@ type KeyInfo struct {
 // `key` tags of sandbox.Spec.
 var schema = []KeyInfo{
 	{Key: "filesystem.root", kind: kRoot, Type: "string", Default: `"host"`,
-		Doc:      `what / is: "host" (the host's system directories, read-only) or "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet)`,
+		Doc:      `what / is: "host" (the host's system directories, read-only), "image:REF" (an OCI image: a registry reference, oci-layout:PATH[:TAG], docker-archive:FILE or oci-archive:FILE; pulled or imported when not stored yet) or "dir:PATH" (a root filesystem directory, overlaid so that it is never written)`,
 		Example:  `root = "host"`,
-		Widening: "an image from a local layout or archive outside the project (it shows that file's contents), or from a registry neither hutch (Docker Hub, ghcr.io, quay.io, gcr.io, registry.k8s.io, mcr.microsoft.com, public.ecr.aws) nor your configuration names"},
+		Widening: "an image from a local layout or archive, or a root directory, outside the project (it shows that file's contents), or from a registry neither hutch (Docker Hub, ghcr.io, quay.io, gcr.io, registry.k8s.io, mcr.microsoft.com, public.ecr.aws) nor your configuration names"},
 	{Key: "filesystem.project_dir", kind: kDir, Type: "path", Default: "the directory of hutch.toml, else the working directory", FlagOnly: true,
 		Doc: "the project directory, bound at its own path; set with --project, never in a profile (a profile's project is the directory of its hutch.toml)"},
 	{Key: "filesystem.project", kind: kString, Type: "string", Default: `"rw"`,
@@ -110,6 +113,10 @@ var schema = []KeyInfo{
 		Doc:      `host paths bound read-only at the same path ("?PATH": skipped when missing)`,
 		Example:  `ro = ["?~/.nvm"]`,
 		Widening: "a path outside the project (a read-only bind still reaches sockets), or one that reveals a secret"},
+	{Key: "filesystem.bind", kind: kTables, Type: "array of tables (source, target, mode)", Default: "[]",
+		Doc:      `host paths bound at another path inside: source (a host path), target (the path inside), mode "ro" (default) or "rw"; checked and opened as rw and ro binds are`,
+		Example:  `bind = [{ source = "~/datasets", target = "/data", mode = "ro" }]`,
+		Widening: "a source outside the project, or one that reveals a secret; a target over a system path"},
 	{Key: "filesystem.hide", kind: kPaths, Type: "array of paths", Default: "[]; the built-in secret paths are hidden anyway",
 		Doc:      "paths masked with an empty directory or file",
 		Example:  `hide = ["${PROJECT}/.env"]`,

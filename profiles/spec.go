@@ -53,6 +53,16 @@ func (p *Profile) SetFlag(flag, key string, values ...string) error {
 		return filepath.Join(x.dir, v), nil
 	}
 	switch k := info.kind; {
+	case k == kTables:
+		for _, v := range values {
+			it, err := flagBind(v, flagPath)
+			if err != nil {
+				return bad(err.Error(), "write --bind SOURCE:TARGET[:ro|rw], as in --bind ~/datasets:/data:ro")
+			}
+			it.Src = src
+			it.Value = bindValue(tilde(it.Abs, p.home), it.Target, it.Mode)
+			s.items = append(s.items, it)
+		}
 	case k.isList():
 		for _, v := range values {
 			it := item{Raw: v, Value: v, Src: src}
@@ -277,7 +287,7 @@ func (p *Profile) checkBinds(errs *errList) {
 			hides = append(hides, it.Abs)
 		}
 	}
-	for _, key := range []string{"filesystem.rw", "filesystem.ro"} {
+	for _, key := range []string{"filesystem.rw", "filesystem.ro", "filesystem.bind"} {
 		s := p.settings[key]
 		if s == nil {
 			continue

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox"
@@ -100,7 +101,7 @@ func (p *Profile) fileWidenings(a *asker) {
 	baseProject, _ := settingStr(base, "filesystem.project", "rw")
 	fsKeys := []string{"filesystem.rw", "filesystem.ro"}
 
-	for _, key := range fsKeys {
+	for _, key := range append(fsKeys, "filesystem.bind") {
 		s := full[key]
 		if s == nil {
 			continue
@@ -112,17 +113,27 @@ func (p *Profile) fileWidenings(a *asker) {
 				continue
 			}
 			q := strconv.Quote(it.Value)
+			sem := key // whose rules judge it
+			if key == "filesystem.bind" {
+				// A bind is judged as the rw or ro bind of its source would
+				// be, and its target as a mount over a system path.
+				if replaces("filesystem.tmpfs", it.Target) != "" {
+					a.ask(key, q, "its target "+it.Target+" covers a system path with the bound source", it.Src)
+					continue
+				}
+				sem = "filesystem." + it.Mode
+			}
 			switch sec := secretAt(it.Abs, p.home, hides); {
 			case sec != "" || secretAt(it.Abs, p.realHome, hides) != "":
 				if sec == "" {
 					sec = secretAt(it.Abs, p.realHome, hides)
 				}
 				a.ask(key, q, "reveals the secret "+tilde(sec, p.home), it.Src)
-			case key == "filesystem.rw" && !within(p.projectDir, it.Abs) && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
+			case sem == "filesystem.rw" && !within(p.projectDir, it.Abs) && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
 				a.ask(key, q, "writable, outside the project"+also(exposes(it.Abs, p.home)), it.Src)
-			case key == "filesystem.rw" && within(p.projectDir, it.Abs) && baseProject != "rw" && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
+			case sem == "filesystem.rw" && within(p.projectDir, it.Abs) && baseProject != "rw" && !coveredBy(base, []string{"filesystem.rw"}, it.Abs):
 				a.ask(key, q, fmt.Sprintf("writable, where your configuration makes the project %q", baseProject), it.Src)
-			case key == "filesystem.ro" && !within(p.projectDir, it.Abs) && !coveredBy(base, fsKeys, it.Abs):
+			case sem == "filesystem.ro" && !within(p.projectDir, it.Abs) && !coveredBy(base, fsKeys, it.Abs):
 				a.ask(key, q, "visible outside the project (read-only)"+also(exposes(it.Abs, p.home)), it.Src)
 			}
 		}
@@ -149,7 +160,11 @@ func (p *Profile) imageWidenings(a *asker) {
 	if v, src := settingStr(full, "filesystem.root", "host"); v != "host" {
 		if bv, _ := settingStr(base, "filesystem.root", "host"); bv != v {
 			if lp := localImagePath(v); lp != "" && !within(p.projectDir, lp) {
-				a.ask("filesystem.root", strconv.Quote(v), "shows the image at "+tilde(lp, p.home)+", outside the project", src)
+				what := "shows the image at "
+				if strings.HasPrefix(v, "dir:") {
+					what = "shows the root directory "
+				}
+				a.ask("filesystem.root", strconv.Quote(v), what+tilde(lp, p.home)+", outside the project", src)
 			}
 		}
 	}

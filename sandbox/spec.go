@@ -71,9 +71,10 @@ type Filesystem struct {
 	// from the first run on. The profile layer fills it.
 	Create []string `json:"create,omitempty"`
 	RO     []string `json:"ro" key:"filesystem.ro"`
-	// Binds are host paths bound elsewhere inside (an OCI bundle's mounts;
-	// source, target, mode), opened and checked as RW and RO are.
-	Binds []Bind   `json:"bind,omitempty"`
+	// Binds are host paths bound elsewhere inside ([[filesystem.bind]]
+	// source, target, mode; an OCI bundle's mounts), opened and checked
+	// as RW and RO are.
+	Binds []Bind   `json:"bind,omitempty" key:"filesystem.bind"`
 	Hide  []string `json:"hide" key:"filesystem.hide"`
 	// Tmpfs paths get an empty, writable tmpfs.
 	Tmpfs []string `json:"tmpfs" key:"filesystem.tmpfs"`

@@ -105,7 +105,7 @@ func TestFlagMapping(t *testing.T) {
 	t.Chdir(proj)
 	samples := map[string][]string{
 		"filesystem.root": {"host"}, "filesystem.project_dir": {proj}, "filesystem.project": {"ro"},
-		"filesystem.overlay": {"fuse"}, "filesystem.rw": {"data"}, "filesystem.ro": {"/usr"},
+		"filesystem.overlay": {"fuse"}, "filesystem.rw": {"data"}, "filesystem.ro": {"/usr"}, "filesystem.bind": {"data:/data:ro"},
 		"filesystem.hide": {"x"}, "filesystem.tmpfs": {"/var/tmp/x"}, "filesystem.home": {"ro"},
 		"filesystem.git": {"rw"}, "filesystem.session": {"s"}, "filesystem.sockets": {"/tmp/s.sock"}, "network.mode": {"host"}, "network.allow": {"example.com"},
 		"network.ports": {"8080:80"}, "network.host_loopback": nil, "env.keep": {"FOO_*"}, "env.set": {"A=1"},

@@ -31,7 +31,7 @@ func ociCommand() *cli.Command {
 	}
 }
 
-const ociUsage = `hutch oci [--root DIR] [--profile SITE.toml] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND
+const ociUsage = `hutch oci [--root DIR] [--profile SITE.toml] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] [--rootless true|auto] COMMAND
    create --bundle DIR [--pid-file FILE] ID   build the container; its command waits
    start ID                                   start a created container's command
    run --bundle DIR [--pid-file FILE] ID      create, start and wait; exit with the command's status
@@ -49,7 +49,7 @@ type ociOpts struct {
 }
 
 // ociGlobal and ociLocal name each option and whether it takes a value.
-var ociGlobal = map[string]bool{"root": true, "log": true, "log-format": true, "debug": false, "systemd-cgroup": false, "profile": true}
+var ociGlobal = map[string]bool{"root": true, "log": true, "log-format": true, "debug": false, "systemd-cgroup": false, "profile": true, "rootless": true}
 
 var ociLocal = map[string]map[string]bool{
 	"create": {"bundle": true, "b": true, "pid-file": true, "console-socket": true},
@@ -145,6 +145,9 @@ func runOCI(c *cli.Context, argv []string) error {
 	defer closeLog()
 	if _, ok := sets["systemd-cgroup"]; ok {
 		log("warning", "--systemd-cgroup: hutch makes its own cgroup, a child of yours, when limits need one; the option changes nothing")
+	}
+	if v, ok := sets["rootless"]; ok && v != "true" && v != "auto" {
+		return usagef("hutch oci: --rootless %s: hutch is always rootless (true and auto are accepted)", v)
 	}
 	if _, ok := sets["console-socket"]; ok {
 		return usagef("hutch oci %s: --console-socket is not supported: hutch relays a terminal itself in hutch oci run; set process.terminal to false for create", cmd)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/testenv"
 	"github.com/hutch-sandbox/hutch/internal/testimage"
+	"github.com/hutch-sandbox/hutch/userns"
 )
 
 // writeRootfs unpacks the test image's busybox layer into dir: an OCI
@@ -195,7 +197,7 @@ func TestOCIDeleteCreated(t *testing.T) {
 	testenv.RequireUserNS(t)
 	bundle := ociBundle(t, "sh", "-c", "exit 0")
 	root := filepath.Join(t.TempDir(), "state")
-	for _, end := range [][]string{{"delete", "held"}, {"kill", "held", "TERM"}} {
+	for _, end := range [][]string{{"delete", "held"}, {"kill", "-a", "held", "TERM"}} {
 		create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "held")
 		create.Stdout, create.Stderr = os.Stderr, os.Stderr
 		if err := create.Run(); err != nil {
@@ -285,5 +287,95 @@ func TestOCIRunExitStatus(t *testing.T) {
 		if _, ok := ociState(t, root, "st"); ok {
 			t.Errorf("%s: run left the container behind", c.script)
 		}
+	}
+}
+
+// TestOCIRunSignal: a signal to hutch oci run reaches the command (which
+// traps it and exits with its own status).
+func TestOCIRunSignal(t *testing.T) {
+	testenv.RequireUserNS(t)
+	bundle := ociBundle(t, "sh", "-c", `trap "exit 42" TERM; echo ready; sleep 1000 & wait`)
+	cmd := hutchCmd(t, "oci", "--root", filepath.Join(t.TempDir(), "state"), "run", "--bundle", bundle, "sig")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the container did not start: %q", line)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 {
+		t.Fatalf("want the command's own status 42 after SIGTERM, got %v", err)
+	}
+}
+
+// TestOCIIDMaps: a bundle's uid and gid maps are used when they fit the
+// caller's own id and subordinate ranges: the command's ids are the
+// bundle's, through them.
+func TestOCIIDMaps(t *testing.T) {
+	testenv.RequireUserNS(t)
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, err := userns.ReadSubIDs(userns.SubUIDFile, u.Username, os.Getuid())
+	if err != nil || len(subs) == 0 || subs[0].Count < 2000 {
+		t.Fatalf("the test user needs a subordinate uid range of 2000 (scripts/test-user.sh): %v %v", subs, err)
+	}
+	gsubs, err := userns.ReadSubIDs(userns.SubGIDFile, u.Username, os.Getuid())
+	if err != nil || len(gsubs) == 0 || gsubs[0].Count < 2000 {
+		t.Fatalf("the test user needs a subordinate gid range of 2000: %v %v", gsubs, err)
+	}
+	for _, c := range []struct {
+		name   string
+		uid    int
+		uidMap []map[string]uint32
+		gidMap []map[string]uint32
+		want   string
+	}{
+		{"own id alone", 0,
+			[]map[string]uint32{{"containerID": 0, "hostID": uint32(os.Getuid()), "size": 1}},
+			[]map[string]uint32{{"containerID": 0, "hostID": uint32(os.Getgid()), "size": 1}},
+			"uid=0 gid=0"},
+		{"subordinate range", 1000,
+			[]map[string]uint32{{"containerID": 0, "hostID": uint32(os.Getuid()), "size": 1}, {"containerID": 1, "hostID": subs[0].Start, "size": 1999}},
+			[]map[string]uint32{{"containerID": 0, "hostID": uint32(os.Getgid()), "size": 1}, {"containerID": 1, "hostID": gsubs[0].Start, "size": 1999}},
+			"uid=1000 gid=1000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bundle := ociBundle(t, "sh", "-c", "echo uid=$(id -u) gid=$(id -g); cat /proc/self/uid_map")
+			cfgPath := filepath.Join(bundle, "config.json")
+			data, _ := os.ReadFile(cfgPath)
+			var cfg map[string]any
+			json.Unmarshal(data, &cfg)
+			cfg["process"].(map[string]any)["user"] = map[string]any{"uid": c.uid, "gid": c.uid}
+			linux := cfg["linux"].(map[string]any)
+			linux["uidMappings"], linux["gidMappings"] = c.uidMap, c.gidMap
+			data, _ = json.Marshal(cfg)
+			os.WriteFile(cfgPath, data, 0o644)
+			out, err := hutchCmd(t, "oci", "--root", filepath.Join(t.TempDir(), "s"), "run", "--bundle", bundle, "maps").CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			var maps []string
+			for _, l := range lines[1:] {
+				maps = append(maps, strings.Join(strings.Fields(l), " "))
+			}
+			var want []string
+			for _, m := range c.uidMap {
+				want = append(want, fmt.Sprintf("%d %d %d", m["containerID"], m["hostID"], m["size"]))
+			}
+			if lines[0] != c.want || strings.Join(maps, ",") != strings.Join(want, ",") {
+				t.Fatalf("want %q and the uid map %q, got:\n%s", c.want, want, out)
+			}
+		})
 	}
 }

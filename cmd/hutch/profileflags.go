@@ -40,6 +40,7 @@ func keyedFlags() []keyedFlag {
 		{"filesystem.overlay", str("overlay", "overlay `DRIVER`: auto, kernel or fuse")},
 		{"filesystem.rw", list("rw", "bind host `PATH` writable at the same path (repeatable)")},
 		{"filesystem.ro", list("ro", "bind host `PATH` read-only at the same path (repeatable)")},
+		{"filesystem.bind", list("bind", "bind host path SOURCE at TARGET inside, `SOURCE:TARGET[:ro|rw]` (read-only by default; repeatable)")},
 		{"filesystem.hide", list("hide", "mask `PATH` with an empty directory or file (repeatable)")},
 		{"filesystem.tmpfs", list("tmpfs", "mount an empty writable tmpfs at `PATH` (repeatable)")},
 		{"filesystem.sockets", list("socket", "let the command connect to the host's unix socket at `PATH` inside a bind (repeatable)")},

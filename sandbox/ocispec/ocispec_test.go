@@ -121,7 +121,9 @@ func TestParse(t *testing.T) {
 		{name: "unknown option warned", edit: func(m map[string]any) {
 			m["mounts"] = []any{map[string]any{"destination": "/d", "type": "bind", "source": "/srv", "options": []any{"bind", "weird"}}}
 		}, warn: `option "weird" not supported`},
-		{name: "hooks refused", edit: func(m map[string]any) { m["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "/bin/true"}}} }, wantErr: "hooks"},
+		{name: "hooks refused", edit: func(m map[string]any) {
+			m["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "/bin/true"}}}
+		}, wantErr: "hooks"},
 		{name: "unknown fields warned", edit: func(m map[string]any) {
 			m["vm"] = map[string]any{}
 			sub(m, "linux")["intelRdt"] = map[string]any{}
