@@ -4,10 +4,11 @@
 # Slurm tests (cmd/hutch/slurm_test.go; docs/slurm.md). Root only;
 # Debian 12's slurm-wlm and munge (make test-deps installs them).
 #
-#   up    write the munge key, slurm.conf, oci.conf, the site profile and
-#         the runtime wrapper; start munged, slurmctld and slurmd (each
-#         only when it is not already answering, or when its configuration
-#         changed); wait until sinfo shows the node idle. Idempotent.
+#   up    write the munge key, slurm.conf, oci.conf, job_submit.lua, the
+#         site profile and the runtime wrapper; start munged, slurmctld
+#         and slurmd (each only when it is not already answering, or when
+#         its configuration changed); wait until sinfo shows the node
+#         idle. Idempotent.
 #   down  stop the three daemons this script started.
 #   logs  print the daemons' logs (CI prints them when a run fails).
 #
@@ -23,8 +24,8 @@
 # same-user path end to end; a production oci.conf names a root-owned hutch
 # directly (docs/slurm.md).
 #
-# Slurm's own files: /etc/slurm/{slurm.conf,oci.conf} (where Debian's
-# client commands look, so the test user needs no SLURM_CONF), the site
+# Slurm's own files: /etc/slurm/{slurm.conf,oci.conf,job_submit.lua} (where
+# Debian's client commands look, so the test user needs no SLURM_CONF), the site
 # profile /etc/hutch/slurm-site.toml, and state, spool, pid files and logs
 # under $base. A slurm.conf this script did not write is never replaced.
 set -euo pipefail
