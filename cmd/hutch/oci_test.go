@@ -379,3 +379,53 @@ func TestOCIIDMaps(t *testing.T) {
 		})
 	}
 }
+
+// TestOCISupervisorKill9: kill -9 of a created container's supervisor
+// (hutch-oci-shim) takes the sandbox with it; the container then reports
+// stopped, and delete removes it.
+func TestOCISupervisorKill9(t *testing.T) {
+	testenv.RequireUserNS(t)
+	marker := fmt.Sprintf("hutch-oci-shim9-%d-%d", os.Getpid(), time.Now().UnixNano())
+	bundle := ociBundle(t, "sh", "-c", "echo started > /out/fifo; exec sleep 1000 # "+marker)
+	if err := unix.Mkfifo(filepath.Join(bundle, "out", "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "state")
+	create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "s9")
+	create.Stdout, create.Stderr = os.Stderr, os.Stderr
+	if err := create.Run(); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "start", "s9").CombinedOutput(); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	f, err := os.Open(filepath.Join(bundle, "out", "fifo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bufio.NewReader(f).ReadString('\n')
+	f.Close()
+	var rec struct {
+		Pid   int `json:"pid"`
+		Super int `json:"supervisor"`
+	}
+	data, err := os.ReadFile(filepath.Join(root, "s9", "state.json"))
+	if err != nil || json.Unmarshal(data, &rec) != nil || rec.Super <= 0 {
+		t.Fatalf("state.json: %v %s", err, data)
+	}
+	syscall.Kill(rec.Super, syscall.SIGKILL)
+	waitPidGone(rec.Pid)
+	if st, _ := ociState(t, root, "s9"); st.Status != "stopped" {
+		t.Fatalf("after kill -9 of the supervisor: %+v", st)
+	}
+	deadline := time.Now().Add(10 * time.Second) // bounds the teardown; times nothing
+	for len(pgrep(t, marker)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ESCAPED: processes outlived their supervisor: %v", pgrep(t, marker))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, err := hutchCmd(t, "oci", "--root", root, "delete", "s9").CombinedOutput(); err != nil {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+}

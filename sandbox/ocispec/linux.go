@@ -48,7 +48,14 @@ func (m *mapper) mounts(c *config) error {
 				b.Mode = sandbox.BindRO
 			}
 			if ownMounts[dst] {
-				return &Error{field, fmt.Sprintf("a bind over %s, which hutch builds itself", dst)}
+				// runc's rootless spec binds the host's /sys at /sys: the
+				// usual boilerplate, for which hutch has its own.
+				if b.Source == dst {
+					m.debug(field, "the host's %s: hutch's own instead", dst)
+				} else {
+					m.warn(field, "the bind of %s over %s is not applied: hutch builds %s itself", b.Source, dst, dst)
+				}
+				continue
 			}
 			fs.Binds = append(fs.Binds, b)
 		case ownMounts[dst]:

@@ -111,10 +111,14 @@ func (m *mapper) debug(field, format string, args ...any) {
 // known lists, by object, the fields Parse reads; any other is warned
 // about by name.
 var known = map[string][]string{
-	"":        {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks", "annotations", "linux"},
-	"process": {"terminal", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges", "apparmorProfile", "oomScoreAdj", "selinuxLabel", "consoleSize"},
-	"root":    {"path", "readonly"},
-	"linux":   {"namespaces", "uidMappings", "gidMappings", "devices", "cgroupsPath", "resources", "sysctl", "seccomp", "maskedPaths", "readonlyPaths"},
+	"":                       {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks", "annotations", "linux"},
+	"process":                {"terminal", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges", "apparmorProfile", "oomScoreAdj", "selinuxLabel", "consoleSize"},
+	"root":                   {"path", "readonly"},
+	"linux":                  {"namespaces", "uidMappings", "gidMappings", "devices", "cgroupsPath", "resources", "sysctl", "seccomp", "maskedPaths", "readonlyPaths"},
+	"linux.resources":        {"memory", "cpu", "pids"},
+	"linux.resources.memory": {"limit"},
+	"linux.resources.cpu":    {"quota", "period"},
+	"linux.resources.pids":   {"limit"},
 }
 
 // unknown warns about each field of config.json that Parse does not read.
@@ -144,10 +148,20 @@ func (m *mapper) unknown(data []byte) {
 		}
 	}
 	check("", top)
-	for _, sub := range []string{"process", "root", "linux"} {
-		var obj map[string]json.RawMessage
-		if raw, ok := top[sub]; ok && json.Unmarshal(raw, &obj) == nil {
-			check(sub, obj)
+	// Each object known lists, reached by its dotted path from the top.
+	for _, path := range []string{"process", "root", "linux", "linux.resources", "linux.resources.memory", "linux.resources.cpu", "linux.resources.pids"} {
+		obj := top
+		for _, name := range strings.Split(path, ".") {
+			var next map[string]json.RawMessage
+			raw, ok := obj[name]
+			if !ok || json.Unmarshal(raw, &next) != nil {
+				obj = nil
+				break
+			}
+			obj = next
+		}
+		if obj != nil {
+			check(path, obj)
 		}
 	}
 }

@@ -112,9 +112,14 @@ func TestParse(t *testing.T) {
 		{name: "mount over /", edit: func(m map[string]any) {
 			m["mounts"] = []any{map[string]any{"destination": "/", "type": "bind", "source": "/srv"}}
 		}, wantErr: "mounts[0]"},
-		{name: "bind over /proc", edit: func(m map[string]any) {
-			m["mounts"] = []any{map[string]any{"destination": "/proc", "type": "bind", "source": "/proc"}}
-		}, wantErr: "hutch builds itself"},
+		{name: "bind over /dev", edit: func(m map[string]any) {
+			m["mounts"] = []any{map[string]any{"destination": "/dev", "type": "bind", "source": "/srv/dev"},
+				map[string]any{"destination": "/sys", "type": "none", "source": "/sys", "options": []any{"rbind", "nosuid", "noexec", "nodev", "ro"}}}
+		}, check: func(t *testing.T, b *Bundle) {
+			if len(b.Spec.Filesystem.Binds) != 0 || len(b.Debug) == 0 {
+				t.Errorf("binds %v, debug %v", b.Spec.Filesystem.Binds, b.Debug)
+			}
+		}, warn: "the bind of /srv/dev over /dev is not applied"},
 		{name: "mount of another type", edit: func(m map[string]any) {
 			m["mounts"] = []any{map[string]any{"destination": "/mnt", "type": "nfs", "source": "host:/x"}}
 		}, wantErr: `a "nfs" mount`},
@@ -154,6 +159,13 @@ func TestParse(t *testing.T) {
 		}, check: func(t *testing.T, b *Bundle) {
 			if b.Memory != 1<<30 || b.Pids != 100 || b.CPU != 0.5 {
 				t.Errorf("memory %d pids %d cpu %v", b.Memory, b.Pids, b.CPU)
+			}
+		}},
+		{name: "resources not applied are warned", edit: func(m map[string]any) {
+			sub(m, "linux")["resources"] = map[string]any{"blockIO": map[string]any{"weight": 10}, "memory": map[string]any{"limit": 1 << 30, "swap": 1 << 30}}
+		}, warn: "linux.resources.blockIO: not supported", check: func(t *testing.T, b *Bundle) {
+			if !strings.Contains(strings.Join(b.Warnings, "\n"), "linux.resources.memory.swap: not supported") {
+				t.Errorf("warnings %q", b.Warnings)
 			}
 		}},
 		{name: "seccomp kept raw", edit: func(m map[string]any) {
