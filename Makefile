@@ -16,14 +16,15 @@ GOFLAGS_BUILD = -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.Versi
 export CGO_ENABLED = 0
 
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
-# What the tests run inside sandboxes besides the runtime helpers.
-TEST_DEPS = procps python3 util-linux tmux openssh-client git
+# What the tests run inside sandboxes besides the runtime helpers; Slurm
+# and munge for the one-node cluster of the Slurm tests (make slurm-up).
+TEST_DEPS = procps python3 util-linux tmux openssh-client git slurm-wlm munge
 # make test-cgo builds the tests with cgo, as `go build` does where a C
 # compiler is installed.
 CGO_DEPS = gcc libc6-dev
 BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
 
-.PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-cgo test-oci-root test-user mutate bench lint clean
+.PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-cgo test-oci-root test-user slurm-up mutate bench lint clean
 
 all: build
 
@@ -143,6 +144,12 @@ test-oci-root:
 # ranges and a runtime directory (as root; idempotent).
 test-user:
 	scripts/test-user.sh $(HUTCH_TEST_USER)
+
+# slurm-up starts the one-node Slurm cluster on 127.0.0.1 whose container
+# jobs run in hutch, for the Slurm tests (as root; idempotent;
+# docs/slurm.md). scripts/slurm-up.sh logs prints its daemons' logs.
+slurm-up:
+	scripts/slurm-up.sh up
 
 # bench measures hutch against bwrap, unshare, rootlesskit, podman and
 # native runs (docs/performance.md). It never measures as root: as root it

@@ -47,7 +47,7 @@ oci-pid-owner        ./oci              TestSignalOnlyRecordedProcess
 hide-relocated       ./cmd/hutch        TestScripts/oci_site
 hide-relocated       ./cmd/hutch        TestScripts/run_bind
 trust-filesystem.bind ./profiles        TestTrust$
-oci-bind-hidden      ./cmd/hutch        TestScripts/oci_site
+oci-bind-hidden      ./cmd/hutch        TestScripts/oci_site|TestSlurmEscapeSSH
 nosuid-root          ./cmd/hutch        TestScripts/escape_files
 nosuid-bind          ./cmd/hutch        TestScripts/escape_files
 nosuid-tmpfs         ./cmd/hutch        TestScripts/escape_files
