@@ -134,6 +134,7 @@ func TestOCILifecycle(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "state")
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "--pid-file", pidFile, "life")
+	ociCleanup(t, root, "life")
 	create.Stdout, create.Stderr = os.Stderr, os.Stderr // files: the container inherits them
 	if err := create.Run(); err != nil {
 		t.Fatalf("create: %v", err)
@@ -199,6 +200,7 @@ func TestOCIDeleteCreated(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "state")
 	for _, end := range [][]string{{"delete", "held"}, {"kill", "-a", "held", "TERM"}} {
 		create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "held")
+		ociCleanup(t, root, "held")
 		create.Stdout, create.Stderr = os.Stderr, os.Stderr
 		if err := create.Run(); err != nil {
 			t.Fatalf("create: %v", err)
@@ -392,6 +394,7 @@ func TestOCISupervisorKill9(t *testing.T) {
 	}
 	root := filepath.Join(t.TempDir(), "state")
 	create := hutchCmd(t, "oci", "--root", root, "create", "--bundle", bundle, "s9")
+	ociCleanup(t, root, "s9")
 	create.Stdout, create.Stderr = os.Stderr, os.Stderr
 	if err := create.Run(); err != nil {
 		t.Fatalf("create: %v", err)
@@ -428,4 +431,11 @@ func TestOCISupervisorKill9(t *testing.T) {
 	if out, err := hutchCmd(t, "oci", "--root", root, "delete", "s9").CombinedOutput(); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
+}
+
+// ociCleanup deletes container id when the test ends, whatever its end: a
+// created container waits for start or delete for ever (as runc's does),
+// so a test that fails between create and delete would leave it behind.
+func ociCleanup(t *testing.T, root, id string) {
+	t.Cleanup(func() { hutchCmd(t, "oci", "--root", root, "delete", "--force", id).Run() })
 }
