@@ -112,7 +112,7 @@ func child() error {
 	}{
 		{"192.0.2.7:80", l4, "192.0.2.7:80"},
 		{"[2001:db8::7]:443", l6, "[2001:db8::7]:443"},
-		{"127.0.0.1:3128", l4, "127.0.0.1:3128"}, // an explicit proxy client
+		{"127.0.0.1:3128", l4, "127.0.0.1:3128"},  // an explicit proxy client
 		{"127.0.0.1:5432", svc, "127.0.0.1:5432"}, // loopback is left alone
 	} {
 		d, err := net.Dial("tcp", c.dial)
