@@ -90,6 +90,9 @@ func InitMain() int {
 		if err := sendProxyListener(status); err != nil {
 			return fail(err)
 		}
+		if err := sendRedirect(status, cfg.NoRedirect); err != nil {
+			return fail(err)
+		}
 	}
 	if plan.Network == sandbox.NetworkNone {
 		if err := sendDNSSocket(status); err != nil {

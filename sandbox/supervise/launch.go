@@ -136,7 +136,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	}
 
 	tm.Mark("state dir")
-	cfg := &wire.Config{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.Origin, Seccomp: wire.FilterBytes(filter), NeedNet: netsup.needsHelper()}
+	cfg := &wire.Config{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.Origin, Seccomp: wire.FilterBytes(filter), NeedNet: netsup.needsHelper(), NoRedirect: NoRedirect}
 	cfg.Layers = lay.initInfo()
 	setTerminal(cfg, plan.TTY, stdio)
 

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,17 +27,22 @@ import (
 	"time"
 )
 
-// Rule is one network.allow entry: a host name or a *.domain wildcard,
-// with an optional port (without one, 80 and 443).
+// Rule is one network.allow entry: a host name, a *.domain wildcard, an
+// IP address or a CIDR network, with an optional port (without one, 80
+// and 443).
 type Rule struct {
 	Text     string // as written
 	Host     string // lower case; for a wildcard, the domain without "*."
 	Wildcard bool
 	Port     int // 0: 80 and 443
+	// Prefix is set for an address (a /32 or /128) or a network: the
+	// addresses a connection may go to without a name (ipallow.go).
+	Prefix netip.Prefix
 }
 
-// ParseAllow parses network.allow entries: "host", "*.domain", each with
-// an optional ":port".
+// ParseAllow parses network.allow entries: "host", "*.domain", an IP
+// address or an "ADDR/BITS" network, each with an optional ":port" (an
+// IPv6 address or network in brackets then, as in "[2001:db8::/32]:443").
 func ParseAllow(entries []string) ([]Rule, error) {
 	var rules []Rule
 	for _, e := range entries {
@@ -51,6 +57,13 @@ func ParseAllow(entries []string) ([]Rule, error) {
 				return nil, fmt.Errorf("allow entry %q: port %q is not a number from 1 to 65535", e, p)
 			}
 			host, r.Port = h, n
+		}
+		if ok, err := parseIPRule(&r, host); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			rules = append(rules, r)
+			continue
 		}
 		if strings.HasPrefix(host, "*.") {
 			r.Wildcard, host = true, host[2:]
@@ -82,6 +95,10 @@ func (r Rule) matches(host string, port int) bool {
 	}
 	if r.Wildcard {
 		return strings.HasSuffix(host, "."+r.Host)
+	}
+	if r.Prefix.IsValid() {
+		a, err := netip.ParseAddr(host)
+		return err == nil && r.Prefix.Contains(a.Unmap())
 	}
 	return host == r.Host
 }
@@ -146,6 +163,10 @@ func (s *Server) Serve(l net.Listener) error {
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
+			if dst, ok := redirected(c); ok {
+				s.handleRedirected(c, dst)
+				return
+			}
 			s.handle(c)
 		}()
 	}
@@ -343,10 +364,15 @@ func (s *Server) refused(host string, ip net.IP) error {
 	return nil
 }
 
-// named reports whether a network.allow entry names ip itself.
+// named reports whether a network.allow entry names ip itself, or a
+// network holding it.
 func (s *Server) named(ip net.IP) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
 	for _, r := range s.Rules {
-		if a := net.ParseIP(r.Host); !r.Wildcard && a != nil && a.Equal(ip) {
+		if r.Prefix.IsValid() && r.Prefix.Contains(a.Unmap()) {
 			return true
 		}
 	}

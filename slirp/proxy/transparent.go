@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hutch-sandbox/hutch/slirp/redirect"
+)
+
+// Synthetic is where hutch's DNS inside puts an allowed name whose real
+// address the sandbox must not be given as is (the host's loopback, with
+// host_loopback: inside, 127.0.0.1 is the sandbox's own). A connection to
+// one of these is dialled by name, resolved again on the host.
+var Synthetic = netip.MustParsePrefix("198.18.0.0/15")
+
+// redirected reports whether c reached the listener through the
+// namespace's redirect rules, and where it was going. A connection whose
+// original destination is the listener itself is an explicit proxy
+// client; without the rules (the fallback) there is no record at all.
+func redirected(c net.Conn) (netip.AddrPort, bool) {
+	dst, err := redirect.OriginalDst(c)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	local, err := netip.ParseAddrPort(c.LocalAddr().String())
+	if err != nil || local == dst {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()), true
+}
+
+// handleRedirected serves a connection the rules redirected: judge its
+// destination by the names the sandbox resolved to it and by what its
+// first bytes claim, then dial from the host and relay.
+func (s *Server) handleRedirected(c net.Conn, dst netip.AddrPort) {
+	defer c.Close()
+	addr, port := dst.Addr(), int(dst.Port())
+	br := bufio.NewReaderSize(c, 5+maxRecord)
+	proto, claimed := sniff(c, br)
+	host, why := s.decide(addr, port, proto, claimed)
+	if why != "" {
+		s.deny(host, port, proto, "", why)
+		if proto == "http" {
+			respond(c, http.StatusForbidden, fmt.Sprintf("hutch: blocked %s: %s.\nTo allow it, add %q to network.allow in hutch.toml.\n",
+				net.JoinHostPort(host, strconv.Itoa(port)), why, suggest(host, port)))
+		}
+		return
+	}
+	up, err := s.dialRedirected(context.Background(), host, addr, port)
+	if err != nil {
+		var ref *refusedAddr
+		if errors.As(err, &ref) {
+			s.deny(host, port, proto, "", err.Error())
+		}
+		return
+	}
+	defer up.Close()
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		if _, err := up.Write(b); err != nil {
+			return
+		}
+	}
+	Pipe(c, up)
+}
+
+// decide says whether a redirected connection to addr:port, which speaks
+// proto and claims the name claimed (SNI or Host), may go on: why is ""
+// when it may. host is the name it is for (the destination's address
+// when it has none), for the dial and the report.
+//
+// An allow entry naming the address (or its network) lets anything
+// through. Otherwise the address must be one that an allowed name resolved
+// to inside the sandbox, on a port allowed for that name; TLS and HTTP
+// must then claim such a name: a name the rules allow but that did not
+// resolve to this address is refused, as is no name at all.
+func (s *Server) decide(addr netip.Addr, port int, proto, claimed string) (host, why string) {
+	var names []string
+	if s.Names != nil {
+		names = s.Names.Names(addr)
+	}
+	if s.ipAllowed(addr, port) {
+		if claimed != "" && slices.Contains(names, claimed) {
+			return claimed, ""
+		}
+		return addr.String(), ""
+	}
+	if len(names) == 0 {
+		host = addr.String()
+		if claimed != "" {
+			host = claimed
+		}
+		return host, fmt.Sprintf("%s is a bare IP address: no name the sandbox looked up resolved to it (allow %q to allow it)", addr, addr.String())
+	}
+	if proto == "tcp" {
+		for _, n := range names {
+			if s.check(n, port) == "" {
+				return n, ""
+			}
+		}
+		return names[0], s.check(names[0], port)
+	}
+	what := map[string]string{"tls": "the TLS server name (SNI)", "http": "the HTTP Host header"}[proto]
+	if claimed == "" {
+		return names[0], fmt.Sprintf("%s is missing, so hutch cannot tell which of %s it is for", what, strings.Join(names, ", "))
+	}
+	if !slices.Contains(names, claimed) {
+		return claimed, fmt.Sprintf("%s names %s, but %s is the address of %s", what, claimed, addr, strings.Join(names, ", "))
+	}
+	return claimed, s.check(claimed, port)
+}
+
+// dialRedirected connects to the destination from the host. A synthetic
+// address is dialled by its name, resolved again on the host; any other
+// address as it is, after the refusals every dial meets (the host's
+// loopback, link-local and private neighbours).
+func (s *Server) dialRedirected(ctx context.Context, host string, addr netip.Addr, port int) (net.Conn, error) {
+	if Synthetic.Contains(addr) && net.ParseIP(host) == nil {
+		return s.dial(ctx, host, port)
+	}
+	if err := s.refused(host, addr.AsSlice()); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	dial := s.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return dial(ctx, "tcp", netip.AddrPortFrom(addr, uint16(port)).String())
+}
