@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // ErrNoName is a Resolver's "no such name": the name is not allowed, or
@@ -193,6 +195,10 @@ func (s *Server) ServeTCP(l net.Listener) {
 			}
 			return
 		}
+		if mutate.Off("dns-tcp-bound") {
+			go s.serveConn(c)
+			continue
+		}
 		select {
 		case s.tcpConns <- struct{}{}:
 		default:
@@ -200,8 +206,10 @@ func (s *Server) ServeTCP(l net.Listener) {
 			continue
 		}
 		go func() {
-			defer func() { <-s.tcpConns }()
+			// The slot frees before the close: a client that saw its
+			// connection end finds the slot free.
 			defer c.Close()
+			defer func() { <-s.tcpConns }()
 			s.serveConn(c)
 		}()
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Learn mode (hutch run --learn FILE): every destination is allowed, and
@@ -89,7 +91,7 @@ func (s *Server) decideName(name string) string {
 		s.Learn.record(name, 0, "dns")
 		return ""
 	}
-	if s.nameAllowed(name) {
+	if s.nameAllowed(name) || mutate.Off("dns-deny") {
 		return ""
 	}
 	if len(s.Rules) == 0 {
