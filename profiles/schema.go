@@ -150,6 +150,10 @@ var schema = []KeyInfo{
 		Doc:      "let the sandbox reach the host's 127.0.0.1",
 		Example:  `host_loopback = false`,
 		Widening: "true"},
+	{Key: "network.learn", kind: kString, Type: "path", Default: `""`,
+		Doc:      `learn mode: run in mode "proxy" with every host allowed but recorded, and write the minimal [network] section that allows them to this file (relative to the working directory; an existing file is kept unless --learn-overwrite)`,
+		Example:  `learn = "hutch.learned.toml"`,
+		Widening: "always: every host is reachable for the run"},
 
 	{Key: "env.keep", kind: kGlobs, Type: "array of names or globs", Default: "[]; PATH, HOME, USER, LOGNAME, SHELL, TERM, LANG, LC_*, TZ, COLORTERM and NO_COLOR always pass",
 		Doc:      "host variables passed through; secret-looking names (*_TOKEN, *_KEY, AWS_*, …) pass only when named exactly",

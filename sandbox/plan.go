@@ -50,6 +50,9 @@ type Plan struct {
 	HostLoopback bool `json:"host_loopback,omitempty"`
 	// Allow is the proxy's allowlist (mode "proxy").
 	Allow []string `json:"allow,omitempty"`
+	// Learn: every destination is allowed and recorded (network.learn);
+	// the file is the CLI's to write.
+	Learn bool `json:"learn,omitempty"`
 	// Ports are published from the host into the sandbox's loopback.
 	Ports       []Port `json:"ports,omitempty"`
 	TTY         string `json:"tty"`
@@ -201,8 +204,8 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // ProxyPort is where the allowlist proxy listens on the sandbox's loopback.
 const ProxyPort = 3128
 
-// DNSPort is where, in network mode none, the supervisor answers every
-// lookup "no such host" on the sandbox's loopback.
+// DNSPort is where, in network modes none and proxy, the supervisor
+// answers lookups on the sandbox's loopback (UDP and TCP).
 const DNSPort = 53
 
 // resolvConf is the generated /etc/resolv.conf for a network mode; "" keeps
@@ -216,8 +219,9 @@ func resolvConf(mode string) string {
 	case NetworkPasta:
 		return "nameserver " + slirp.PastaDNS + "\n"
 	case NetworkProxy:
-		return "# hutch: no DNS here (network = proxy); names are resolved by the proxy at\n" +
-			fmt.Sprintf("# http://127.0.0.1:%d, which HTTP_PROXY and HTTPS_PROXY point to.\n", ProxyPort)
+		return "# hutch: network = proxy; hutch answers the names network.allow lets through,\n" +
+			"# and every other name \"no such host\".\n" +
+			"nameserver 127.0.0.1\n"
 	}
 	// A resolver with no server retries for minutes (EAI_AGAIN); hutch
 	// answers at once instead, and names what was asked at exit.

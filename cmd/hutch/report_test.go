@@ -37,8 +37,8 @@ func TestDenialReportEscapes(t *testing.T) {
 			t.Errorf("ESCAPED: the report prints %q raw:\n%s", raw, got)
 		}
 	}
-	for _, want := range []string{`hutch:   \x1b]0;pwned\a.test:443  (1× CONNECT\x1b[1m) not in network.allow`,
-		`hutch:   a\nhutch: hint: forged.test:443`, `evil\u202etxt.test:443`, `bad\xff\xfe.test:443`, `"\x1b[2J.test"`} {
+	for _, want := range []string{`hutch:   tcp  \x1b]0;pwned\a.test:443  (1× CONNECT\x1b[1m) not in network.allow`,
+		`hutch:   tcp  a\nhutch: hint: forged.test:443`, `evil\u202etxt.test:443`, `bad\xff\xfe.test:443`, `"\x1b[2J.test"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %s:\n%s", want, got)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
@@ -96,6 +97,10 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		}
 		return printPlan(c.App.Writer, plan)
 	}
+	learn, err := openLearnTarget(c, spec.Network.Learn)
+	if err != nil {
+		return err
+	}
 	for _, n := range plan.Notes {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
 	}
@@ -107,7 +112,16 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		opts.Warn(w)
 	}
 	if err != nil {
+		if learn != nil {
+			learn.dir.Close()
+		}
 		return hiddenToolHint(err, prep.Host.Home)
+	}
+	if learn != nil {
+		if err := learn.write(res.Learned, plan.HostLoopback, res.ExitCode); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.ErrWriter, "hutch: learn mode: wrote %s; review it, then run with --profile %s\n", esc.Text(learn.display), shellWord(learn.display))
 	}
 	if err := reportDenials(c, res.Denials); err != nil {
 		return err

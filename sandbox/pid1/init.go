@@ -94,8 +94,8 @@ func InitMain() int {
 			return fail(err)
 		}
 	}
-	if plan.Network == sandbox.NetworkNone {
-		if err := sendDNSSocket(status); err != nil {
+	if plan.Network == sandbox.NetworkNone || plan.Network == sandbox.NetworkProxy {
+		if err := sendDNSSockets(status); err != nil {
 			return fail(err)
 		}
 	}

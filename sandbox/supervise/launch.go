@@ -56,6 +56,9 @@ type Result struct {
 	// OfflineLookups are the names the command looked up while the network
 	// was off (mode none), as asked from inside: untrusted text.
 	OfflineLookups []string
+	// Learned is what a learn run (network.learn) contacted; nil for any
+	// other run.
+	Learned *Learned
 	// HomeWrites is what the command left in a temporary home, lost with
 	// it; nil when nothing was (or the home is not temporary).
 	HomeWrites *sandbox.HomeWrites
@@ -177,6 +180,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	if res != nil {
 		res.Denials = netsup.denials()
 		res.OfflineLookups = netsup.lookups()
+		res.Learned = netsup.learned()
 	}
 	return res, err
 }

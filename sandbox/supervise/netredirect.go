@@ -54,6 +54,8 @@ func (ns *netSupervisor) udpDenials() []proxy.Denial {
 		out = append(out, proxy.Denial{Host: host, Port: d.Port, Proto: "udp", Count: 1, First: now,
 			Reason: "UDP to " + netip.AddrPortFrom(d.Addr, uint16(d.Port)).String() + " is not allowed: only TCP and DNS leave the sandbox"})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host || out[i].Host == out[j].Host && out[i].Port < out[j].Port })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Host < out[j].Host || out[i].Host == out[j].Host && out[i].Port < out[j].Port
+	})
 	return out
 }

@@ -35,8 +35,11 @@ type netSupervisor struct {
 	proxyWG sync.WaitGroup
 	nftFD   int // netfilter netlink socket inside (netredirect.go); -1 without
 
-	dns    net.PacketConn // mode none: "no such host" for every lookup
+	dns    net.PacketConn // modes none and proxy: the sandbox's resolver (netdns.go)
+	dnsTCP net.Listener
+	dnsSrv *dns.Server
 	dnsRec dns.Recorder
+	names  dns.Table // which names the sandbox resolved to which addresses
 
 	published []published
 	status    *os.File
@@ -74,7 +77,10 @@ func prepareNet(plan *sandbox.Plan) (*netSupervisor, error) {
 			return nil, err
 		}
 	case sandbox.NetworkProxy:
-		ns.proxy = &proxy.Server{Rules: plan.Resolved.Allow, AllowLoopback: plan.HostLoopback, Resolve: ProxyResolve, Names: &dns.Table{}}
+		ns.proxy = &proxy.Server{Rules: plan.Resolved.Allow, AllowLoopback: plan.HostLoopback, Resolve: ProxyResolve, Names: &ns.names}
+		if plan.Learn {
+			ns.proxy.Learn = &proxy.Learner{}
+		}
 	}
 	if (ns.slirp != nil || ns.pasta != nil) && !tunUsable() {
 		return nil, hint.With(errors.New("/dev/net/tun cannot be opened, which "+plan.Network+" needs"),
@@ -339,6 +345,9 @@ func (ns *netSupervisor) close() {
 	}
 	if ns.dns != nil {
 		ns.dns.Close()
+	}
+	if ns.dnsTCP != nil {
+		ns.dnsTCP.Close()
 	}
 	if ns.helper != nil {
 		ns.helper.Close()

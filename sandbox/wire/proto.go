@@ -99,10 +99,13 @@ type Status struct {
 	// the sandbox's net namespace, is attached.
 	ProxyListener bool `json:"proxy_listener,omitempty"`
 	// DNSSocket: the UDP socket on 127.0.0.1:53 inside the sandbox's net
-	// namespace (network mode none) is attached; the supervisor answers
+	// namespace (network modes none and proxy) is attached; the supervisor answers
 	// the command's lookups on it.
-	DNSSocket bool       `json:"dns_socket,omitempty"`
-	Conn      *ConnReply `json:"conn,omitempty"`
+	DNSSocket bool `json:"dns_socket,omitempty"`
+	// DNSListener: the TCP listener on 127.0.0.1:53 inside, beside the
+	// DNSSocket, is attached.
+	DNSListener bool       `json:"dns_listener,omitempty"`
+	Conn        *ConnReply `json:"conn,omitempty"`
 	// Redirect says whether init installed the transparent redirect
 	// rules (network mode proxy); on success a netfilter netlink socket
 	// inside the namespace is attached, to read the refused UDP from.

@@ -111,11 +111,17 @@ type Denial struct {
 	// Proto is what the connection spoke, as far as hutch saw: "http"
 	// (a plain request), "tls" (a CONNECT to 443, or a ClientHello),
 	// "tcp", "udp" or "dns".
-	Proto  string    `json:"protocol"`
+	Proto string `json:"protocol"`
+	// Name is the host name a connection to an address was for, when
+	// hutch knows it (Host is then the address); "" when Host is the name.
+	Name   string    `json:"name,omitempty"`
 	Reason string    `json:"reason"`
 	Count  int       `json:"count"`
 	First  time.Time `json:"first"`
 }
+
+// maxDenials bounds the distinct destinations a Server keeps refusals of.
+const maxDenials = 1024
 
 // Server is the allowlist proxy.
 type Server struct {
@@ -135,6 +141,8 @@ type Server struct {
 	Names *dns.Table
 	// LookupIP resolves a name; nil uses the host's resolver. (Tests.)
 	LookupIP func(ctx context.Context, host string) ([]net.IP, error)
+	// Learn, when set, allows every destination and records it (learn.go).
+	Learn *Learner
 
 	// The host's own addresses and the networks on its links, read once
 	// (net.InterfaceAddrs) when the first name is resolved.
@@ -195,10 +203,13 @@ func (s *Server) deny(host string, port int, proto, method, reason string) {
 	if s.denials == nil {
 		s.denials = map[string]*Denial{}
 	}
-	key := host + ":" + strconv.Itoa(port)
+	key := proto + " " + host + ":" + strconv.Itoa(port)
 	if d, ok := s.denials[key]; ok {
 		d.Count++
 		return
+	}
+	if len(s.denials) >= maxDenials {
+		return // the names come from inside: a flood must not grow hutch
 	}
 	s.denials[key] = &Denial{Host: host, Port: port, Proto: proto, Method: method, Reason: reason, Count: 1, First: time.Now()}
 }
@@ -230,7 +241,7 @@ func (s *Server) handle(c net.Conn) {
 		respond(c, http.StatusBadRequest, "hutch proxy: "+err.Error()+"\n")
 		return
 	}
-	if why := s.check(host, port); why != "" {
+	if why := s.decide(host, port, requestProto(req.Method, port)); why != "" {
 		s.deny(host, port, requestProto(req.Method, port), req.Method, why)
 		respond(c, http.StatusForbidden, fmt.Sprintf("hutch: blocked %s %s: %s.\nTo allow it, add %q to network.allow in hutch.toml.\n",
 			req.Method, net.JoinHostPort(host, strconv.Itoa(port)), why, suggest(host, port)))

@@ -13,14 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/slirp/dns"
 	"github.com/hutch-sandbox/hutch/slirp/redirect"
 )
-
-// Synthetic is where hutch's DNS inside puts an allowed name whose real
-// address the sandbox must not be given as is (the host's loopback, with
-// host_loopback: inside, 127.0.0.1 is the sandbox's own). A connection to
-// one of these is dialled by name, resolved again on the host.
-var Synthetic = netip.MustParsePrefix("198.18.0.0/15")
 
 // redirected reports whether c reached the listener through the
 // namespace's redirect rules, and where it was going. A connection whose
@@ -46,7 +41,7 @@ func (s *Server) handleRedirected(c net.Conn, dst netip.AddrPort) {
 	addr, port := dst.Addr(), int(dst.Port())
 	br := bufio.NewReaderSize(c, 5+maxRecord)
 	proto, claimed := sniff(c, br)
-	host, why := s.decide(addr, port, proto, claimed)
+	host, why := s.judge(addr, port, proto, claimed)
 	if why != "" {
 		s.deny(host, port, proto, "", why)
 		if proto == "http" {
@@ -73,7 +68,7 @@ func (s *Server) handleRedirected(c net.Conn, dst netip.AddrPort) {
 	Pipe(c, up)
 }
 
-// decide says whether a redirected connection to addr:port, which speaks
+// judge says whether a redirected connection to addr:port, which speaks
 // proto and claims the name claimed (SNI or Host), may go on: why is ""
 // when it may. host is the name it is for (the destination's address
 // when it has none), for the dial and the report.
@@ -82,8 +77,9 @@ func (s *Server) handleRedirected(c net.Conn, dst netip.AddrPort) {
 // through. Otherwise the address must be one that an allowed name resolved
 // to inside the sandbox, on a port allowed for that name; TLS and HTTP
 // must then claim such a name: a name the rules allow but that did not
-// resolve to this address is refused, as is no name at all.
-func (s *Server) decide(addr netip.Addr, port int, proto, claimed string) (host, why string) {
+// resolve to this address is refused, as is no name at all. Learn mode
+// (decide) lets everything through and records it.
+func (s *Server) judge(addr netip.Addr, port int, proto, claimed string) (host, why string) {
 	var names []string
 	if s.Names != nil {
 		names = s.Names.Names(addr)
@@ -96,27 +92,29 @@ func (s *Server) decide(addr netip.Addr, port int, proto, claimed string) (host,
 	}
 	if len(names) == 0 {
 		host = addr.String()
-		if claimed != "" {
-			host = claimed
+		if s.Learn != nil {
+			return host, s.decide(host, port, proto)
 		}
 		return host, fmt.Sprintf("%s is a bare IP address: no name the sandbox looked up resolved to it (allow %q to allow it)", addr, addr.String())
 	}
 	if proto == "tcp" {
 		for _, n := range names {
 			if s.check(n, port) == "" {
-				return n, ""
+				return n, s.decide(n, port, proto)
 			}
 		}
-		return names[0], s.check(names[0], port)
+		return names[0], s.decide(names[0], port, proto)
 	}
 	what := map[string]string{"tls": "the TLS server name (SNI)", "http": "the HTTP Host header"}[proto]
-	if claimed == "" {
+	switch {
+	case claimed == "" && s.Learn != nil:
+		return names[0], s.decide(names[0], port, proto)
+	case claimed == "":
 		return names[0], fmt.Sprintf("%s is missing, so hutch cannot tell which of %s it is for", what, strings.Join(names, ", "))
-	}
-	if !slices.Contains(names, claimed) {
+	case !slices.Contains(names, claimed) && s.Learn == nil:
 		return claimed, fmt.Sprintf("%s names %s, but %s is the address of %s", what, claimed, addr, strings.Join(names, ", "))
 	}
-	return claimed, s.check(claimed, port)
+	return claimed, s.decide(claimed, port, proto)
 }
 
 // dialRedirected connects to the destination from the host. A synthetic
@@ -124,7 +122,7 @@ func (s *Server) decide(addr netip.Addr, port int, proto, claimed string) (host,
 // address as it is, after the refusals every dial meets (the host's
 // loopback, link-local and private neighbours).
 func (s *Server) dialRedirected(ctx context.Context, host string, addr netip.Addr, port int) (net.Conn, error) {
-	if Synthetic.Contains(addr) && net.ParseIP(host) == nil {
+	if dns.IsSynthetic(addr) && net.ParseIP(host) == nil {
 		return s.dial(ctx, host, port)
 	}
 	if err := s.refused(host, addr.AsSlice()); err != nil {
