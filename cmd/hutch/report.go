@@ -113,6 +113,9 @@ func suggestedAllow(ds []proxy.Denial) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, d := range ds {
+		if d.Proto == "udp" {
+			continue // no allow entry lets UDP out: nothing to suggest
+		}
 		name := d.Host
 		if d.Name != "" {
 			name = d.Name

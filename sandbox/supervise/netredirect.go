@@ -47,11 +47,11 @@ func (ns *netSupervisor) udpDenials() []proxy.Denial {
 	out := make([]proxy.Denial, 0, len(dests))
 	now := time.Now()
 	for _, d := range dests {
-		host := d.Addr.String()
+		name := ""
 		if names := ns.proxy.Names.Names(d.Addr); len(names) > 0 {
-			host = names[0]
+			name = names[0]
 		}
-		out = append(out, proxy.Denial{Host: host, Port: d.Port, Proto: "udp", Count: 1, First: now,
+		out = append(out, proxy.Denial{Host: d.Addr.String(), Name: name, Port: d.Port, Proto: "udp", Count: 1, First: now,
 			Reason: "UDP to " + netip.AddrPortFrom(d.Addr, uint16(d.Port)).String() + " is not allowed: only TCP and DNS leave the sandbox"})
 	}
 	sort.Slice(out, func(i, j int) bool {

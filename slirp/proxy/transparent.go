@@ -47,7 +47,9 @@ func (s *Server) handleRedirected(c net.Conn, dst netip.AddrPort) {
 		if proto == "http" {
 			respond(c, http.StatusForbidden, fmt.Sprintf("hutch: blocked %s: %s.\nTo allow it, add %q to network.allow in hutch.toml.\n",
 				net.JoinHostPort(host, strconv.Itoa(port)), why, suggest(host, port)))
+			return
 		}
+		reset(c)
 		return
 	}
 	up, err := s.dialRedirected(context.Background(), host, addr, port)
@@ -56,6 +58,7 @@ func (s *Server) handleRedirected(c net.Conn, dst netip.AddrPort) {
 		if errors.As(err, &ref) {
 			s.deny(host, port, proto, "", err.Error())
 		}
+		reset(c)
 		return
 	}
 	defer up.Close()
@@ -135,4 +138,13 @@ func (s *Server) dialRedirected(ctx context.Context, host string, addr netip.Add
 		dial = (&net.Dialer{}).DialContext
 	}
 	return dial(ctx, "tcp", netip.AddrPortFrom(addr, uint16(port)).String())
+}
+
+// reset makes c's close a reset: the client, whose connect already
+// succeeded (to the proxy), sees "connection reset" at once instead of a
+// clean end that could pass for an empty answer.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }
