@@ -88,8 +88,11 @@ func (s *Server) judge(addr netip.Addr, port int, proto, claimed string) (host, 
 		names = s.Names.Names(addr)
 	}
 	if s.ipAllowed(addr, port) {
-		if claimed != "" && slices.Contains(names, claimed) {
+		switch {
+		case claimed != "" && slices.Contains(names, claimed):
 			return claimed, ""
+		case dns.IsSynthetic(addr) && len(names) > 0:
+			return names[0], "" // a made-up address is dialled by name
 		}
 		return addr.String(), ""
 	}
