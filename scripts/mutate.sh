@@ -91,6 +91,14 @@ hide-targets         ./cmd/hutch        TestScripts/escape_secret_project
 git-protect          ./cmd/hutch        TestScripts/git_protect
 dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
 dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
+wire-claimed-name    ./cmd/hutch        TestNetTransparent$
+wire-claimed-name    ./slirp/proxy      TestJudge
+wire-port            ./cmd/hutch        TestNetTransparent$
+wire-port            ./slirp/proxy      TestJudge
+wire-bare-ip         ./slirp/proxy      TestJudge|TestHandleRedirected
+udp-deny             ./cmd/hutch        TestNetTransparent$
+udp-deny             ./slirp/redirect   TestInstall
+caps                 ./cmd/hutch        TestNetTransparent$
 '
 
 rows=()

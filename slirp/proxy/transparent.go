@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/slirp/dns"
 	"github.com/hutch-sandbox/hutch/slirp/redirect"
 )
@@ -98,12 +99,15 @@ func (s *Server) judge(addr netip.Addr, port int, proto, claimed string) (host, 
 	}
 	if len(names) == 0 {
 		host = addr.String()
-		if s.Learn != nil {
+		if s.Learn != nil || mutate.Off("wire-bare-ip") {
 			return host, s.decide(host, port, proto)
 		}
 		return host, fmt.Sprintf("%s is a bare IP address: no name the sandbox looked up resolved to it (allow %q to allow it)", addr, addr.String())
 	}
 	if proto == "tcp" {
+		if mutate.Off("wire-port") {
+			return names[0], ""
+		}
 		for _, n := range names {
 			if s.check(n, port) == "" {
 				return n, s.decide(n, port, proto)
@@ -117,7 +121,7 @@ func (s *Server) judge(addr netip.Addr, port int, proto, claimed string) (host, 
 		return names[0], s.decide(names[0], port, proto)
 	case claimed == "":
 		return names[0], fmt.Sprintf("%s is missing, so hutch cannot tell which of %s it is for", what, strings.Join(names, ", "))
-	case !slices.Contains(names, claimed) && s.Learn == nil:
+	case !slices.Contains(names, claimed) && s.Learn == nil && !mutate.Off("wire-claimed-name"):
 		return claimed, fmt.Sprintf("%s names %s, but %s is the address of %s", what, claimed, addr, strings.Join(names, ", "))
 	}
 	return claimed, s.decide(claimed, port, proto)

@@ -21,6 +21,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,9 +77,11 @@ func Install(proxyPort, dnsPort uint16) error {
 	filter := c.AddChain(&nftables.Chain{Name: "out", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
 	c.AddRule(&nftables.Rule{Table: t, Chain: filter, Exprs: append(isLocal(), accept())})
-	c.AddRule(&nftables.Rule{Table: t, Chain: filter, Exprs: recordUDP(unix.NFPROTO_IPV4, setUDP4, 16, 4)})
-	c.AddRule(&nftables.Rule{Table: t, Chain: filter, Exprs: recordUDP(unix.NFPROTO_IPV6, setUDP6, 24, 16)})
-	c.AddRule(&nftables.Rule{Table: t, Chain: filter, Exprs: []expr.Any{reject()}})
+	if !mutate.Off("udp-deny") {
+		c.AddRule(&nftables.Rule{Table: t, Chain: filter, Exprs: recordUDP(unix.NFPROTO_IPV4, setUDP4, 16, 4)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: filter, Exprs: recordUDP(unix.NFPROTO_IPV6, setUDP6, 24, 16)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: filter, Exprs: []expr.Any{reject()}})
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("installing nftables rules: %w", err)
 	}
