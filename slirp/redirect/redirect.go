@@ -17,6 +17,8 @@ package redirect
 
 import (
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -142,4 +144,59 @@ func recordUDP(fam byte, set string, addrOff, addrLen uint32) []expr.Any {
 		&expr.Dynset{SrcRegKey: 1, SetName: set, Operation: uint32(unix.NFT_DYNSET_OP_ADD)},
 		reject(),
 	}
+}
+
+// SelfTest does in small, in the calling process's fresh user and network
+// namespaces, what a proxy-mode sandbox does: lo up, Install, a listener on
+// the proxy's port, a connect to a documentation address (which never
+// leaves the namespace) that must arrive there with its original
+// destination. step names what failed.
+func SelfTest() (step string, err error) {
+	if err := loUp(); err != nil {
+		return "bringing lo up", err
+	}
+	if err := Install(3128, 53); err != nil {
+		return "installing the rules", err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:3128")
+	if err != nil {
+		return "listening", err
+	}
+	defer l.Close()
+	c, err := net.DialTimeout("tcp", "192.0.2.1:80", 2*time.Second)
+	if err != nil {
+		return "connecting through the redirect", err
+	}
+	defer c.Close()
+	a, err := l.Accept()
+	if err != nil {
+		return "accepting", err
+	}
+	defer a.Close()
+	dst, err := OriginalDst(a)
+	if err != nil {
+		return "reading SO_ORIGINAL_DST", err
+	}
+	if dst.String() != "192.0.2.1:80" {
+		return "reading SO_ORIGINAL_DST", fmt.Errorf("original destination %s, want 192.0.2.1:80", dst)
+	}
+	return "", nil
+}
+
+// loUp brings lo up, as hutch-init does first.
+func loUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
