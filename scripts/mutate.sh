@@ -58,6 +58,7 @@ trust-network.mode        ./profiles    TestTrust$
 trust-network.allow       ./profiles    TestTrust$
 trust-network.ports       ./profiles    TestTrust$
 trust-network.host_loopback ./profiles  TestTrust$
+trust-network.learn       ./profiles    TestTrust$
 trust-security.nested     ./profiles    TestTrust$
 trust-security.seccomp    ./profiles    TestTrust$
 trust-env.keep            ./profiles    TestTrust$
@@ -91,6 +92,13 @@ hide-targets         ./cmd/hutch        TestScripts/escape_secret_project
 git-protect          ./cmd/hutch        TestScripts/git_protect
 dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
 dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
+dns-deny             ./cmd/hutch        TestNetProxyDNS
+dns-deny             ./slirp/proxy      TestSandboxDNS
+dns-refused          ./cmd/hutch        TestNetProxyDNS
+dns-refused          ./slirp/proxy      TestSandboxDNS
+dns-tcp-bound        ./cmd/hutch        TestNetDNSHostile
+dns-tcp-bound        ./slirp/dns        TestServeTCP
+learn-names          ./slirp/proxy      TestLearn
 wire-claimed-name    ./cmd/hutch        TestNetTransparent$
 wire-claimed-name    ./slirp/proxy      TestJudge
 wire-port            ./cmd/hutch        TestNetTransparent$

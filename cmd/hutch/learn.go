@@ -86,7 +86,8 @@ func (t *learnTarget) write(learned *supervise.Learned, hostLoopback bool, exitC
 	if exitCode != 0 {
 		fmt.Fprintf(&b, "# The command exited with status %d.\n", exitCode)
 	}
-	b.WriteString("# Use it: hutch run --profile FILE -- CMD, or copy [network] into hutch.toml.\n")
+	b.WriteString("# Use it: hutch trust FILE, then hutch run --profile FILE -- CMD;\n")
+	b.WriteString("# or copy its [network] section into your hutch.toml.\n")
 	b.WriteString(proxy.LearnedProfile(uses, dropped, hostLoopback))
 
 	tmp := fmt.Sprintf(".%s.hutch-%d", t.name, os.Getpid())

@@ -121,7 +121,9 @@ func runSpec(c *cli.Context, spec sandbox.Spec) error {
 		if err := learn.write(res.Learned, plan.HostLoopback, res.ExitCode); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.ErrWriter, "hutch: learn mode: wrote %s; review it, then run with --profile %s\n", esc.Text(learn.display), shellWord(learn.display))
+		word := shellWord(learn.display)
+		fmt.Fprintf(c.App.ErrWriter, "hutch: learn mode: wrote %s; review it, approve it with hutch trust %s, then run with --profile %s\n",
+			esc.Text(learn.display), word, word)
 	}
 	if err := reportDenials(c, res.Denials); err != nil {
 		return err

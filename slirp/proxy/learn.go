@@ -118,7 +118,7 @@ func LearnedProfile(uses []Use, dropped int, hostLoopback bool) string {
 	lookups := map[string][]string{}
 	bad := 0
 	for _, u := range uses {
-		if _, err := ParseAllow([]string{u.Host}); err != nil || strings.ContainsAny(u.Host, `"\`) {
+		if _, err := ParseAllow([]string{u.Host}); (err != nil || strings.ContainsAny(u.Host, `"\`)) && !mutate.Off("learn-names") {
 			bad++
 			continue
 		}
