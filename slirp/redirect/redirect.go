@@ -43,14 +43,11 @@ const (
 )
 
 // Install sets up the calling thread's network namespace (which must have
-// lo up and nothing else): default routes over lo for IPv4 and IPv6, and
-// the table. Its loopback traffic is left alone: a service the command
+// lo up and nothing else): the table, then default routes over lo for IPv4
+// and IPv6. Its loopback traffic is left alone: a service the command
 // starts on 127.0.0.1 is reached directly. proxyPort receives all other
 // TCP; dnsPort all other UDP to port 53.
 func Install(proxyPort, dnsPort uint16) error {
-	if err := addDefaultRoutes(); err != nil {
-		return err
-	}
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("opening nftables: %w", err)
@@ -87,7 +84,9 @@ func Install(proxyPort, dnsPort uint16) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("installing nftables rules: %w", err)
 	}
-	return nil
+	// Routes last: without the rules they would send connections out
+	// over lo to nowhere (a timeout) instead of failing at once.
+	return addDefaultRoutes()
 }
 
 // isLocal loads "fib daddr type" and compares it with local.
