@@ -60,6 +60,10 @@ func TestNetTransparent(t *testing.T) {
 		"./probe -want ECONNRESET greet allowed.test:" + other,
 		noProxyEnv + "curl -sS -m 10 -o /dev/null -w 'hostheader=%{http_code}\\n' -H 'Host: denied.test' http://allowed.test:" + pp + "/",
 		"./probe -want ECONNRESET tls-sni allowed.test:" + tp + " denied.test",
+		// Fronting with an allowed name: other.test's address (allowed
+		// on another port only) claiming allowed.test.
+		"./probe -want ECONNRESET tls-sni other.test:" + tp + " allowed.test",
+		noProxyEnv + "curl -sS -m 10 -o /dev/null -w 'fronted=%{http_code}\\n' -H 'Host: allowed.test:" + pp + "' http://other.test:" + pp + "/",
 		"./probe -want ECONNRESET greet 192.0.2.1:80",
 		"./probe -want EPERM udp-send 192.0.2.1:9999",
 		"./probe -want EPERM udp-send allowed.test:5353",
@@ -70,9 +74,9 @@ func TestNetTransparent(t *testing.T) {
 		"./probe -want ok greet 127.0.0.1:7000",
 	}, "; ")
 	cmd := probeCmd(t, "run", "--network", "proxy", "--host-loopback",
-		"--allow", "allowed.test:"+gp, "--allow", "allowed.test:"+pp, "--allow", "allowed.test:"+tp,
+		"--allow", "allowed.test:"+gp, "--allow", "allowed.test:"+pp, "--allow", "allowed.test:"+tp, "--allow", "other.test:"+gp,
 		"--report", report, "--", "sh", "-c", script)
-	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=allowed.test=127.0.0.1,denied.test=127.0.0.1")
+	cmd.Env = append(cmd.Env, "HUTCH_PROXY_RESOLVE=allowed.test=127.0.0.1,denied.test=127.0.0.1,other.test=127.0.0.1")
 	out := runOut(t, cmd)
 	t.Logf("%s", out)
 	for _, want := range []string{
@@ -83,8 +87,10 @@ func TestNetTransparent(t *testing.T) {
 		"hutch:   tcp  192.0.2.1:80  (", "hutch:   udp  192.0.2.1:9999  (", "hutch:   udp  198.18.0.1:5353 (allowed.test)  (",
 		"the HTTP Host header names denied.test, but 198.18.0.1 is the address of allowed.test",
 		"the TLS server name (SNI) names denied.test",
+		"fronted=403", "the TLS server name (SNI) names allowed.test, but 198.18.0.2 is the address of other.test",
+		"the HTTP Host header names allowed.test, but 198.18.0.2 is the address of other.test",
 		"192.0.2.1 is a bare IP address",
-		`allow = ["192.0.2.1", "allowed.test:` + other + `", "denied.test:`, // UDP has no allow entry to suggest
+		"--allow allowed.test:" + other + " ", // the hint; UDP has no allow entry to suggest (below)
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -163,11 +163,12 @@ func judgeServer(t *testing.T, allow ...string) *Server {
 	s := &Server{Rules: rules, Names: &dns.Table{}}
 	s.Names.Record("a.test", []netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("203.0.113.5")})
 	s.Names.Record("cdn.test", []netip.Addr{netip.MustParseAddr("203.0.113.5")})
+	s.Names.Record("b.test", []netip.Addr{netip.MustParseAddr("198.18.0.2")})
 	return s
 }
 
 func TestJudge(t *testing.T) {
-	s := judgeServer(t, "a.test", "a.test:22", "10.0.0.0/8:5432", "2001:db8::/32")
+	s := judgeServer(t, "a.test", "a.test:22", "b.test:22", "10.0.0.0/8:5432", "2001:db8::/32")
 	for _, c := range []struct {
 		addr        string
 		port        int
@@ -181,6 +182,13 @@ func TestJudge(t *testing.T) {
 		{"198.18.0.1", 443, "tls", "", "a.test", "is missing"},
 		{"198.18.0.1", 80, "http", "a.test", "a.test", ""},
 		{"198.18.0.1", 80, "http", "b.test", "b.test", "names b.test"},
+		// Fronting: b.test's address, on a port allowed for a.test only,
+		// claiming a.test. Allowed for a.test is not enough: the address
+		// must be one a.test resolved to.
+		{"198.18.0.2", 443, "tls", "a.test", "a.test", "names a.test, but 198.18.0.2 is the address of b.test"},
+		{"198.18.0.2", 80, "http", "a.test", "a.test", "names a.test, but 198.18.0.2 is the address of b.test"},
+		{"198.18.0.2", 443, "tcp", "", "b.test", "no network.allow rule matches b.test:443"},
+		{"198.18.0.2", 22, "tcp", "", "b.test", ""},
 		// A shared address: the SNI picks which name, and must be allowed.
 		{"203.0.113.5", 443, "tls", "a.test", "a.test", ""},
 		{"203.0.113.5", 443, "tls", "cdn.test", "cdn.test", "no network.allow rule matches cdn.test:443"},
