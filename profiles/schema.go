@@ -139,7 +139,7 @@ var schema = []KeyInfo{
 		Example:  `mode = "none"`,
 		Widening: `"host" (every service on the host, its loopback and its abstract unix sockets), and any mode that reaches more than your configuration's`},
 	{Key: "network.allow", kind: kStrings, Type: "array of host names", Default: "[]",
-		Doc:      `host names reachable with mode = "proxy"`,
+		Doc:      `host names (or IP addresses, CIDR networks) reachable with mode = "proxy"`,
 		Example:  `allow = ["registry.npmjs.org"]`,
 		Widening: "a host your configuration does not allow"},
 	{Key: "network.ports", kind: kStrings, Type: "array of strings", Default: "[]",
