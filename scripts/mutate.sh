@@ -104,6 +104,7 @@ wire-claimed-name    ./slirp/proxy      TestJudge
 wire-port            ./cmd/hutch        TestNetTransparent$
 wire-port            ./slirp/proxy      TestJudge
 wire-bare-ip         ./slirp/proxy      TestJudge|TestHandleRedirected
+wire-one-request     ./slirp/proxy      TestHandleRedirectedOneRequest
 udp-deny             ./cmd/hutch        TestNetTransparent$
 udp-deny             ./slirp/redirect   TestInstall
 caps                 ./cmd/hutch        TestNetTransparent$

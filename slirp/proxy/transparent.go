@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -63,6 +64,10 @@ func (s *Server) handleRedirected(c net.Conn, dst netip.AddrPort) {
 		return
 	}
 	defer up.Close()
+	if proto == "http" && !mutate.Off("wire-one-request") {
+		relayOneRequest(c, br, up)
+		return
+	}
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
 		if _, err := up.Write(b); err != nil {
@@ -154,4 +159,25 @@ func reset(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
+}
+
+// relayOneRequest passes on the one HTTP request whose Host was judged,
+// asking the server to close after it, and relays the answer. A second
+// request on the same connection could name another Host (a shared
+// server routes each request by its own): the client must open a new
+// connection for it, which is judged again.
+func relayOneRequest(c net.Conn, br *bufio.Reader, up net.Conn) {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		reset(c)
+		return
+	}
+	for _, h := range []string{"Connection", "Keep-Alive", "Upgrade", "Proxy-Connection"} {
+		req.Header.Del(h)
+	}
+	req.Close = true
+	if err := req.Write(up); err != nil {
+		return
+	}
+	io.Copy(c, up)
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -258,5 +260,45 @@ func TestHandleRedirected(t *testing.T) {
 	}
 	if ds := s.Denials(); len(ds) != 1 || ds[0].Host != "192.0.2.1" || ds[0].Proto != "tcp" {
 		t.Errorf("denials = %+v, want one tcp for 192.0.2.1", ds)
+	}
+}
+
+// TestHandleRedirectedOneRequest: an HTTP connection carries the one
+// request whose Host was judged. A second request pipelined behind it
+// (naming another host, which a shared server would route by) never
+// reaches the server: the client must open a new connection.
+func TestHandleRedirectedOneRequest(t *testing.T) {
+	s := judgeServer(t, "a.test")
+	s.Resolve = map[string]string{"a.test": "127.0.0.1"}
+	s.AllowLoopback = true
+	s.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		a, b := net.Pipe()
+		go func() { // a keep-alive server that echoes each request's Host, two at most
+			defer b.Close()
+			br := bufio.NewReader(b)
+			for range 2 {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				body := "host=" + req.Host + "\n"
+				fmt.Fprintf(b, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				if req.Close {
+					return
+				}
+			}
+		}()
+		return a, nil
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	cl, _ := net.Dial("tcp", l.Addr().String())
+	sc, _ := l.Accept()
+	l.Close()
+	go s.handleRedirected(sc, netip.MustParseAddrPort("198.18.0.1:80"))
+	io.WriteString(cl, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+	got, _ := io.ReadAll(cl)
+	cl.Close()
+	if !strings.Contains(string(got), "host=a.test") || strings.Contains(string(got), "evil.test") {
+		t.Errorf("ESCAPED or broken: the client read:\n%s", got)
 	}
 }
