@@ -225,6 +225,20 @@ func TestNetLearn(t *testing.T) {
 		t.Errorf("--learn-overwrite kept the old content:\n%s", after)
 	}
 
+	// The command plants a symlink at the name during the run, to have
+	// hutch write through it: the file is not written, the link's target
+	// untouched (ESCAPED: written).
+	target := filepath.Join(t.TempDir(), "target")
+	os.WriteFile(target, []byte("untouched\n"), 0o644)
+	cmd = hutchCmd(t, "run", "--learn", "planted.toml", "--", "ln", "-s", target, "planted.toml")
+	out = runOut(t, cmd)
+	if data, _ := os.ReadFile(target); string(data) != "untouched\n" {
+		t.Errorf("ESCAPED: the learn file was written through a planted symlink:\n%s\n%s", data, out)
+	}
+	if !strings.Contains(out, "appeared during the run") {
+		t.Errorf("a file planted at the learn file's name: want it refused, got:\n%s", out)
+	}
+
 	// A project's profile asking for learn mode is refused without trust,
 	// and nothing is written.
 	cmd = hutchCmd(t, "run", "--", "sh", "-c", script)
