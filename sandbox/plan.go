@@ -291,6 +291,9 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 		}
 		env["NO_PROXY"], env["no_proxy"] = "localhost,127.0.0.1,::1", "localhost,127.0.0.1,::1"
 	}
+	if spec.Network.Mode == NetworkNone {
+		noRetries(env)
+	}
 	for k, v := range spec.Env.Set {
 		env[k] = v
 	}
@@ -300,6 +303,20 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// noRetries tells npm not to retry a failed fetch, unless your own
+// environment says otherwise: npm retries every network error, "no such
+// host" included, 10 s and then 60 s later, so with no network at all
+// (mode none) `npm install` failed after 72 s instead of 2, though hutch's
+// DNS answered at once.
+func noRetries(env map[string]string) {
+	for k := range env {
+		if strings.EqualFold(k, "npm_config_fetch_retries") {
+			return
+		}
+	}
+	env["npm_config_fetch_retries"] = "0"
 }
 
 // isWithin reports whether p is dir or beneath it.

@@ -299,3 +299,21 @@ func TestSecretEnvAnyCase(t *testing.T) {
 		t.Errorf("env.keep naming npm_config__authToken exactly does not pass it: %q", plan.Env)
 	}
 }
+
+// TestNoRetries: with no network npm is told not to retry (it retries "no
+// such host" for 72 s), unless the environment already says, in any case.
+func TestNoRetries(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "0"},
+		{map[string]string{"NPM_CONFIG_FETCH_RETRIES": "5"}, ""},
+		{map[string]string{"npm_config_fetch_retries": "3"}, "3"},
+	} {
+		noRetries(tc.env)
+		if got := tc.env["npm_config_fetch_retries"]; got != tc.want {
+			t.Errorf("%v: npm_config_fetch_retries=%q, want %q", tc.env, got, tc.want)
+		}
+	}
+}

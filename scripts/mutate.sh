@@ -99,6 +99,7 @@ dns-refused          ./slirp/proxy      TestSandboxDNS
 dns-tcp-bound        ./cmd/hutch        TestNetDNSHostile
 dns-tcp-bound        ./slirp/dns        TestServeTCP
 learn-names          ./slirp/proxy      TestLearn
+learn-link           ./cmd/hutch        TestNetLearn
 wire-claimed-name    ./cmd/hutch        TestNetTransparent$
 wire-claimed-name    ./slirp/proxy      TestJudge
 wire-port            ./cmd/hutch        TestNetTransparent$

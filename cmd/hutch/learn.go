@@ -13,6 +13,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
@@ -23,6 +24,7 @@ import (
 // moves nothing), and the file's name in it.
 type learnTarget struct {
 	dir       *os.Root
+	path      string // absolute, for mutate's naive write only
 	name      string
 	display   string
 	overwrite bool
@@ -51,7 +53,7 @@ func openLearnTarget(c *cli.Context, file string) (*learnTarget, error) {
 	if err != nil {
 		return nil, usagef("--learn %s: %v", esc.Quote(file), unwrapPath(err))
 	}
-	t := &learnTarget{dir: root, name: name, display: file, overwrite: c.Bool("learn-overwrite")}
+	t := &learnTarget{dir: root, path: path, name: name, display: file, overwrite: c.Bool("learn-overwrite")}
 	if _, err := root.Lstat(name); err == nil && !t.overwrite {
 		root.Close()
 		return nil, usageErr(hint.With(fmt.Errorf("--learn %s: the file exists", esc.Quote(file)),
@@ -90,6 +92,9 @@ func (t *learnTarget) write(learned *supervise.Learned, hostLoopback bool, exitC
 	b.WriteString("# or copy its [network] section into your hutch.toml.\n")
 	b.WriteString(proxy.LearnedProfile(uses, dropped, hostLoopback))
 
+	if mutate.Off("learn-link") { // the naive write, which follows a planted link
+		return os.WriteFile(t.path, []byte(b.String()), 0o644)
+	}
 	tmp := fmt.Sprintf(".%s.hutch-%d", t.name, os.Getpid())
 	f, err := t.dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {

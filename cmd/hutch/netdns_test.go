@@ -119,9 +119,10 @@ func TestNetDNSHostile(t *testing.T) {
 }
 
 // TestNpmOffline: npm install with a dependency fails at once without the
-// network, in mode none (no such host) and in mode proxy (the registry is
-// not allowed: 403 from the proxy, and no such host for its own lookups),
-// instead of retrying for minutes (5 min 52 s before hutch answered DNS).
+// network, in mode none (no such host, and npm_config_fetch_retries=0:
+// npm retries even that, for 72 s) and in mode proxy (the registry is not
+// allowed: 403 from the proxy, which npm does not retry), instead of
+// retrying for minutes (5 min 52 s before hutch answered DNS).
 // The timeout is a bound on a hang, not a measurement: hutch ends the
 // sandbox with status 124 if npm is still trying.
 func TestNpmOffline(t *testing.T) {
@@ -129,7 +130,7 @@ func TestNpmOffline(t *testing.T) {
 	testenv.RequireProgram(t, "npm")
 	for _, mode := range []string{"none", "proxy"} {
 		t.Run(mode, func(t *testing.T) {
-			cmd := hutchCmd(t, "run", "--network", mode, "--timeout", "90s", "--", "npm", "install", "--no-audit", "--no-fund")
+			cmd := hutchCmd(t, "run", "--network", mode, "--timeout", "30s", "--", "npm", "install", "--no-audit", "--no-fund")
 			pkg := `{"name": "offline-test", "version": "1.0.0", "dependencies": {"left-pad": "1.3.0"}}`
 			if err := os.WriteFile(filepath.Join(cmd.Dir, "package.json"), []byte(pkg), 0o644); err != nil {
 				t.Fatal(err)
@@ -223,6 +224,20 @@ func TestNetLearn(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(learned); strings.Contains(string(after), "one.test") {
 		t.Errorf("--learn-overwrite kept the old content:\n%s", after)
+	}
+
+	// The command plants a symlink at the name during the run, to have
+	// hutch write through it: the file is not written, the link's target
+	// untouched (ESCAPED: written).
+	target := filepath.Join(t.TempDir(), "target")
+	os.WriteFile(target, []byte("untouched\n"), 0o644)
+	cmd = hutchCmd(t, "run", "--learn", "planted.toml", "--", "ln", "-s", target, "planted.toml")
+	out = runOut(t, cmd)
+	if data, _ := os.ReadFile(target); string(data) != "untouched\n" {
+		t.Errorf("ESCAPED: the learn file was written through a planted symlink:\n%s\n%s", data, out)
+	}
+	if !strings.Contains(out, "appeared during the run") {
+		t.Errorf("a file planted at the learn file's name: want it refused, got:\n%s", out)
 	}
 
 	// A project's profile asking for learn mode is refused without trust,
