@@ -67,19 +67,54 @@ func (b *bench) network(ctx context.Context) {
 	hutch("hutch-slirp4netns", "hutch --network slirp4netns", "slirp4netns", "10.0.2.2")
 	hutch("hutch-pasta", "hutch --network pasta", "pasta", "@gateway")
 	hutch("hutch-proxy", "hutch --network proxy", "proxy", "127.0.0.1", "--allow", fmt.Sprintf("127.0.0.1:%d", httpPort))
+	iperfPort, err := freePort()
+	if err != nil {
+		b.add("network", "iperf3 port", "iperf3-port", "", "").fail(err)
+		return
+	}
+	paths = append(paths, b.transparentPath(ctx, httpPort, iperfPort))
 	for i := range paths {
 		if paths[i].prefix != nil && paths[i].prefix[0] != b.hutch {
 			paths[i].prefix = append(paths[i].prefix, b.self, "client", "exec")
 		}
 	}
 
-	b.iperf(ctx, paths)
+	b.iperf(ctx, paths, iperfPort)
 	b.httpBench(ctx, paths, httpPort)
+}
+
+// transparentPath is hutch's proxy mode with a client that knows nothing
+// of the proxy (issue 16): it connects by name, hutch's DNS answers, the
+// redirect rules hand the connection to the proxy. The name must resolve
+// on the host to its 127.0.0.1, where the servers listen: the host's own
+// name does on many machines (/etc/hosts); where it does not, the path is
+// unavailable.
+func (b *bench) transparentPath(ctx context.Context, ports ...int) netPath {
+	p := netPath{id: "hutch-transparent", name: "hutch --network proxy, transparent"}
+	name, _ := os.Hostname()
+	ips, err := net.LookupIP(name)
+	loop := err == nil && len(ips) > 0
+	for _, ip := range ips {
+		loop = loop && ip.Equal(net.IPv4(127, 0, 0, 1))
+	}
+	if !loop {
+		p.why = fmt.Sprintf("the host's name %q does not resolve to 127.0.0.1 only (the transparent path needs a name for the host's loopback)", name)
+		return p
+	}
+	flags := []string{"--network", "proxy", "--host-loopback"}
+	for _, port := range ports {
+		flags = append(flags, "--allow", fmt.Sprintf("%s:%d", name, port))
+	}
+	p.host = name
+	if p.why = b.hutchWorks(ctx, "proxy", flags[2:]...); p.why == "" {
+		p.prefix = append(b.hutchRun(flags), b.self, "client", "exec")
+	}
+	return p
 }
 
 // iperf measures TCP throughput into the host's loopback, one iperf3
 // server, iperfRounds client runs per path, interleaved.
-func (b *bench) iperf(ctx context.Context, paths []netPath) {
+func (b *bench) iperf(ctx context.Context, paths []netPath, port int) {
 	t := b.tools["iperf3"]
 	var rows []*Row
 	var live []netPath
@@ -99,13 +134,6 @@ func (b *bench) iperf(ctx context.Context, paths []netPath) {
 		}
 	}
 	if len(live) == 0 {
-		return
-	}
-	port, err := freePort()
-	if err != nil {
-		for _, r := range rows {
-			r.fail(err)
-		}
 		return
 	}
 	b.log.printf("network: iperf3, %d runs of %ds per path", b.rounds(iperfRounds), b.o.netSecs)
@@ -194,7 +222,7 @@ func (b *bench) httpBench(ctx context.Context, paths []netPath, port int) {
 	}
 	// Bulk: the proxy's throughput, against a native download.
 	for _, p := range paths {
-		if p.id != "native" && !p.proxy {
+		if p.id != "native" && !p.proxy && p.id != "hutch-transparent" {
 			continue
 		}
 		r := b.add("network", "HTTP download of 1 GiB, "+p.name, "http-bulk-"+p.id, "", "Gbit/s")

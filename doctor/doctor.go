@@ -78,7 +78,7 @@ const (
 // CheckNames lists every check hutch doctor makes, in report order.
 func CheckNames() []string {
 	return []string{checkUserNS, checkUser, checkSubIDs, checkIDHelpers, checkOverlay,
-		checkFuseOvl, checkDevFuse, checkOvlDriver, checkImages, checkSlirp, checkPasta, checkTun, checkNetModes, checkSeccomp, checkCgroup, checkRuntime}
+		checkFuseOvl, checkDevFuse, checkOvlDriver, checkImages, checkSlirp, checkPasta, checkTun, checkNetModes, checkRedirect, checkSeccomp, checkCgroup, checkRuntime}
 }
 
 // diagnose judges the facts.
@@ -99,6 +99,7 @@ func diagnose(f *doctorFacts) *Diagnosis {
 		checkDevice(checkTun, f.Tun, f.UID, "slirp4netns and pasta cannot create the sandbox's network device",
 			"sudo modprobe tun\nif it is still missing: sudo mkdir -p /dev/net && sudo mknod -m 0666 /dev/net/tun c 10 200"),
 		checkNetworkModes(f),
+		checkRedirectPath(f),
 		checkSeccompFilter(f),
 		checkCgroupV2(f),
 		checkRuntimeDir(f),

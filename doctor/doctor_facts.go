@@ -57,6 +57,9 @@ type doctorFacts struct {
 	IDMap nsprobe.Outcome
 
 	Overlay nsprobe.Outcome
+	// Redirect is a child in new user and network namespaces installing
+	// network mode proxy's nftables redirect (redirect.go).
+	Redirect nsprobe.Outcome
 
 	FuseOverlayfs programFact
 	DevFuse       deviceFact
@@ -140,14 +143,7 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 	f.MaxNS = sysctl.NSLimits()
 	f.UnprivClone = sysctl.Read("/proc/sys/kernel/unprivileged_userns_clone")
 	f.AppArmorRestrict = sysctl.Read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-	oneID := func(flags uintptr) *syscall.SysProcAttr {
-		return &syscall.SysProcAttr{
-			Cloneflags: flags,
-			// Root inside: the probe keeps its capabilities across exec.
-			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: f.UID, Size: 1}},
-			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: f.GID, Size: 1}},
-		}
-	}
+	oneID := func(flags uintptr) *syscall.SysProcAttr { return oneIDAttr(f, flags) }
 	tmp, err := os.MkdirTemp("", "hutch-doctor-")
 	if err != nil {
 		f.Sandbox = nsprobe.Outcome{Tried: true, Step: "creating a temporary directory", Err: err.Error()}
@@ -160,6 +156,7 @@ func gatherFacts(ctx context.Context) *doctorFacts {
 			unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWUTS), nil, "sandbox", filepath.Join(tmp, "sandbox"))
 		if f.Sandbox.OK() {
 			f.Overlay = nsprobe.Run(ctx, oneID(unix.CLONE_NEWUSER|unix.CLONE_NEWNS), nil, "overlay", filepath.Join(tmp, "overlay"))
+			f.Redirect = gatherRedirect(ctx, f)
 		}
 	}
 
@@ -233,6 +230,16 @@ func gatherImageStore() imageStoreFacts {
 		f.Xattr = err.Error()
 	}
 	return f
+}
+
+// oneIDAttr puts a probe in new namespaces (flags) as root inside, mapped
+// to the caller: the probe keeps its capabilities across exec.
+func oneIDAttr(f *doctorFacts, flags uintptr) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Cloneflags:  flags,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: f.UID, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: f.GID, Size: 1}},
+	}
 }
 
 // probeIDMaps maps a child's namespace with newuidmap and newgidmap, as

@@ -23,6 +23,7 @@ func goodFacts() *doctorFacts {
 		NewGIDMap: helperFact{Path: "/usr/bin/newgidmap", Setuid: true},
 		IDMap:     ok,
 		Overlay:   ok,
+		Redirect:  ok,
 
 		FuseOverlayfs: programFact{Path: "/usr/bin/fuse-overlayfs", Version: "1.10"},
 		DevFuse:       deviceFact{Path: "/dev/fuse", Exists: true, Mode: 0o666, Owner: "root:root"},
@@ -56,6 +57,13 @@ func TestDoctorChecks(t *testing.T) {
 			checkImages, CheckWarn, "refuses user.* xattrs", "XDG_DATA_HOME"},
 		{"image store unusable", func(f *doctorFacts) { f.Images.Err = "permission denied" },
 			checkImages, CheckWarn, "images cannot be stored", "XDG_DATA_HOME"},
+		// transparent proxy
+		{"redirect ok", nil, checkRedirect, CheckOK, "is transparent here", "-"},
+		{"redirect refused", func(f *doctorFacts) {
+			f.Redirect = probeOutcome{Tried: true, Step: "installing the rules", Errno: syscall.EOPNOTSUPP, Err: "operation not supported"}
+		}, checkRedirect, CheckWarn, "falls back to the explicit proxy|installing the rules: operation not supported", "CONFIG_NFT_NAT"},
+		{"redirect not tried", func(f *doctorFacts) { f.Sandbox, f.Redirect = eperm, probeOutcome{} },
+			checkRedirect, CheckWarn, "not tried", "-"},
 		// user namespaces
 		{"userns ok", nil, checkUserNS, CheckOK, "created user, mount, pid", "-"},
 		{"max_user_namespaces 0", func(f *doctorFacts) {

@@ -527,6 +527,11 @@ var trustTests = []struct {
 		[]string{"network.ports publishes a port on the host"}},
 	{"host loopback", "[network]\nmode = \"slirp4netns\"", "[network]\nhost_loopback = true", nil,
 		[]string{"network.host_loopback reaches services on the host's loopback"}},
+	// Learn mode reaches every host: only yours to turn on, even over
+	// your own proxy mode and allow list.
+	{"learn mode", "[network]\nmode = \"proxy\"\nallow = [\"a.example\"]", "[network]\nlearn = \"learned.toml\"", nil,
+		[]string{"network.learn learn mode: every host is reachable"}},
+	{"learn mode, yours", "[network]\nlearn = \"learned.toml\"", "[network]\nlearn = \"learned.toml\"", nil, nil},
 	{"seccomp profile", "", "[security]\nseccomp = \"./seccomp.json\"", map[string]string{"proj/seccomp.json": "{}"},
 		[]string{"security.seccomp replaces the seccomp filter"}},
 	{"every limit raised", "[limits]\npids = 100\ncpu = 1\nnofile = 100\nnproc = 100\nfsize = \"1MiB\"\ntmpfs = \"64MiB\"\ninotify_instances = 8\ninotify_watches = 100\n[process]\nkill_grace = \"5s\"",

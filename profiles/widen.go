@@ -229,6 +229,13 @@ func (p *Profile) reachWidenings(a *asker) {
 			}
 		}
 	}
+	// Learn mode lets the command reach every host, and makes hutch write
+	// a file: only yours to ask for.
+	if v, src := settingStr(full, "network.learn", ""); v != "" {
+		if bv, _ := settingStr(base, "network.learn", ""); bv != v {
+			a.ask("network.learn", strconv.Quote(v), "learn mode: every host is reachable for the run (recorded), and hutch writes what was reached to "+v, src)
+		}
+	}
 	if s := full["filesystem.sockets"]; s != nil {
 		for _, it := range s.items {
 			if !hasItem(base, "filesystem.sockets", it.Value) {

@@ -496,6 +496,7 @@ func (pl *planner) defences() error {
 		p.Sockets = append(p.Sockets, pl.expand(s))
 	}
 	p.Allow = spec.Network.Allow
+	p.Learn = spec.Network.Learn != ""
 	for _, ps := range spec.Network.Ports {
 		pm, err := ParsePort(ps)
 		if err != nil {

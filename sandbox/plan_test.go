@@ -179,6 +179,9 @@ func TestSpecValidate(t *testing.T) {
 		{Spec{Network: Network{Mode: "proxy", Allow: []string{"http://x.org"}}}, `network.allow: allow entry "http://x.org" is a URL: give the host name alone, as in "x.org"`},
 		{Spec{Network: Network{Mode: "none", HostLoopback: true}}, `network.host_loopback: only applies to modes proxy, slirp4netns and pasta`},
 		{Spec{Network: Network{Mode: "host", Ports: []string{"8080:80"}}}, `network.ports: publishing ports makes no sense with the host's network`},
+		{Spec{Network: Network{Learn: "l.toml"}}, ""},
+		{Spec{Network: Network{Mode: "none", Learn: "l.toml", Allow: []string{"x.org"}, HostLoopback: true}}, ""},
+		{Spec{Network: Network{Mode: "slirp4netns", Learn: "l.toml"}}, `network.learn: learn mode records what the proxy lets through: it needs mode "proxy"`},
 		{Spec{Network: Network{Ports: []string{"8080:80", "127.0.0.1:8080:81"}}}, `host port 127.0.0.1:8080/tcp is published twice`},
 		{Spec{Network: Network{Ports: []string{"80"}}}, `is not [HOSTIP:]HOSTPORT:PORT[/tcp|udp]`},
 		{Spec{Network: Network{Ports: []string{"8080:80/udp"}}}, ``},
@@ -294,5 +297,23 @@ func TestSecretEnvAnyCase(t *testing.T) {
 	}
 	if !slices.Contains(plan.Env, "npm_config__authToken=v") {
 		t.Errorf("env.keep naming npm_config__authToken exactly does not pass it: %q", plan.Env)
+	}
+}
+
+// TestNoRetries: with no network npm is told not to retry (it retries "no
+// such host" for 72 s), unless the environment already says, in any case.
+func TestNoRetries(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "0"},
+		{map[string]string{"NPM_CONFIG_FETCH_RETRIES": "5"}, ""},
+		{map[string]string{"npm_config_fetch_retries": "3"}, "3"},
+	} {
+		noRetries(tc.env)
+		if got := tc.env["npm_config_fetch_retries"]; got != tc.want {
+			t.Errorf("%v: npm_config_fetch_retries=%q, want %q", tc.env, got, tc.want)
+		}
 	}
 }

@@ -105,6 +105,9 @@ type Network struct {
 	Ports []string `json:"ports" key:"network.ports"`
 	// HostLoopback lets the sandbox reach the host's 127.0.0.1.
 	HostLoopback bool `json:"host_loopback" key:"network.host_loopback"`
+	// Learn is learn mode's output file: mode "proxy" with every host
+	// allowed and recorded; "" for none.
+	Learn string `json:"learn,omitempty" key:"network.learn"`
 }
 
 // Env is the command's environment: cleared down to an allowlist.
@@ -271,6 +274,9 @@ func (s *Spec) fillDefaults() {
 	def(&fs.Home, "tmpfs")
 	def(&fs.Git, GitProtect)
 	def(&nw.Mode, NetworkNone)
+	if nw.Learn != "" && nw.Mode == NetworkNone {
+		nw.Mode = NetworkProxy // learn mode is the proxy, allowing everything
+	}
 	if !treeRoot(fs.Root) {
 		// With an image the default is the image's own user.
 		def(&pr.User, UserSelf)
@@ -325,6 +331,9 @@ func (s *Spec) checkNetwork(c *checks) {
 	c.oneOf("network.mode", nw.Mode, NetworkNone, NetworkHost, NetworkProxy, NetworkSlirp, NetworkPasta)
 	if len(nw.Allow) > 0 && nw.Mode != NetworkProxy {
 		c.bad("network.allow", "only applies to mode = \"proxy\" (mode is %q)", nw.Mode)
+	}
+	if nw.Learn != "" && nw.Mode != NetworkProxy {
+		c.bad("network.learn", "learn mode records what the proxy lets through: it needs mode \"proxy\" (or \"none\", which it turns into proxy), not %q", nw.Mode)
 	}
 	if len(nw.Allow) > 0 {
 		if _, err := proxy.ParseAllow(nw.Allow); err != nil {

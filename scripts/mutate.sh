@@ -66,6 +66,7 @@ trust-network.mode        ./profiles    TestTrust$
 trust-network.allow       ./profiles    TestTrust$
 trust-network.ports       ./profiles    TestTrust$
 trust-network.host_loopback ./profiles  TestTrust$
+trust-network.learn       ./profiles    TestTrust$
 trust-security.nested     ./profiles    TestTrust$
 trust-security.seccomp    ./profiles    TestTrust$
 trust-env.keep            ./profiles    TestTrust$
@@ -101,6 +102,23 @@ dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
 dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
 result-path          ./cmd/hutch        TestEscapeResultRedirect
 result-fd            ./cmd/hutch        TestEscapeResultFD
+dns-deny             ./cmd/hutch        TestNetProxyDNS
+dns-deny             ./slirp/proxy      TestSandboxDNS
+dns-refused          ./cmd/hutch        TestNetProxyDNS
+dns-refused          ./slirp/proxy      TestSandboxDNS
+dns-tcp-bound        ./cmd/hutch        TestNetDNSHostile
+dns-tcp-bound        ./slirp/dns        TestServeTCP
+learn-names          ./slirp/proxy      TestLearn
+learn-link           ./cmd/hutch        TestNetLearn
+wire-claimed-name    ./cmd/hutch        TestNetTransparent$
+wire-claimed-name    ./slirp/proxy      TestJudge
+wire-port            ./cmd/hutch        TestNetTransparent$
+wire-port            ./slirp/proxy      TestJudge
+wire-bare-ip         ./slirp/proxy      TestJudge|TestHandleRedirected
+wire-one-request     ./slirp/proxy      TestHandleRedirectedOneRequest
+udp-deny             ./cmd/hutch        TestNetTransparent$
+udp-deny             ./slirp/redirect   TestInstall
+caps                 ./cmd/hutch        TestNetTransparent$
 '
 
 rows=()

@@ -35,6 +35,7 @@ var invocationOnly = map[string]string{
 	"entrypoint":         "replaces the image's entrypoint for this run, as docker run --entrypoint",
 	"result":             "where this run's result document goes",
 	"script":             "a file this run binds read-only and runs (a CI runner's {0})",
+	"learn-overwrite":    "whether this run's learned profile may replace a file",
 }
 
 // TestFlagMapping walks sandbox.Spec's `key` tags: every key has exactly
@@ -110,7 +111,7 @@ func TestFlagMapping(t *testing.T) {
 		"filesystem.overlay": {"fuse"}, "filesystem.rw": {"data"}, "filesystem.ro": {"/usr"}, "filesystem.bind": {"data:/data:ro"},
 		"filesystem.hide": {"x"}, "filesystem.tmpfs": {"/var/tmp/x"}, "filesystem.home": {"ro"},
 		"filesystem.git": {"rw"}, "filesystem.session": {"s"}, "filesystem.sockets": {"/tmp/s.sock"}, "network.mode": {"host"}, "network.allow": {"example.com"},
-		"network.ports": {"8080:80"}, "network.host_loopback": nil, "env.keep": {"FOO_*"}, "env.set": {"A=1"},
+		"network.ports": {"8080:80"}, "network.host_loopback": nil, "network.learn": {"learned.toml"}, "env.keep": {"FOO_*"}, "env.set": {"A=1"},
 		"process.user": {"root"}, "process.idmap": {"single"}, "process.hostname": {"box"},
 		"process.timeout": {"1m"}, "process.shell": {"zsh -l"}, "process.workdir": {"/src"}, "process.dotfiles": {".vimrc"}, "limits.memory": {"1GiB"},
 		"limits.pids": {"100"}, "limits.cpu": {"1.5"}, "limits.nofile": {"64"}, "limits.nproc": {"64"},

@@ -12,6 +12,9 @@ import (
 // HUTCH_PROXY_RESOLVE ("name=ip,name=ip"). Only test binaries carry this
 // file: a release hutch reads no such variable.
 func init() {
+	// HUTCH_TEST_NO_REDIRECT=1 keeps network mode proxy to its fallback,
+	// the explicit proxy alone, as where nftables NAT is unavailable.
+	supervise.NoRedirect = os.Getenv("HUTCH_TEST_NO_REDIRECT") == "1"
 	v := os.Getenv("HUTCH_PROXY_RESOLVE")
 	if v == "" {
 		return

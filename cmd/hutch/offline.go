@@ -58,7 +58,7 @@ func reportOfflineLookups(w io.Writer, names []string, exitCode int) {
 // plain host name, else quoted and escaped.
 func shellWord(n string) string {
 	for _, r := range n {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' || r == ':') {
 			return esc.Quote(n)
 		}
 	}

@@ -52,6 +52,7 @@ func keyedFlags() []keyedFlag {
 		{"network.allow", list("allow", "with --network proxy: allow `HOST` (*.domain, host:port; repeatable)")},
 		{"network.ports", list("publish", "publish `PORTS` ([HOSTIP:]HOSTPORT:PORT[/tcp|udp]) from the host into the sandbox (repeatable)", "p")},
 		{"network.host_loopback", boolean("host-loopback", "let the sandbox reach the host's 127.0.0.1")},
+		{"network.learn", str("learn", "learn mode: allow every host for this run, recorded, and write the [network] section that allows them to `FILE`")},
 		{"env.keep", list("keep-env", "pass host variables matching `PATTERN` (glob, repeatable)")},
 		{"env.set", list("env", "set `KEY=VALUE` inside; KEY alone passes your value (repeatable)", "e")},
 		{"process.user", str("user", "`self` (your own uid inside) or root (uid 0 inside)", "u")},
@@ -103,6 +104,7 @@ func invocationFlags() []cli.Flag {
 		&cli.StringFlag{Name: "platform", Usage: "with --image: the `OS/ARCH` to pull (default: this machine's)"},
 		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "with --image: `missing` (pull when not stored), always or never"},
 		&cli.StringFlag{Name: "entrypoint", Usage: "with --image: replace the image's entrypoint with `CMD` (\"\" clears it)"},
+		&cli.BoolFlag{Name: "learn-overwrite", Usage: "with --learn: replace FILE when it exists"},
 		&cli.StringSliceFlag{Name: "env-file", Usage: "set the variables in `FILE` (docker's format: KEY=VALUE lines; KEY alone passes yours); -e wins (repeatable)"},
 	}
 }

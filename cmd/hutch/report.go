@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,14 +33,27 @@ func openReport(c *cli.Context) (*result.Writer, error) {
 	return w, nil
 }
 
-// reportDenials tells the user what the network proxy refused, so they
-// learn which line to add to network.allow, and writes --report FILE to
-// rep (nil without it).
+// reportDenials tells the user what the network refused (the proxy, and
+// in mode proxy the sandbox's DNS), each with its protocol and the rule,
+// so they learn which line to add to network.allow, and where; and writes
+// --report FILE to rep (nil without it).
 func reportDenials(c *cli.Context, rep *result.Writer, ds []proxy.Denial) error {
+	allow := suggestedAllow(ds)
+	where := ""
+	home, _ := os.UserHomeDir()
+	wd, _ := os.Getwd()
+	if file, err := profiles.Discover(wd, home); err == nil && file != "" {
+		where = file
+	}
 	if rep != nil {
 		err := rep.WriteJSON(struct {
 			Blocked []proxy.Denial `json:"blocked"`
-		}{Blocked: append([]proxy.Denial{}, ds...)})
+			// Allow is the deduplicated network.allow entries that would
+			// have let them through; Where the profile to add them to ("":
+			// none; --allow for one run).
+			Allow []string `json:"allow"`
+			Where string   `json:"where,omitempty"`
+		}{Blocked: append([]proxy.Denial{}, ds...), Allow: append([]string{}, allow...), Where: where})
 		if err != nil {
 			return fmt.Errorf("writing the report: %w", err)
 		}
@@ -51,37 +65,83 @@ func reportDenials(c *cli.Context, rep *result.Writer, ds []proxy.Denial) error 
 	fmt.Fprintf(w, "hutch: the network proxy blocked %d destination(s):\n", len(ds))
 	for _, d := range ds {
 		// Hostnames and methods are what the sandbox asked for.
-		fmt.Fprintf(w, "hutch:   %s:%d  (%d× %s) %s\n", esc.Text(d.Host), d.Port, d.Count, esc.Text(d.Method), esc.Lines(d.Reason))
+		fmt.Fprintf(w, "hutch:   %s  %s  (%s) %s\n", esc.Text(denialProto(d)), denialDest(d), denialCount(d), esc.Lines(d.Reason))
 	}
-	// One entry a destination: a host blocked on 80 and on 443 is one name.
 	var names []string
-	seen := map[string]bool{}
-	for _, d := range ds {
-		name := d.Host
-		if d.Port != 80 && d.Port != 443 {
-			name += ":" + strconv.Itoa(d.Port)
-		}
-		if !seen[name] {
-			seen[name] = true
-			names = append(names, esc.Quote(name))
-		}
+	for _, a := range allow {
+		names = append(names, esc.Quote(a))
 	}
 	// Where the line goes: the project's hutch.toml when it has one, else
 	// --allow for this run (a hutch.toml keeps it).
-	home, _ := os.UserHomeDir()
-	wd, _ := os.Getwd()
-	if file, err := profiles.Discover(wd, home); err == nil && file != "" {
-		fmt.Fprintf(w, "hutch: hint: to allow them, add to %s:\n", esc.Text(displayFile(file, wd)))
+	if where != "" {
+		fmt.Fprintf(w, "hutch: hint: to allow them, add to %s:\n", esc.Text(displayFile(where, wd)))
 		fmt.Fprintf(w, "hutch: hint:   [network]\nhutch: hint:   allow = [%s]\n", strings.Join(names, ", "))
 		return nil
 	}
 	fmt.Fprintf(w, "hutch: hint: to allow them for this run: hutch run")
-	for _, n := range names {
-		fmt.Fprintf(w, " --allow %s", n)
+	for _, n := range allow {
+		fmt.Fprintf(w, " --allow %s", shellWord(n))
 	}
 	fmt.Fprintf(w, " …\nhutch: hint: to keep them, write a hutch.toml here (hutch init) with:\n")
 	fmt.Fprintf(w, "hutch: hint:   [network]\nhutch: hint:   allow = [%s]\n", strings.Join(names, ", "))
 	return nil
+}
+
+// denialProto is the protocol a denial names ("tcp" when it names none).
+func denialProto(d proxy.Denial) string {
+	if d.Proto == "" {
+		return "tcp"
+	}
+	return d.Proto
+}
+
+// denialDest is a denial's destination, escaped: host:port (a DNS lookup
+// has no port), and the name an address was for.
+func denialDest(d proxy.Denial) string {
+	dest := esc.Text(d.Host)
+	if ip := net.ParseIP(d.Host); ip != nil && ip.To4() == nil {
+		dest = "[" + dest + "]"
+	}
+	if d.Port != 0 {
+		dest += ":" + strconv.Itoa(d.Port)
+	}
+	if d.Name != "" {
+		dest += " (" + esc.Text(d.Name) + ")"
+	}
+	return dest
+}
+
+func denialCount(d proxy.Denial) string {
+	if d.Method == "" {
+		return fmt.Sprintf("%d×", d.Count)
+	}
+	return fmt.Sprintf("%d× %s", d.Count, esc.Text(d.Method))
+}
+
+// suggestedAllow is one network.allow entry a destination, in the order
+// of ds: a host refused on 80, on 443 and by the DNS is one name; a port
+// other than those is named; a connection to an address hutch knows the
+// name of suggests the name.
+func suggestedAllow(ds []proxy.Denial) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range ds {
+		if d.Proto == "udp" {
+			continue // no allow entry lets UDP out: nothing to suggest
+		}
+		name := d.Host
+		if d.Name != "" {
+			name = d.Name
+		}
+		if d.Port != 0 && d.Port != 80 && d.Port != 443 {
+			name = net.JoinHostPort(name, strconv.Itoa(d.Port))
+		}
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // displayFile is file relative to dir when beneath it.

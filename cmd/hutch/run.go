@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/internal/esc"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/supervise"
 )
@@ -130,6 +131,10 @@ func runSpec(c *cli.Context, spec sandbox.Spec) (*supervise.Result, error) {
 		}
 		return nil, printPlan(c.App.Writer, plan)
 	}
+	learn, err := openLearnTarget(c, spec.Network.Learn)
+	if err != nil {
+		return nil, err
+	}
 	for _, n := range plan.Notes {
 		fmt.Fprintf(c.App.ErrWriter, "hutch: note: %s\n", n)
 	}
@@ -141,7 +146,18 @@ func runSpec(c *cli.Context, spec sandbox.Spec) (*supervise.Result, error) {
 		opts.Warn(w)
 	}
 	if err != nil {
+		if learn != nil {
+			learn.dir.Close()
+		}
 		return res, hiddenToolHint(err, prep.Host.Home)
+	}
+	if learn != nil {
+		if err := learn.write(res.Learned, plan.HostLoopback, res.ExitCode); err != nil {
+			return res, err
+		}
+		word := shellWord(learn.display)
+		fmt.Fprintf(c.App.ErrWriter, "hutch: learn mode: wrote %s; review it, approve it with hutch trust %s, then run with --profile %s\n",
+			esc.Text(learn.display), word, word)
 	}
 	if err := reportDenials(c, rep, res.Denials); err != nil {
 		return res, err

@@ -64,6 +64,8 @@ func Main() int {
 		rep = probeOverlay(args[1])
 	case len(args) == 1 && args[0] == "idmap":
 		rep = probeIDMap()
+	case len(args) >= 1 && extra[args[0]] != nil:
+		rep = extra[args[0]](args[1:])
 	default:
 		fmt.Fprintln(os.Stderr, "hutch-probe: this is hutch doctor's probe; run hutch doctor instead")
 		return 125
@@ -73,6 +75,18 @@ func Main() int {
 	}
 	return 0
 }
+
+// extra are probes that packages above this leaf add (Register).
+var extra = map[string]func(args []string) Reply{}
+
+// Register adds a probe that hutch-probe runs as "NAME ARGS...": for a
+// check whose mechanism lives above this leaf (doctor's nftables
+// redirect, in slirp/redirect). Call it from an init function, so that
+// the probe process, which is the same binary, has it too.
+func Register(name string, probe func(args []string) Reply) { extra[name] = probe }
+
+// Failed fills a reply from the step that went wrong.
+func Failed(step string, err error) Reply { return failed(step, err) }
 
 // failed fills a reply from the step that went wrong.
 func failed(step string, err error) Reply {

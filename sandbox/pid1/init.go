@@ -94,13 +94,20 @@ func InitMain() int {
 		return fail(err)
 	}
 	tm.Mark("hostname, lo")
+	var redirected chan error
 	if plan.Network == sandbox.NetworkProxy {
 		if err := sendProxyListener(status); err != nil {
 			return fail(err)
 		}
+		tm.Mark("proxy listener")
+		// The rules take about a millisecond of netlink round trips:
+		// they are installed while the root is built, and waited for
+		// before the command starts.
+		redirected = make(chan error, 1)
+		go func() { redirected <- sendRedirect(status, cfg.NoRedirect) }()
 	}
-	if plan.Network == sandbox.NetworkNone {
-		if err := sendDNSSocket(status); err != nil {
+	if plan.Network == sandbox.NetworkNone || plan.Network == sandbox.NetworkProxy {
+		if err := sendDNSSockets(status); err != nil {
 			return fail(err)
 		}
 	}
@@ -112,6 +119,12 @@ func InitMain() int {
 		return fail(err)
 	}
 	tm.Mark("root built")
+	if redirected != nil {
+		if err := <-redirected; err != nil {
+			return fail(err)
+		}
+		tm.Mark("redirect rules")
+	}
 	if cfg.NeedNet {
 		if f := <-netReady; !f.Ready {
 			return fail(errors.New(f.Error))

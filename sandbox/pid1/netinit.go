@@ -31,11 +31,30 @@ func sendProxyListener(status *os.File) error {
 	return sendStatus(status, wire.Status{ProxyListener: true}, int(f.Fd()))
 }
 
-// sendDNSSocket opens the DNS port on the sandbox's loopback (network mode
-// none) and hands the socket to the supervisor, which answers every query
-// "no such host" and keeps the names (slirp/dns). Done by init, which holds
-// CAP_NET_BIND_SERVICE in the namespace's user namespace, before the
-// command exists.
+// sendDNSSockets opens the DNS port on the sandbox's loopback (network
+// modes none and proxy), UDP and TCP, and hands both sockets to the
+// supervisor, which answers the queries (slirp/dns): "no such host" for
+// every name in mode none, the allowed names' addresses in mode proxy.
+// Done by init, which holds CAP_NET_BIND_SERVICE in the namespace's user
+// namespace, before the command exists, so the command cannot take the
+// port first.
+func sendDNSSockets(status *os.File) error {
+	if err := sendDNSSocket(status); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.DNSPort)))
+	if err != nil {
+		return fmt.Errorf("opening the DNS port inside (TCP): %w", err)
+	}
+	defer l.Close()
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return sendStatus(status, wire.Status{DNSListener: true}, int(f.Fd()))
+}
+
 func sendDNSSocket(status *os.File) error {
 	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.DNSPort)))
 	if err != nil {

@@ -66,6 +66,9 @@ type Result struct {
 	// OfflineLookups are the names the command looked up while the network
 	// was off (mode none), as asked from inside: untrusted text.
 	OfflineLookups []string
+	// Learned is what a learn run (network.learn) contacted; nil for any
+	// other run.
+	Learned *Learned
 	// HomeWrites is what the command left in a temporary home, lost with
 	// it; nil when nothing was (or the home is not temporary).
 	HomeWrites *sandbox.HomeWrites
@@ -166,7 +169,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	}
 
 	tm.Mark("state dir")
-	cfg := &wire.Config{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.Origin, Seccomp: wire.FilterBytes(filter), NeedNet: netsup.needsHelper()}
+	cfg := &wire.Config{Plan: plan, RootDir: rs.rootDir(), TimingOrigin: tm.Origin, Seccomp: wire.FilterBytes(filter), NeedNet: netsup.needsHelper(), NoRedirect: NoRedirect}
 	cfg.Layers = lay.initInfo()
 	cfg.Hold = opts.Hold != nil
 	cfg.SeccompExtra = wire.FilterBytes(plan.Resolved.Extra)
@@ -224,6 +227,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 		res.Denials = netsup.denials()
 		res.OfflineLookups = netsup.lookups()
 		res.Changes = changes
+		res.Learned = netsup.learned()
 	}
 	return res, err
 }

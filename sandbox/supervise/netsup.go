@@ -31,11 +31,15 @@ type netSupervisor struct {
 	helper *slirp.Handle
 
 	proxy   *proxy.Server
-	proxyL  net.Listener
+	proxyL  []net.Listener // 127.0.0.1:3128 inside; [::1]:3128 with the redirect rules
 	proxyWG sync.WaitGroup
+	nftFD   int // netfilter netlink socket inside (netredirect.go); -1 without
 
-	dns    net.PacketConn // mode none: "no such host" for every lookup
+	dns    net.PacketConn // modes none and proxy: the sandbox's resolver (netdns.go)
+	dnsTCP net.Listener
+	dnsSrv *dns.Server
 	dnsRec dns.Recorder
+	names  dns.Table // which names the sandbox resolved to which addresses
 
 	published []published
 	status    *os.File
@@ -61,7 +65,7 @@ type connResult struct {
 // prepareNet does everything that can fail before a namespace exists:
 // probe the helper, parse the allowlist, take the published host ports.
 func prepareNet(plan *sandbox.Plan) (*netSupervisor, error) {
-	ns := &netSupervisor{plan: plan, waiting: map[uint64]chan connResult{}}
+	ns := &netSupervisor{plan: plan, waiting: map[uint64]chan connResult{}, nftFD: -1}
 	var err error
 	switch plan.Network {
 	case sandbox.NetworkSlirp:
@@ -73,7 +77,10 @@ func prepareNet(plan *sandbox.Plan) (*netSupervisor, error) {
 			return nil, err
 		}
 	case sandbox.NetworkProxy:
-		ns.proxy = &proxy.Server{Rules: plan.Resolved.Allow, AllowLoopback: plan.HostLoopback, Resolve: ProxyResolve}
+		ns.proxy = &proxy.Server{Rules: plan.Resolved.Allow, AllowLoopback: plan.HostLoopback, Resolve: ProxyResolve, Names: &ns.names}
+		if plan.Learn {
+			ns.proxy.Learn = &proxy.Learner{}
+		}
 	}
 	if (ns.slirp != nil || ns.pasta != nil) && !tunUsable() {
 		return nil, hint.With(errors.New("/dev/net/tun cannot be opened, which "+plan.Network+" needs"),
@@ -154,7 +161,7 @@ func (ns *netSupervisor) serveProxy(fd int) error {
 	if err != nil {
 		return fmt.Errorf("serving the proxy: %w", err)
 	}
-	ns.proxyL = l
+	ns.proxyL = append(ns.proxyL, l)
 	ns.proxyWG.Add(1)
 	go func() {
 		defer ns.proxyWG.Done()
@@ -313,7 +320,7 @@ func (ns *netSupervisor) denials() []proxy.Denial {
 	if ns == nil || ns.proxy == nil {
 		return nil
 	}
-	return ns.proxy.Denials()
+	return append(ns.proxy.Denials(), ns.udpDenials()...)
 }
 
 // close stops everything; it does not wait for the NAT helper's teardown.
@@ -329,11 +336,18 @@ func (ns *netSupervisor) close() {
 			p.pc.Close()
 		}
 	}
-	if ns.proxyL != nil {
-		ns.proxyL.Close()
+	for _, l := range ns.proxyL {
+		l.Close()
+	}
+	if ns.nftFD >= 0 {
+		unix.Close(ns.nftFD)
+		ns.nftFD = -1
 	}
 	if ns.dns != nil {
 		ns.dns.Close()
+	}
+	if ns.dnsTCP != nil {
+		ns.dnsTCP.Close()
 	}
 	if ns.helper != nil {
 		ns.helper.Close()

@@ -161,6 +161,20 @@ func (s *supervisor) onStatus(r recvd, st *stopper, res **Result) error {
 			unix.Kill(s.pid, unix.SIGKILL)
 			return err
 		}
+	case r.msg.DNSListener:
+		if r.fd < 0 || s.net == nil {
+			break
+		}
+		if err := s.net.serveDNSTCP(r.fd); err != nil {
+			unix.Kill(s.pid, unix.SIGKILL)
+			return err
+		}
+	case r.msg.Redirect != nil:
+		if s.net != nil {
+			s.redirected(r.msg.Redirect, r.fd)
+		} else if r.fd >= 0 {
+			unix.Close(r.fd)
+		}
 	case r.msg.Conn != nil:
 		if s.net != nil {
 			s.net.connected(r.msg.Conn, r.fd)

@@ -59,6 +59,10 @@ type Config struct {
 	Layers *LayersInit `json:"layers,omitempty"`
 	// TimingOrigin, when not 0, asks init to print its phases (--debug-timing).
 	TimingOrigin int64 `json:"timing_origin,omitempty"`
+	// NoRedirect keeps network mode proxy to the explicit proxy, without
+	// the transparent redirect rules: set only by the test binary's hook
+	// (supervise.NoRedirect), to test the fallback.
+	NoRedirect bool `json:"no_redirect,omitempty"`
 }
 
 // NetFrame follows Config on fd 3 when NeedNet is set.
@@ -106,13 +110,26 @@ type Status struct {
 	// the sandbox's net namespace, is attached.
 	ProxyListener bool `json:"proxy_listener,omitempty"`
 	// DNSSocket: the UDP socket on 127.0.0.1:53 inside the sandbox's net
-	// namespace (network mode none) is attached; the supervisor answers
+	// namespace (network modes none and proxy) is attached; the supervisor answers
 	// the command's lookups on it.
-	DNSSocket bool       `json:"dns_socket,omitempty"`
-	Conn      *ConnReply `json:"conn,omitempty"`
+	DNSSocket bool `json:"dns_socket,omitempty"`
+	// DNSListener: the TCP listener on 127.0.0.1:53 inside, beside the
+	// DNSSocket, is attached.
+	DNSListener bool       `json:"dns_listener,omitempty"`
+	Conn        *ConnReply `json:"conn,omitempty"`
+	// Redirect says whether init installed the transparent redirect
+	// rules (network mode proxy); on success a netfilter netlink socket
+	// inside the namespace is attached, to read the refused UDP from.
+	Redirect *Redirect `json:"redirect,omitempty"`
 	// HelperDied names a helper of init's that died (fuse-overlayfs):
 	// the sandbox cannot go on without it.
 	HelperDied string `json:"helper_died,omitempty"`
+}
+
+// Redirect is the outcome of installing the redirect rules.
+type Redirect struct {
+	// Err says why they are not in place; "" when they are.
+	Err string `json:"err,omitempty"`
 }
 
 type InitError struct {

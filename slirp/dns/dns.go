@@ -1,19 +1,20 @@
-// Package dns answers the DNS queries of a sandbox that has no network.
+// Package dns answers the DNS queries of a sandbox.
 //
-// In network mode "none" the sandbox's resolv.conf names 127.0.0.1, where
-// hutch-init opened a UDP socket that the supervisor serves with this
-// package: every query gets NXDOMAIN at once, so a resolver reports "no
-// such host" (EAI_NONAME) instead of retrying an absent server for minutes
-// (npm took 5 min 52 s to fail that way), and the names asked for are
-// kept, so hutch can say at exit what the command tried to reach.
+// The sandbox's resolv.conf names 127.0.0.1, where hutch-init opened a UDP
+// and a TCP socket that the supervisor serves with this package (Server).
+// In network mode "none" every query gets NXDOMAIN at once, so a resolver
+// reports "no such host" (EAI_NONAME) instead of retrying an absent server
+// for minutes (npm took 5 min 52 s to fail that way), and the names asked
+// for are kept, so hutch can say at exit what the command tried to reach.
+// In mode "proxy" a Resolver (the allowlist proxy's) answers the names
+// network.allow lets through with their addresses, and every other name
+// gets NXDOMAIN just as fast; the answers go into a Table.
 //
 // The packets come from inside the sandbox, so they are hostile: Parse
 // reads a bounded question, refuses compression pointers and reserved
 // label types, checks every length before it reads, and never loops on
-// the packet's own say-so. Nothing here resolves anything.
-//
-// Only UDP is served. TCP (used after a truncated answer, which an
-// NXDOMAIN with no records never is) is left for issue 16's DNS.
+// the packet's own say-so. Work and memory per query and per sandbox are
+// bounded (server.go).
 package dns
 
 import (
@@ -152,24 +153,7 @@ func (r *Recorder) Names() []string {
 }
 
 // Serve answers every query read from pc with NXDOMAIN and records its
-// name in rec, until pc is closed. A name is recorded before its answer is
-// sent, so a command that has seen the answer has been recorded. Packets
-// that do not parse get no answer.
+// name in rec, until pc is closed (network mode none).
 func Serve(pc net.PacketConn, rec *Recorder) {
-	buf := make([]byte, BufSize)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // e.g. ECONNREFUSED from an earlier answer's ICMP
-		}
-		q, err := Parse(buf[:n])
-		if err != nil {
-			continue
-		}
-		rec.Add(q.Name)
-		pc.WriteTo(q.NXDomain(), from)
-	}
+	(&Server{Rec: rec}).ServeUDP(pc)
 }

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,17 +27,22 @@ import (
 	"time"
 )
 
-// Rule is one network.allow entry: a host name or a *.domain wildcard,
-// with an optional port (without one, 80 and 443).
+// Rule is one network.allow entry: a host name, a *.domain wildcard, an
+// IP address or a CIDR network, with an optional port (without one, 80
+// and 443).
 type Rule struct {
 	Text     string // as written
 	Host     string // lower case; for a wildcard, the domain without "*."
 	Wildcard bool
 	Port     int // 0: 80 and 443
+	// Prefix is set for an address (a /32 or /128) or a network: the
+	// addresses a connection may go to without a name (ipallow.go).
+	Prefix netip.Prefix
 }
 
-// ParseAllow parses network.allow entries: "host", "*.domain", each with
-// an optional ":port".
+// ParseAllow parses network.allow entries: "host", "*.domain", an IP
+// address or an "ADDR/BITS" network, each with an optional ":port" (an
+// IPv6 address or network in brackets then, as in "[2001:db8::/32]:443").
 func ParseAllow(entries []string) ([]Rule, error) {
 	var rules []Rule
 	for _, e := range entries {
@@ -51,6 +57,13 @@ func ParseAllow(entries []string) ([]Rule, error) {
 				return nil, fmt.Errorf("allow entry %q: port %q is not a number from 1 to 65535", e, p)
 			}
 			host, r.Port = h, n
+		}
+		if ok, err := parseIPRule(&r, host); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			rules = append(rules, r)
+			continue
 		}
 		if strings.HasPrefix(host, "*.") {
 			r.Wildcard, host = true, host[2:]
@@ -83,6 +96,10 @@ func (r Rule) matches(host string, port int) bool {
 	if r.Wildcard {
 		return strings.HasSuffix(host, "."+r.Host)
 	}
+	if r.Prefix.IsValid() {
+		a, err := netip.ParseAddr(host)
+		return err == nil && r.Prefix.Contains(a.Unmap())
+	}
 	return host == r.Host
 }
 
@@ -94,11 +111,17 @@ type Denial struct {
 	// Proto is what the connection spoke, as far as hutch saw: "http"
 	// (a plain request), "tls" (a CONNECT to 443, or a ClientHello),
 	// "tcp", "udp" or "dns".
-	Proto  string    `json:"protocol"`
+	Proto string `json:"protocol"`
+	// Name is the host name a connection to an address was for, when
+	// hutch knows it (Host is then the address); "" when Host is the name.
+	Name   string    `json:"name,omitempty"`
 	Reason string    `json:"reason"`
 	Count  int       `json:"count"`
 	First  time.Time `json:"first"`
 }
+
+// maxDenials bounds the distinct destinations a Server keeps refusals of.
+const maxDenials = 1024
 
 // Server is the allowlist proxy.
 type Server struct {
@@ -118,6 +141,8 @@ type Server struct {
 	Names *dns.Table
 	// LookupIP resolves a name; nil uses the host's resolver. (Tests.)
 	LookupIP func(ctx context.Context, host string) ([]net.IP, error)
+	// Learn, when set, allows every destination and records it (learn.go).
+	Learn *Learner
 
 	// The host's own addresses and the networks on its links, read once
 	// (net.InterfaceAddrs) when the first name is resolved.
@@ -146,6 +171,10 @@ func (s *Server) Serve(l net.Listener) error {
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
+			if dst, ok := redirected(c); ok {
+				s.handleRedirected(c, dst)
+				return
+			}
 			s.handle(c)
 		}()
 	}
@@ -174,10 +203,13 @@ func (s *Server) deny(host string, port int, proto, method, reason string) {
 	if s.denials == nil {
 		s.denials = map[string]*Denial{}
 	}
-	key := host + ":" + strconv.Itoa(port)
+	key := proto + " " + host + ":" + strconv.Itoa(port)
 	if d, ok := s.denials[key]; ok {
 		d.Count++
 		return
+	}
+	if len(s.denials) >= maxDenials {
+		return // the names come from inside: a flood must not grow hutch
 	}
 	s.denials[key] = &Denial{Host: host, Port: port, Proto: proto, Method: method, Reason: reason, Count: 1, First: time.Now()}
 }
@@ -209,7 +241,7 @@ func (s *Server) handle(c net.Conn) {
 		respond(c, http.StatusBadRequest, "hutch proxy: "+err.Error()+"\n")
 		return
 	}
-	if why := s.check(host, port); why != "" {
+	if why := s.decide(host, port, requestProto(req.Method, port)); why != "" {
 		s.deny(host, port, requestProto(req.Method, port), req.Method, why)
 		respond(c, http.StatusForbidden, fmt.Sprintf("hutch: blocked %s %s: %s.\nTo allow it, add %q to network.allow in hutch.toml.\n",
 			req.Method, net.JoinHostPort(host, strconv.Itoa(port)), why, suggest(host, port)))
@@ -343,10 +375,15 @@ func (s *Server) refused(host string, ip net.IP) error {
 	return nil
 }
 
-// named reports whether a network.allow entry names ip itself.
+// named reports whether a network.allow entry names ip itself, or a
+// network holding it.
 func (s *Server) named(ip net.IP) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
 	for _, r := range s.Rules {
-		if a := net.ParseIP(r.Host); !r.Wildcard && a != nil && a.Equal(ip) {
+		if r.Prefix.IsValid() && r.Prefix.Contains(a.Unmap()) {
 			return true
 		}
 	}

@@ -22,6 +22,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
@@ -442,6 +444,53 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 		// Drop every supplementary group (and with them a file's
 		// deny-by-group permissions), as root inside would.
 		err = unix.Setgroups(nil)
+	case "greet":
+		// Connect to a TCP server that speaks first and read its greeting:
+		// ok once a byte arrives. A connection accepted and then reset (as
+		// hutch's redirect refuses one) is ECONNRESET; closed with nothing
+		// said, ECONNABORTED.
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", arg(1), 5*time.Second); err == nil {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b := make([]byte, 256)
+			var n int
+			n, err = c.Read(b)
+			c.Close()
+			if n > 0 {
+				fmt.Printf("got: %s", b[:n])
+				err = nil
+			} else if errors.Is(err, io.EOF) {
+				err = unix.ECONNABORTED
+			}
+		}
+	case "tls-sni":
+		// A TLS handshake with ADDR (arg 1) naming SNI (arg 2), as a
+		// client fronting a denied host behind an allowed one's address.
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", arg(1), 5*time.Second); err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			tc := tls.Client(c, &tls.Config{ServerName: arg(2), InsecureSkipVerify: true})
+			err = tc.Handshake()
+			c.Close()
+			if err != nil && errors.Is(err, io.EOF) {
+				err = unix.ECONNABORTED
+			}
+		}
+	case "udp-send":
+		// Send one UDP datagram to ADDR.
+		var c net.Conn
+		if c, err = net.Dial("udp", arg(1)); err == nil {
+			_, err = c.Write([]byte("probe"))
+			c.Close()
+		}
+	case "nft-delete":
+		// Delete hutch's redirect rules (table inet hutch), which only
+		// CAP_NET_ADMIN in the namespace allows.
+		var c *nftables.Conn
+		if c, err = nftables.New(); err == nil {
+			c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "hutch"})
+			err = c.Flush()
+		}
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
