@@ -17,7 +17,7 @@ export CGO_ENABLED = 0
 
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 # What the tests run inside sandboxes besides the runtime helpers.
-TEST_DEPS = procps python3 util-linux tmux openssh-client git
+TEST_DEPS = procps python3 util-linux tmux openssh-client git postgresql redis-server redis-tools
 # make test-cgo builds the tests with cgo, as `go build` does where a C
 # compiler is installed.
 CGO_DEPS = gcc libc6-dev

@@ -98,6 +98,8 @@ type Plan struct {
 	// Image is set when the root is an image (image.go): / is then the
 	// image's overlay, writable, instead of a read-only tmpfs.
 	Image *PlanImage `json:"image,omitempty"`
+	// Services start before the command, in this order (services.go).
+	Services []ServicePlan `json:"services,omitempty"`
 }
 
 // SeccompPlan says which filter the command gets.
@@ -285,7 +287,10 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 		for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
 			env[k] = proxyURL
 		}
-		env["NO_PROXY"], env["no_proxy"] = "localhost,127.0.0.1,::1", "localhost,127.0.0.1,::1"
+		// The services are on the sandbox's own loopback, not behind
+		// the proxy.
+		noProxy := strings.Join(append([]string{"localhost", "127.0.0.1", "::1"}, serviceNames(spec)...), ",")
+		env["NO_PROXY"], env["no_proxy"] = noProxy, noProxy
 	}
 	for k, v := range spec.Env.Set {
 		env[k] = v

@@ -99,7 +99,16 @@ func InitMain() int {
 	if len(plan.Ports) > 0 {
 		go serveConnects(status)
 	}
-	ovl := newOverlayInit(&cfg) // nil unless the plan overlays something
+	ovl := newOverlayInit(&cfg) // nil unless the plan overlays something or has services
+	// Services first, while this mount namespace still shows the host's
+	// tree their roots are built from (services.go).
+	svcs, err := startServices(&cfg, status, tm)
+	if err != nil {
+		return fail(err)
+	}
+	if ovl != nil {
+		ovl.services = svcs
+	}
 	if err := buildRoot(plan, cfg.RootDir, ovl, cfg.Listeners); err != nil {
 		return fail(err)
 	}
@@ -429,7 +438,7 @@ func reap(pid int, sigs chan os.Signal) wire.ExitInfo { return reapWatching(pid,
 
 // reapWatching is reap, calling other for every other child reaped: a
 // helper of init's that died.
-func reapWatching(pid int, sigs chan os.Signal, other func(pid int)) wire.ExitInfo {
+func reapWatching(pid int, sigs chan os.Signal, other func(pid int, ws unix.WaitStatus)) wire.ExitInfo {
 	for sig := range sigs {
 		s := sig.(syscall.Signal)
 		switch s {
@@ -441,7 +450,7 @@ func reapWatching(pid int, sigs chan os.Signal, other func(pid int)) wire.ExitIn
 					break
 				}
 				if wpid != pid && other != nil {
-					other(wpid)
+					other(wpid, ws)
 				}
 				if wpid == pid {
 					if ws.Signaled() {

@@ -140,10 +140,16 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	cfg.Layers = lay.initInfo()
 	setTerminal(cfg, plan.TTY, stdio)
 
+	logs, err := openServiceLogs(plan, rs.dir) // services.go
+	if err != nil {
+		return nil, err
+	}
+	defer logs.closeFiles()
 	cfgR, cfgW, statusParent, extra, err := initChannels(plan.PreserveFDs)
 	if err != nil {
 		return nil, err
 	}
+	extra = append(extra, logs.extraFiles()...) // after the preserved fds
 	defer cfgW.Close()
 	defer statusParent.Close()
 	cmd := initCommand(plan, stdio, extra)
@@ -153,6 +159,7 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	undoNproc()
 	cfgR.Close()
 	extra[1].Close() // the child's end of the status socket
+	logs.closeFiles()
 	if err != nil {
 		return nil, startError(err, plan.Namespaces)
 	}
@@ -167,8 +174,9 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	}
 	netsup.forward(statusParent)
 
-	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup}
+	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup, logs: logs}
 	res, err := sup.run(ctx, statusParent, exited)
+	err = logs.report(stdio.Stderr, err)
 	var hd *sandbox.HelperDiedError
 	if lay != nil && errors.As(err, &hd) {
 		lay.stopped = hd.Helper + " died"
@@ -177,6 +185,11 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	if res != nil {
 		res.Denials = netsup.denials()
 		res.OfflineLookups = netsup.lookups()
+		res.Services = logs.statuses()
+	} else if logs != nil {
+		// hutch's own error (a service that never became ready): the
+		// services' statuses still tell what happened, for --result.
+		res = &Result{ExitCode: 125, Services: logs.statuses()}
 	}
 	return res, err
 }
