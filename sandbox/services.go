@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Service is one [services.NAME] table: a long-running process started
@@ -200,7 +202,11 @@ func (pl *planner) planServices() {
 	order, _ := ServiceOrder(pl.spec.Services)
 	for _, sv := range order {
 		sub := pl.spec
-		sub.Filesystem = Filesystem{Root: "host", ProjectMode: "ro", Home: "tmpfs", Git: GitProtect, Hide: pl.spec.Filesystem.Hide}
+		home := "tmpfs"
+		if mutate.Off("service-home") {
+			home = "ro" // the old bug: the service sees your home
+		}
+		sub.Filesystem = Filesystem{Root: "host", ProjectMode: "ro", Home: home, Git: GitProtect, Hide: pl.spec.Filesystem.Hide}
 		sub.Process.User = UserSelf // no overlaid system directories: those are the command's layers
 		sub.Process.Dotfiles = []string{}
 		sub.Env.Set = map[string]string{}
@@ -211,7 +217,10 @@ func (pl *planner) planServices() {
 			sub.Env.Set[k] = v
 		}
 		sub.Env.Set["HUTCH_SERVICE"] = sv.Name
-		sp := &planner{spec: sub, host: pl.host, p: &Plan{UID: pl.p.UID, Image: nil}}
+		sp := &planner{spec: sub, host: pl.host, p: &Plan{UID: pl.p.UID}}
+		if home == "ro" {
+			sp.visible = []string{pl.host.Home}
+		}
 		sp.systemMounts()
 		sp.devMounts()
 		sp.procMounts()

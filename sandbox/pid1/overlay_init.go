@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"golang.org/x/sys/unix"
@@ -32,10 +33,13 @@ type overlayInit struct {
 
 // newOverlayInit is nil when the plan overlays nothing and has no services.
 func newOverlayInit(cfg *wire.Config) *overlayInit {
-	if cfg.Layers == nil && len(cfg.Plan.Services) == 0 {
+	// The mutation "service-pidns" is the old bug: the command in init's
+	// pid namespace, where every service's processes show.
+	withSvcs := len(cfg.Plan.Services) > 0 && !mutate.Off("service-pidns")
+	if cfg.Layers == nil && !withSvcs {
 		return nil
 	}
-	return &overlayInit{cfg: cfg.Layers, uid: cfg.Plan.UID, withSvcs: len(cfg.Plan.Services) > 0}
+	return &overlayInit{cfg: cfg.Layers, uid: cfg.Plan.UID, withSvcs: withSvcs}
 }
 
 // staged reports whether the command runs in stage2: with the fuse

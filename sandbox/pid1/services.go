@@ -42,6 +42,16 @@ type serviceConfig struct {
 // its System V IPC. The user and network namespaces stay the pod's.
 const serviceNamespaces = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC
 
+// serviceCloneFlags are serviceNamespaces, less the ipc namespace under the
+// mutation "service-ipcns" (the old bug: the command sees the services'
+// System V IPC).
+func serviceCloneFlags() uintptr {
+	if mutate.Off("service-ipcns") {
+		return serviceNamespaces &^ unix.CLONE_NEWIPC
+	}
+	return serviceNamespaces
+}
+
 // startServices starts the plan's services in order, each once those
 // before it are ready. A service that does not become ready is reported
 // (state "failed") and fails the run; init's exit then kills the others
@@ -93,7 +103,7 @@ func (g *serviceGroup) start(i int, devNull *os.File, log uintptr) (*serviceProc
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{wire.ServiceName}, &syscall.ProcAttr{
 		Env:   append([]string{"GOMAXPROCS=1"}, mutate.Env()...),
 		Files: []uintptr{devNull.Fd(), log, log, cfgR.Fd(), readyW.Fd()},
-		Sys:   &syscall.SysProcAttr{Cloneflags: serviceNamespaces},
+		Sys:   &syscall.SysProcAttr{Cloneflags: serviceCloneFlags()},
 	})
 	cfgR.Close()
 	readyW.Close()
