@@ -91,6 +91,13 @@ hide-targets         ./cmd/hutch        TestScripts/escape_secret_project
 git-protect          ./cmd/hutch        TestScripts/git_protect
 dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
 dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
+service-home         ./cmd/hutch        TestScripts/services_escape
+service-pidns        ./cmd/hutch        TestScripts/services$
+service-ipcns        ./cmd/hutch        TestScripts/services$
+caps                 ./cmd/hutch        TestScripts/services_escape
+trust-services.db.data    ./profiles    TestTrust$
+trust-services.db.image   ./profiles    TestTrust$
+trust-services.db.env     ./profiles    TestTrust$
 '
 
 rows=()
