@@ -111,6 +111,7 @@ func (l *loader) parseService(f *file, name string, t map[string]any, bad func([
 		case "ready":
 			if str, isStr := v.(string); isStr && strings.HasPrefix(str, "tcp:") {
 				sv.spec.Ready = str
+				_, err = sandbox.ReadyPort(str)
 			} else {
 				sv.spec.ReadyCommand, err = argvValue(v)
 			}
