@@ -29,7 +29,7 @@ func TestServiceReport(t *testing.T) {
 		return p
 	}
 	sl := &serviceLogs{dir: dir, names: []string{"db", "cache", "web", "idle"},
-		paths: []string{write("db", strings.Join(lines, "\n")+"\n"), write("cache", "bye\n"), write("web", ""), write("idle", "")},
+		paths:  []string{write("db", strings.Join(lines, "\n")+"\n"), write("cache", "bye\n"), write("web", ""), write("idle", "")},
 		events: map[string]wire.ServiceEvent{}}
 	sl.record(&wire.ServiceEvent{Name: "db", State: "ready"})
 	sl.record(&wire.ServiceEvent{Name: "cache", State: "ready"})
