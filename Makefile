@@ -21,7 +21,7 @@ TEST_DEPS = procps python3 util-linux tmux openssh-client git postgresql redis-s
 # make test-cgo builds the tests with cgo, as `go build` does where a C
 # compiler is installed.
 CGO_DEPS = gcc libc6-dev
-BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
+BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit postgresql redis-server
 
 .PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-cgo test-user mutate bench lint clean
 
