@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -126,5 +127,37 @@ func TestServicesKill9AnyMoment(t *testing.T) {
 			t.Fatalf("service processes outlived kill -9 of hutch: %v", left)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExecBesideServices: hutch exec into a run with services joins the
+// command's sandbox (hutch-stage2's namespaces and root), never init's
+// (whose mount namespace shows the host's tree the services' roots were
+// bound from) nor a service's.
+func TestExecBesideServices(t *testing.T) {
+	testenv.RequireUserNS(t)
+	prof := filepath.Join(t.TempDir(), "services.toml")
+	os.WriteFile(prof, []byte("[services.cache]\ncommand = [\"redis-server\", \"--port\", \"6379\", \"--save\", \"\"]\nready = \"tcp:6379\"\n"), 0o644)
+	run, id := startSandbox(t, "--profile", prof)
+	var home string
+	for _, e := range run.Env {
+		if v, ok := strings.CutPrefix(e, "HOME="); ok {
+			home = v
+		}
+	}
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "id_rsa"), []byte("PRIVATE"), 0o600)
+	for _, attack := range [][]string{
+		{"-want", "ENOENT", "open-read", filepath.Join(home, ".ssh", "id_rsa")},
+		{"-want", "ENOENT", "proc-root", "redis-server"},
+		{"-want", "ok", "open-read", filepath.Join(run.Dir, "probe")}, // the control: the project shows
+	} {
+		out, err := execIn(run, append([]string{id, "--", "./probe"}, attack...)...).CombinedOutput()
+		wantVerdict(t, strings.Join(attack, " "), out, err)
+	}
+	// The service is there for the exec'd command too: same network.
+	out, err := execIn(run, id, "--", "redis-cli", "-h", "cache", "ping").CombinedOutput()
+	if err != nil || string(out) != "PONG\n" {
+		t.Errorf("redis-cli -h cache ping from hutch exec: %v %q", err, out)
 	}
 }
