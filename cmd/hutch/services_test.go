@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,5 +161,26 @@ func TestExecBesideServices(t *testing.T) {
 	out, err := execIn(run, id, "--", "redis-cli", "-h", "cache", "ping").CombinedOutput()
 	if err != nil || string(out) != "PONG\n" {
 		t.Errorf("redis-cli -h cache ping from hutch exec: %v %q", err, out)
+	}
+}
+
+// TestServicePublishedPort: a port published with -p reaches a service
+// (they share the command's network): Redis answers PING from the host.
+func TestServicePublishedPort(t *testing.T) {
+	testenv.RequireUserNS(t)
+	prof := filepath.Join(t.TempDir(), "services.toml")
+	os.WriteFile(prof, []byte("[services.cache]\ncommand = [\"redis-server\", \"--port\", \"6379\", \"--save\", \"\"]\nready = \"tcp:6379\"\n"), 0o644)
+	hp := freePort(t)
+	startSandbox(t, "--profile", prof, "-p", hp+":6379")
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+hp, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "PING\r\n")
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if line != "+PONG\r\n" {
+		t.Errorf("redis through the published port %s said %q", hp, line)
 	}
 }
