@@ -99,25 +99,29 @@ func InitMain() int {
 	if len(plan.Ports) > 0 {
 		go serveConnects(status)
 	}
+	waitNet := (&netWait{need: cfg.NeedNet, ready: netReady, tm: tm}).wait
 	ovl := newOverlayInit(&cfg) // nil unless the plan overlays something or has services
-	// Services first, while this mount namespace still shows the host's
-	// tree their roots are built from (services.go).
-	svcs, err := startServices(&cfg, status, tm)
-	if err != nil {
-		return fail(err)
-	}
-	if ovl != nil {
-		ovl.services = svcs
+	if len(plan.Services) > 0 {
+		// Services first, on a network that works, while this mount
+		// namespace still shows the host's tree their roots are built
+		// from (services.go).
+		if err := waitNet(); err != nil {
+			return fail(err)
+		}
+		svcs, err := startServices(&cfg, status, tm)
+		if err != nil {
+			return fail(err)
+		}
+		if ovl != nil {
+			ovl.services = svcs
+		}
 	}
 	if err := buildRoot(plan, cfg.RootDir, ovl, cfg.Listeners); err != nil {
 		return fail(err)
 	}
 	tm.Mark("root built")
-	if cfg.NeedNet {
-		if f := <-netReady; !f.Ready {
-			return fail(errors.New(f.Error))
-		}
-		tm.Mark("network ready")
+	if err := waitNet(); err != nil {
+		return fail(err)
 	}
 	if ovl.staged() {
 		// fuse-overlayfs runs here: the command goes one pid ns down.
@@ -137,6 +141,26 @@ func InitMain() int {
 	ex.Home = homeWrites(plan)
 	sendStatus(status, wire.Status{Exit: &ex}, -1)
 	return ex.Code
+}
+
+// netWait waits, once, for the supervisor's word that the user-mode
+// network helper has configured the namespace.
+type netWait struct {
+	need, done bool
+	ready      <-chan wire.NetFrame
+	tm         *timing.Timing
+}
+
+func (n *netWait) wait() error {
+	if !n.need || n.done {
+		return nil
+	}
+	n.done = true
+	if f := <-n.ready; !f.Ready {
+		return errors.New(f.Error)
+	}
+	n.tm.Mark("network ready")
+	return nil
 }
 
 // enterPID1 is the start of both hidden PID 1 entries (hutch-init and
