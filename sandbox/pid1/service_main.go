@@ -54,21 +54,23 @@ func ServiceMain() int {
 	if err != nil {
 		return fail(err)
 	}
+	// startCommand left every thread here with the service's own
+	// capabilities (none for user "self"), which the ready command needs
+	// too; once the check is done, this process keeps none.
 	probes := &probeExits{waiting: map[int]chan unix.WaitStatus{}, early: map[int]unix.WaitStatus{}}
 	go func() {
-		if err := waitServiceReady(&svc, &cfg, probes); err != nil {
+		err := waitServiceReady(&svc, &cfg, probes)
+		if err == nil {
+			err = dropAllCaps()
+		}
+		if err != nil {
 			fmt.Fprintf(ready, "error: %s\n", oneLine(err.Error()))
-			unix.Kill(-pid, unix.SIGKILL)
-			unix.Kill(pid, unix.SIGKILL)
+			unix.Kill(-1, unix.SIGKILL) // everything but this process: the service and its probe
 			return
 		}
 		fmt.Fprintln(ready, "ready")
 		ready.Close()
 	}()
-	if err := dropAllCaps(); err != nil {
-		unix.Kill(-1, unix.SIGKILL)
-		return fail(err)
-	}
 	ex := reapWatching(pid, sigs, probes.reaped)
 	return ex.Code
 }
