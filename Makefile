@@ -18,11 +18,11 @@ export CGO_ENABLED = 0
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 # What the tests run inside sandboxes besides the runtime helpers; Slurm
 # and munge for the one-node cluster of the Slurm tests (make slurm-up).
-TEST_DEPS = procps python3 util-linux tmux openssh-client git slurm-wlm munge nodejs npm openssh-server postgresql
+TEST_DEPS = procps python3 util-linux tmux openssh-client git slurm-wlm munge nodejs npm openssh-server postgresql redis-server redis-tools
 # make test-cgo builds the tests with cgo, as `go build` does where a C
 # compiler is installed.
 CGO_DEPS = gcc libc6-dev
-BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit
+BENCH_DEPS = bubblewrap hyperfine iperf3 podman rootlesskit postgresql redis-server
 
 .PHONY: all build install deps test-deps bench-deps test test-unit test-integration test-cgo test-oci-root test-user slurm-up mutate bench lint clean
 

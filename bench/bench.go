@@ -109,6 +109,7 @@ func (b *bench) runAll(ctx context.Context) *Report {
 		{"gobuild", b.goBuild},
 		{"memory", b.memory},
 		{"network", b.network},
+		{"services", b.services},
 	}
 	for _, s := range steps {
 		if ctx.Err() != nil {

@@ -65,7 +65,7 @@ type options struct {
 	commit    string // what was measured, when the tree is a copy without .git
 }
 
-var groups = []string{"startup", "phases", "fs", "gobuild", "memory", "network"}
+var groups = []string{"startup", "phases", "fs", "gobuild", "memory", "network", "services"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "client" {

@@ -229,6 +229,7 @@ var groupTables = []struct {
 	{"gobuild", "`go build` of hutch's module, in the module cache, std pre-built (ms)", []string{"gobuild/native"}},
 	{"memory", "Memory while a sandbox idles (`sleep`), the sandbox's own processes (MiB RSS)", nil},
 	{"network", "Network, from inside, to a server on the host's 127.0.0.1", nil},
+	{"services", "Start-up to \"job started\" beside services (ms; the services' own start dominates)", nil},
 }
 
 func writeMarkdown(w io.Writer, rep *Report) {

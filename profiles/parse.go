@@ -44,6 +44,7 @@ type setting struct {
 	refs  []string
 	items []item
 	env   map[string]item
+	svcs  map[string]*service // the setting "services" (services.go)
 }
 
 func (s *setting) clone() *setting {
@@ -53,6 +54,12 @@ func (s *setting) clone() *setting {
 		c.env = make(map[string]item, len(s.env))
 		for k, v := range s.env {
 			c.env[k] = v
+		}
+	}
+	if s.svcs != nil {
+		c.svcs = make(map[string]*service, len(s.svcs))
+		for k, v := range s.svcs {
+			c.svcs[k] = v
 		}
 	}
 	return &c
@@ -105,6 +112,7 @@ func merge(dst map[string]*setting, vals map[string]*setting) {
 		}
 		d.set = true
 	}
+	mergeServices(dst, vals)
 }
 
 // extendsRef is one element of a file's extends.
@@ -156,6 +164,12 @@ func (l *loader) parse(f *file) (map[string]*setting, []extendsRef) {
 		v := raw[top]
 		if top == "extends" {
 			refs = l.parseExtends(f, v, bad)
+			continue
+		}
+		if top == "services" {
+			if s := l.parseServices(f, v, bad); s != nil {
+				vals["services"] = s
+			}
 			continue
 		}
 		if !isSection(top) {

@@ -561,6 +561,16 @@ var trustTests = []struct {
 	{"image from a built-in registry", "", "[filesystem]\nroot = \"image:ghcr.io/org/app:1\"", nil, nil},
 	{"image short name", "", "[filesystem]\nroot = \"image:alpine:3.20\"", nil, nil},
 	{"registry in your config", "[network]\nmode = \"proxy\"\nallow = [\"registry.corp.example\"]", "[filesystem]\nroot = \"image:registry.corp.example/app:1\"", nil, nil},
+	{"service, narrowing", "", "[services.db]\ncommand = \"postgres\"\nready = \"tcp:5432\"\nready_timeout = \"5m\"\nafter = [\"cache\"]\ndata = \"./pg\"\n[services.cache]\ncommand = [\"redis-server\"]",
+		map[string]string{"proj/pg/.k": ""}, nil},
+	{"service data, project read-only", "", "[filesystem]\nproject = \"ro\"\n[services.db]\ncommand = \"postgres\"\ndata = \"./pg\"",
+		map[string]string{"proj/pg/.k": ""}, []string{"services.db.data writable in the project, which is \"ro\""}},
+	{"service data outside", "", "[services.db]\ncommand = \"postgres\"\ndata = \"~/pg\"",
+		map[string]string{"pg/.k": ""}, []string{"services.db.data writable, outside the project"}},
+	{"service data outside, yours", "[services.db]\ncommand = \"postgres\"\ndata = \"~/pg\"", "",
+		map[string]string{"pg/.k": ""}, nil},
+	{"service image and secret env", "", "[services.db]\ncommand = \"postgres\"\nimage = \"docker.io/library/postgres:16\"\nenv = { P = \"${DB_PASSWORD:-x}\", Q = \"plain\" }", nil,
+		[]string{"services.db.image pulls an image", "services.db.env reads the secret variable $DB_PASSWORD"}},
 	{"registry of your root", "[filesystem]\nroot = \"image:registry.corp.example/base:1\"", "[filesystem]\nroot = \"image:registry.corp.example/app:1\"", nil, nil},
 }
 
@@ -851,7 +861,7 @@ func TestDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(data)
-	for _, k := range Keys() {
+	for _, k := range append(Keys(), serviceKeys...) {
 		if !strings.Contains(doc, "| `"+k.Key+"` | "+k.Type+" | ") {
 			t.Errorf("docs/profiles.md has no row for %s (with its type %q); regenerate the tables from the schema", k.Key, k.Type)
 		}
@@ -887,7 +897,10 @@ func TestTrustMootAllow(t *testing.T) {
 // lives, how its overlay is driven, more hiding, more tmpfs, a named
 // session, and who and where the command runs inside its namespaces.
 var narrowingOnly = []string{"filesystem.project_dir", "filesystem.overlay",
-	"filesystem.session", "process.idmap", "process.hostname", "process.shell", "process.workdir"}
+	"filesystem.session", "process.idmap", "process.hostname", "process.shell", "process.workdir",
+	// A service's command, readiness and order: it runs in a sandbox of
+	// its own, with the command's restrictions and network.
+	"services.NAME.command", "services.NAME.ready", "services.NAME.ready_timeout", "services.NAME.after"}
 
 // TestTrustCoversKeys: every profile key is narrowing-only, or a TestTrust
 // row shows that trust asks about its widening.
@@ -896,10 +909,13 @@ func TestTrustCoversKeys(t *testing.T) {
 	for _, tt := range trustTests {
 		for _, a := range tt.asks {
 			key, _, _ := strings.Cut(a, " ")
+			if parts := strings.SplitN(key, ".", 3); len(parts) == 3 && parts[0] == "services" {
+				key = "services.NAME." + parts[2] // a service's key, whatever its name
+			}
 			asked[key] = true
 		}
 	}
-	for _, info := range schema {
+	for _, info := range append(append([]KeyInfo(nil), schema...), serviceKeys...) {
 		if slices.Contains(narrowingOnly, info.Key) {
 			if asked[info.Key] {
 				t.Errorf("%s is listed as narrowing-only, but a TestTrust row asks about it", info.Key)

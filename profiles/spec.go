@@ -186,6 +186,7 @@ func (p *Profile) Spec(inv sandbox.Spec) (sandbox.Spec, error) {
 	p.checkProject(&errs)
 	p.checkBinds(&errs)
 	p.checkOwnState(&errs)
+	spec.Services = p.services(&errs) // services.go
 	if sc := p.settings["security.seccomp"]; sc != nil && sc.set {
 		if v, _ := sc.value.(string); v != "default" && v != "off" && v != "" {
 			abs := v
@@ -210,6 +211,10 @@ func (p *Profile) Spec(inv sandbox.Spec) (sandbox.Spec, error) {
 		unsupported[fe.Key] = unsupported[fe.Key] || fe.Unsupported
 		if s := p.settings[fe.Key]; s != nil && s.set {
 			errs.add(blame(s, fe))
+			continue
+		}
+		if e := p.serviceFieldError(fe); e != nil {
+			errs.add(e)
 			continue
 		}
 		e := &Error{Key: fe.Key, Msg: fe.Msg, Unsupported: fe.Unsupported}

@@ -28,6 +28,7 @@ func (p *Profile) widenings() []Ask {
 	p.reachWidenings(a)
 	p.secretWidenings(a)
 	p.limitWidenings(a)
+	p.serviceWidenings(a) // services.go
 	return a.asks
 }
 

@@ -48,6 +48,7 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		return nil, err
 	}
 	pl.command()
+	pl.planServices()
 	return pl.p, nil
 }
 
@@ -410,7 +411,7 @@ func (pl *planner) generatedFiles() {
 	spec, host, img := pl.spec, pl.host, pl.img
 	// Generated files.
 	pl.add(Mount{Kind: MountFile, Dst: "/etc/hostname", Data: spec.Process.Hostname + "\n", Optional: true})
-	pl.add(Mount{Kind: MountFile, Dst: "/etc/hosts", Data: hostsFile(spec.Process.Hostname), Optional: true})
+	pl.add(Mount{Kind: MountFile, Dst: "/etc/hosts", Data: pl.hostsFile(), Optional: true})
 	if rc := resolvConf(spec.Network.Mode); rc != "" {
 		pl.add(Mount{Kind: MountFile, Dst: "/etc/resolv.conf", Data: rc, Optional: true})
 	} else if img != nil {

@@ -105,6 +105,8 @@ type Plan struct {
 	// RootReadOnly makes / read-only once built (an OCI bundle's
 	// root.readonly); its submounts keep their own flags.
 	RootReadOnly bool `json:"root_readonly,omitempty"`
+	// Services start before the command, in this order (services.go).
+	Services []ServicePlan `json:"services,omitempty"`
 }
 
 // SeccompPlan says which filter the command gets.
@@ -309,7 +311,10 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 		for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
 			env[k] = proxyURL
 		}
-		env["NO_PROXY"], env["no_proxy"] = "localhost,127.0.0.1,::1", "localhost,127.0.0.1,::1"
+		// The services are on the sandbox's own loopback, not behind
+		// the proxy.
+		noProxy := strings.Join(append([]string{"localhost", "127.0.0.1", "::1"}, serviceNames(spec)...), ",")
+		env["NO_PROXY"], env["no_proxy"] = noProxy, noProxy
 	}
 	if spec.Network.Mode == NetworkNone {
 		noRetries(env)

@@ -58,6 +58,11 @@ func TestPlanGolden(t *testing.T) {
 		host func(*Host)
 	}{
 		{"default", Spec{Args: []string{"npm", "install"}}, nil},
+		{"services", Spec{Args: []string{"make", "test"}, Services: []Service{
+			{Name: "cache", Args: []string{"redis-server", "--port", "6379"}, Ready: "tcp:6379"},
+			{Name: "db", Args: []string{"postgres", "-D", "/data"}, ReadyCommand: []string{"pg_isready", "-h", "127.0.0.1"},
+				ReadyTimeout: 30 * time.Second, Data: "/home/dev/src/app/pgdata", After: []string{"cache"}},
+		}}, nil},
 		{"root-single", Spec{Args: []string{"id"}, Process: Process{User: "root", IDMap: "single"}}, nil},
 		{"no-subuid", Spec{Args: []string{"id"}}, func(h *Host) { h.SubUIDs = nil }},
 		{"binds", Spec{Args: []string{"make"},

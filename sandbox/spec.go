@@ -29,6 +29,9 @@ type Spec struct {
 	Process    Process    `json:"process"`
 	Limits     Limits     `json:"limits"`
 	Security   Security   `json:"security"`
+	// Services run beside the command, each in a sandbox of its own on
+	// the command's network ([services.NAME]; services.go).
+	Services []Service `json:"services,omitempty"`
 
 	// PreserveFDs passes the caller's fds 3 .. 3+N-1 to the command, as
 	// podman run --preserve-fds does. An invocation setting, not a profile key.
@@ -228,6 +231,7 @@ func (s *Spec) Validate() error {
 	s.checkEnv(&c)
 	s.checkProcess(&c)
 	s.checkLimits(&c)
+	s.checkServices(&c)
 	return errors.Join(c...)
 }
 

@@ -119,6 +119,13 @@ wire-one-request     ./slirp/proxy      TestHandleRedirectedOneRequest
 udp-deny             ./cmd/hutch        TestNetTransparent$
 udp-deny             ./slirp/redirect   TestInstall
 caps                 ./cmd/hutch        TestNetTransparent$
+service-home         ./cmd/hutch        TestScripts/services_escape
+service-pidns        ./cmd/hutch        TestScripts/services$
+service-ipcns        ./cmd/hutch        TestScripts/services$
+caps                 ./cmd/hutch        TestScripts/services_escape
+trust-services.db.data    ./profiles    TestTrust$
+trust-services.db.image   ./profiles    TestTrust$
+trust-services.db.env     ./profiles    TestTrust$
 '
 
 rows=()

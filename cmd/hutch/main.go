@@ -29,6 +29,9 @@ func main() {
 	if pid1.IsStage2(os.Args[0]) {
 		os.Exit(pid1.Stage2Main())
 	}
+	if pid1.IsService(os.Args[0]) {
+		os.Exit(pid1.ServiceMain())
+	}
 	if session.IsLayersHelper(os.Args[0]) {
 		os.Exit(session.LayersHelperMain())
 	}

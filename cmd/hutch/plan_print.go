@@ -65,6 +65,22 @@ func printPlan(w io.Writer, p *sandbox.Plan) error {
 	for _, e := range p.Env {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
+	for _, sv := range p.Services {
+		ready := "once started"
+		switch {
+		case sv.ReadyPort != 0:
+			ready = fmt.Sprintf("tcp:%d", sv.ReadyPort)
+		case len(sv.ReadyCommand) > 0:
+			ready = strings.Join(sv.ReadyCommand, " ")
+		}
+		data := "tmpfs"
+		for _, m := range sv.Mounts {
+			if m.Dst == sandbox.ServiceDataDir && m.Kind == sandbox.MountBind {
+				data = m.Src
+			}
+		}
+		fmt.Fprintf(w, "service:    %s: %s (ready: %s, within %v; /data: %s)\n", sv.Name, strings.Join(sv.Args, " "), ready, sv.ReadyTimeout, data)
+	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 		wire.InitName:            func() { os.Exit(pid1.InitMain()) },
 		nsprobe.Name:             func() { os.Exit(nsprobe.Main()) },
 		wire.Stage2Name:          func() { os.Exit(pid1.Stage2Main()) },
+		wire.ServiceName:         func() { os.Exit(pid1.ServiceMain()) },
 		session.LayersHelperName: func() { os.Exit(session.LayersHelperMain()) },
 		image.HelperName:         func() { os.Exit(image.HelperMain()) },
 		oci.ShimName:             func() { os.Exit(oci.ShimMain()) },

@@ -114,22 +114,46 @@ func InitMain() int {
 	if len(plan.Ports) > 0 {
 		go serveConnects(status)
 	}
-	ovl := newOverlayInit(&cfg) // nil unless the plan overlays something
+	waitNet := (&netWait{need: cfg.NeedNet, ready: netReady, tm: tm}).wait
+	// The redirect rules, before any process of the pod may connect out
+	// (services, then the command).
+	waitRedirect := func() error {
+		if redirected == nil {
+			return nil
+		}
+		err := <-redirected
+		redirected = nil
+		tm.Mark("redirect rules")
+		return err
+	}
+	ovl := newOverlayInit(&cfg) // nil unless the plan overlays something or has services
+	if len(plan.Services) > 0 {
+		// Services first, on a network that works, while this mount
+		// namespace still shows the host's tree their roots are built
+		// from (services.go).
+		if err := waitRedirect(); err != nil {
+			return fail(err)
+		}
+		if err := waitNet(); err != nil {
+			return fail(err)
+		}
+		svcs, err := startServices(&cfg, status, tm)
+		if err != nil {
+			return fail(err)
+		}
+		if ovl != nil {
+			ovl.services = svcs
+		}
+	}
 	if err := buildRoot(plan, cfg.RootDir, ovl, cfg.Listeners); err != nil {
 		return fail(err)
 	}
 	tm.Mark("root built")
-	if redirected != nil {
-		if err := <-redirected; err != nil {
-			return fail(err)
-		}
-		tm.Mark("redirect rules")
+	if err := waitRedirect(); err != nil {
+		return fail(err)
 	}
-	if cfg.NeedNet {
-		if f := <-netReady; !f.Ready {
-			return fail(errors.New(f.Error))
-		}
-		tm.Mark("network ready")
+	if err := waitNet(); err != nil {
+		return fail(err)
 	}
 	if cfg.Hold {
 		if ex, ok := hold(status, startFrame, sigs); !ok {
@@ -178,6 +202,26 @@ func hold(status *os.File, start <-chan struct{}, sigs chan os.Signal) (wire.Exi
 			}
 		}
 	}
+}
+
+// netWait waits, once, for the supervisor's word that the user-mode
+// network helper has configured the namespace.
+type netWait struct {
+	need, done bool
+	ready      <-chan wire.NetFrame
+	tm         *timing.Timing
+}
+
+func (n *netWait) wait() error {
+	if !n.need || n.done {
+		return nil
+	}
+	n.done = true
+	if f := <-n.ready; !f.Ready {
+		return errors.New(f.Error)
+	}
+	n.tm.Mark("network ready")
+	return nil
 }
 
 // enterPID1 is the start of both hidden PID 1 entries (hutch-init and
@@ -484,7 +528,7 @@ func reap(pid int, sigs chan os.Signal) wire.ExitInfo { return reapWatching(pid,
 
 // reapWatching is reap, calling other for every other child reaped: a
 // helper of init's that died.
-func reapWatching(pid int, sigs chan os.Signal, other func(pid int)) wire.ExitInfo {
+func reapWatching(pid int, sigs chan os.Signal, other func(pid int, ws unix.WaitStatus)) wire.ExitInfo {
 	for sig := range sigs {
 		s := sig.(syscall.Signal)
 		switch s {
@@ -496,7 +540,7 @@ func reapWatching(pid int, sigs chan os.Signal, other func(pid int)) wire.ExitIn
 					break
 				}
 				if wpid != pid && other != nil {
-					other(wpid)
+					other(wpid, ws)
 				}
 				if wpid == pid {
 					if ws.Signaled() {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"golang.org/x/sys/unix"
@@ -21,21 +22,31 @@ import (
 // mount /proc wait for stage2, which mounts a /proc of its own namespace
 // and pivots, so that no /proc the command can reach shows a daemon.
 type overlayInit struct {
-	cfg      *wire.LayersInit
+	cfg      *wire.LayersInit // nil when nothing is overlaid (a run with services)
 	uid      uint32
 	deferred []sandbox.Mount // the /proc steps, for stage2
+	// services run beside the command (services.go): it then runs in
+	// stage2 too, so that its pid namespace shows none of theirs.
+	services *serviceGroup
+	withSvcs bool
 }
 
-// newOverlayInit is nil when the plan overlays nothing.
+// newOverlayInit is nil when the plan overlays nothing and has no services.
 func newOverlayInit(cfg *wire.Config) *overlayInit {
-	if cfg.Layers == nil {
+	// The mutation "service-pidns" is the old bug: the command in init's
+	// pid namespace, where every service's processes show.
+	withSvcs := len(cfg.Plan.Services) > 0 && !mutate.Off("service-pidns")
+	if cfg.Layers == nil && !withSvcs {
 		return nil
 	}
-	return &overlayInit{cfg: cfg.Layers, uid: cfg.Plan.UID}
+	return &overlayInit{cfg: cfg.Layers, uid: cfg.Plan.UID, withSvcs: withSvcs}
 }
 
-// staged reports whether the command runs in stage2.
-func (o *overlayInit) staged() bool { return o != nil && o.cfg.Driver == sandbox.OverlayFuse }
+// staged reports whether the command runs in stage2: with the fuse
+// driver, or beside services.
+func (o *overlayInit) staged() bool {
+	return o != nil && (o.withSvcs || o.cfg != nil && o.cfg.Driver == sandbox.OverlayFuse)
+}
 
 // defers sets m aside for stage2 when it must be.
 func (o *overlayInit) defers(m sandbox.Mount) bool {
@@ -56,7 +67,7 @@ func (o *overlayInit) dirs(layer string) (upper, work string) {
 // that handle: the kernel's through fsconfig, fuse-overlayfs as
 // /proc/self/fd/N of an inherited fd.
 func (o *overlayInit) mount(b *rootBuilder, m sandbox.Mount) error {
-	if o == nil {
+	if o == nil || o.cfg == nil {
 		return errors.New("the plan has an overlay but no layers were prepared")
 	}
 	target, err := mkMountpointFd(b.root, m.Dst, true)

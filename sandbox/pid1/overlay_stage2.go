@@ -99,11 +99,15 @@ func (o *overlayInit) runStage2(cfg *wire.Config, status *os.File, sigs chan os.
 		unix.Kill(-1, unix.SIGKILL)
 		return fail(err)
 	}
-	// Every other child of init here is a fuse-overlayfs daemon (stage2
-	// reaps the command's orphans): when one dies, the command's files
-	// are gone, and the supervisor must end the sandbox.
+	// Every other child of init here is a service's PID 1 or a
+	// fuse-overlayfs daemon (stage2 reaps the command's orphans): when a
+	// daemon dies, the command's files are gone, and the supervisor must
+	// end the sandbox.
 	reported := false
-	ex := reapWatching(st.pid, sigs, func(int) {
+	ex := reapWatching(st.pid, sigs, func(pid int, ws unix.WaitStatus) {
+		if o.services.reaped(pid, ws) {
+			return // a service's own exit: reported, and the run goes on
+		}
 		if !reported {
 			reported = true
 			sendStatus(status, wire.Status{HelperDied: "fuse-overlayfs"}, -1)
@@ -112,6 +116,7 @@ func (o *overlayInit) runStage2(cfg *wire.Config, status *os.File, sigs chan os.
 	var left stage2Exit
 	json.NewDecoder(exitR).Decode(&left)
 	exitR.Close()
+	o.services.stop(sigs, cfg.Plan.KillGrace)
 	switch {
 	case left.Exit != nil:
 		sendStatus(status, wire.Status{Exit: left.Exit}, -1)

@@ -50,7 +50,10 @@ type execInfo struct {
 const execInfoFile = "exec.json"
 
 func (s *runState) writeExecInfo(cfg *wire.Config) {
-	info := execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Extra: cfg.SeccompExtra, Staged: cfg.Layers != nil && cfg.Layers.Driver == sandbox.OverlayFuse}
+	// Beside services the command runs in stage2 too, and init's own
+	// mount namespace still shows the host's tree: never join that.
+	staged := cfg.Layers != nil && cfg.Layers.Driver == sandbox.OverlayFuse || len(cfg.Plan.Services) > 0
+	info := execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Extra: cfg.SeccompExtra, Staged: staged}
 	data, err := bytesjson.Marshal(info) // paths are bytes: internal/bytesjson
 	if err != nil {
 		return
@@ -245,7 +248,11 @@ func stage2Of(initPID int) (int, error) {
 	}
 	self := depth(strconv.Itoa(initPID))
 	for _, c := range strings.Fields(string(data)) {
-		if depth(c) == self+1 {
+		// Services' PID 1s (hutch-service) are init's children one pid
+		// namespace down too; stage2 is known by its fixed argv[0], which
+		// nothing in the sandbox can rewrite (it is not dumpable).
+		argv0, _, _ := strings.Cut(readCmdline(c), "\x00")
+		if depth(c) == self+1 && argv0 == wire.Stage2Name {
 			return strconv.Atoi(c)
 		}
 	}
@@ -469,4 +476,9 @@ func (e *execRelay) closeTTY() {
 	if e.master != nil {
 		e.master.Close()
 	}
+}
+
+func readCmdline(pid string) string {
+	b, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+	return string(b)
 }

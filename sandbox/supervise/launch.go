@@ -175,6 +175,11 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	cfg.SeccompExtra = wire.FilterBytes(plan.Resolved.Extra)
 	setTerminal(cfg, plan.TTY, stdio)
 
+	logs, err := openServiceLogs(plan, rs.dir) // services.go
+	if err != nil {
+		return nil, err
+	}
+	defer logs.closeFiles()
 	ip := opts.Prestarted.take(plan, stdio) // prestart.go; nil if it does not fit
 	if ip != nil && !plan.MapHelpers {
 		// Launch would have had Go write them at the clone.
@@ -184,11 +189,12 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 		}
 	}
 	if ip == nil {
-		if ip, err = startInit(plan, stdio); err != nil {
+		if ip, err = startInit(plan, stdio, logs.extraFiles()); err != nil {
 			return nil, err
 		}
 		tm.MarkAt("init started", ip.at)
 	}
+	logs.closeFiles() // init has its copies
 	defer ip.close()
 	cmd, exited, cfgW, statusParent := ip.cmd, ip.exited, ip.cfgW, ip.statusParent
 	pid := cmd.Process.Pid
@@ -212,8 +218,9 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	netsup.forward(statusParent)
 
 	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup,
-		cfgW: cfgW, hold: opts.Hold, created: opts.Created, started: opts.Started}
+		cfgW: cfgW, hold: opts.Hold, created: opts.Created, started: opts.Started, logs: logs}
 	res, err := sup.run(ctx, statusParent, exited)
+	err = logs.report(stdio.Stderr, err)
 	var hd *sandbox.HelperDiedError
 	if lay != nil && errors.As(err, &hd) {
 		lay.stopped = hd.Helper + " died"
@@ -228,6 +235,11 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 		res.OfflineLookups = netsup.lookups()
 		res.Changes = changes
 		res.Learned = netsup.learned()
+		res.Services = logs.statuses()
+	} else if logs != nil {
+		// hutch's own error (a service that never became ready): the
+		// services' statuses still tell what happened, for --result.
+		res = &Result{ExitCode: 125, Services: logs.statuses()}
 	}
 	return res, err
 }

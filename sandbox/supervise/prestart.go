@@ -35,11 +35,12 @@ func (ip *initProc) close() {
 // startInit clones hutch-init into plan's namespaces and execs it; it then
 // waits for its config. With one id mapped, Go writes the maps between
 // the clone and the exec.
-func startInit(plan *sandbox.Plan, stdio Stdio) (*initProc, error) {
+func startInit(plan *sandbox.Plan, stdio Stdio, logFiles []*os.File) (*initProc, error) {
 	cfgR, cfgW, statusParent, extra, err := initChannels(plan.PreserveFDs)
 	if err != nil {
 		return nil, err
 	}
+	extra = append(extra, logFiles...) // the services' logs, after the preserved fds
 	cmd := initCommand(plan, stdio, extra)
 	undoNproc := reserveNproc() // limits.go: the namespace keeps it
 	exited, err := lockedexec.Start(cmd)
@@ -92,7 +93,7 @@ func Prestart(stdio Stdio, preserveFDs int) *Prestarted {
 	// says why it cannot.
 	go func() {
 		defer close(p.done)
-		p.ip, _ = startInit(p.plan, stdio)
+		p.ip, _ = startInit(p.plan, stdio, nil)
 	}()
 	return p
 }
@@ -138,6 +139,9 @@ func (p *Prestarted) fits(plan *sandbox.Plan, stdio Stdio) bool {
 	}
 	if stdio != p.stdio || !slices.Equal(plan.Namespaces, p.plan.Namespaces) || plan.PreserveFDs != p.plan.PreserveFDs {
 		return false
+	}
+	if len(plan.Services) > 0 {
+		return false // their log files are init's fds too, opened since
 	}
 	extra := make([]*os.File, len(p.ip.cmd.ExtraFiles))
 	want := initCommand(plan, stdio, extra)

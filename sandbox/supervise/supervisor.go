@@ -31,6 +31,7 @@ type supervisor struct {
 	tm      *timing.Timing
 	warn    func(string)
 	net     *netSupervisor
+	logs    *serviceLogs // nil without services
 	master  *os.File
 	relayWG sync.WaitGroup
 	restore func()
@@ -118,6 +119,9 @@ func (s *supervisor) run(ctx context.Context, status *os.File, exited <-chan err
 	}
 	// Collect what init sent before it exited.
 	for r := range drain(msgs) {
+		if r.msg.Service != nil {
+			s.logs.record(r.msg.Service)
+		}
 		if r.msg.Exit != nil && res == nil {
 			res = exitResult(r.msg.Exit)
 		}
@@ -179,6 +183,8 @@ func (s *supervisor) onStatus(r recvd, st *stopper, res **Result) error {
 		if s.net != nil {
 			s.net.connected(r.msg.Conn, r.fd)
 		}
+	case r.msg.Service != nil:
+		s.logs.record(r.msg.Service)
 	case r.msg.HelperDied != "":
 		st.helperDied(r.msg.HelperDied, *res != nil)
 	case r.msg.Held:

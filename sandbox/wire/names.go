@@ -25,3 +25,16 @@ const Stage2Name = "hutch-stage2"
 // seccomp filter, a new session or a pty of the sandbox's own devpts),
 // waits for it and exits with its status.
 const ExecStageName = "hutch-exec"
+
+// ServiceName is the fixed argv[0] of a service's own PID 1: hutch-init
+// clones it into new mount, pid and ipc namespaces (the pod's user and
+// network namespaces stay shared), and it builds the service's root,
+// starts the service as init starts the command, checks that it is
+// ready, and forwards signals to it (docs/services.md):
+//
+//	hutch-init        user, net, uts, ... namespaces: the pod
+//	├─ hutch-service  clone(NEWNS|NEWPID|NEWIPC), one per service
+//	│  └─ service
+//	└─ hutch-stage2   clone(NEWNS|NEWPID|NEWIPC)
+//	   └─ command
+const ServiceName = "hutch-service"

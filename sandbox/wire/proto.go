@@ -124,6 +124,19 @@ type Status struct {
 	// HelperDied names a helper of init's that died (fuse-overlayfs):
 	// the sandbox cannot go on without it.
 	HelperDied string `json:"helper_died,omitempty"`
+	// Service is a service's change of state (docs/services.md).
+	Service *ServiceEvent `json:"service,omitempty"`
+}
+
+// ServiceEvent is a service's change of state, in the order they happen:
+// "ready", then "exited" if it ends before hutch stops it; or "failed"
+// when it never became ready (Reason says why).
+type ServiceEvent struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Code   int    `json:"code,omitempty"`
+	Signal int    `json:"signal,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Redirect is the outcome of installing the redirect rules.

@@ -491,6 +491,16 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 			c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "hutch"})
 			err = c.Flush()
 		}
+	case "proc-root":
+		// Reach into another sandbox's files (a service's) through
+		// /proc/PID/root of a process named NAME. ENOENT: no such process
+		// is visible, as it should not be from another pid namespace.
+		err = procRoot(arg(1))
+	case "sysv-shm":
+		// See another sandbox's System V shared memory (a service's, as
+		// postgres makes one). ENOENT: none is visible in this ipc
+		// namespace.
+		err = sysvShm()
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
@@ -562,4 +572,37 @@ func initCapsBeyondOurs() error {
 		}
 	}
 	return unix.EPERM
+}
+
+// procRoot lists /proc/PID/root of the first process whose name is name.
+func procRoot(name string) error {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != name {
+			continue
+		}
+		_, err = os.ReadDir("/proc/" + e.Name() + "/root/")
+		return err
+	}
+	return unix.ENOENT
+}
+
+// sysvShm reports a System V shared memory segment visible here.
+func sysvShm() error {
+	data, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		return err
+	}
+	if lines := strings.Split(strings.TrimSpace(string(data)), "\n"); len(lines) > 1 {
+		fmt.Fprintf(os.Stderr, "segment: %s\n", lines[1])
+		return nil
+	}
+	return unix.ENOENT
 }
