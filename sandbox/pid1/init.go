@@ -57,30 +57,7 @@ func InitMain() int {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fail(err)
 	}
-	netReady := make(chan wire.NetFrame, 1)
-	startFrame := make(chan struct{}, 1)
-	go func() {
-		// Later frames (the network's readiness) arrive here; EOF means
-		// the supervisor is gone.
-		for {
-			var f wire.NetFrame
-			if err := wire.ReadFrame(cfgFile, &f); err != nil {
-				unix.Kill(-1, unix.SIGKILL)
-				os.Exit(137)
-			}
-			if f.Start {
-				select {
-				case startFrame <- struct{}{}:
-				default:
-				}
-				continue
-			}
-			select {
-			case netReady <- f:
-			default:
-			}
-		}
-	}()
+	netReady, startFrame := readFrames(cfgFile)
 
 	tm := &timing.Timing{Origin: cfg.TimingOrigin, Who: "init", W: os.Stderr}
 	tm.MarkAt("main entered", entered)
@@ -94,25 +71,9 @@ func InitMain() int {
 		return fail(err)
 	}
 	tm.Mark("hostname, lo")
-	var redirected chan error
-	if plan.Network == sandbox.NetworkProxy {
-		if err := sendProxyListener(status); err != nil {
-			return fail(err)
-		}
-		tm.Mark("proxy listener")
-		// The rules take about a millisecond of netlink round trips:
-		// they are installed while the root is built, and waited for
-		// before the command starts.
-		redirected = make(chan error, 1)
-		go func() { redirected <- sendRedirect(status, cfg.NoRedirect) }()
-	}
-	if plan.Network == sandbox.NetworkNone || plan.Network == sandbox.NetworkProxy {
-		if err := sendDNSSockets(status); err != nil {
-			return fail(err)
-		}
-	}
-	if len(plan.Ports) > 0 {
-		go serveConnects(status)
+	redirected, err := startNetwork(plan, status, cfg.NoRedirect, tm)
+	if err != nil {
+		return fail(err)
 	}
 	waitNet := (&netWait{need: cfg.NeedNet, ready: netReady, tm: tm}).wait
 	// The redirect rules, before any process of the pod may connect out
@@ -181,6 +142,63 @@ func InitMain() int {
 	ex.Home = homeWrites(plan)
 	sendStatus(status, wire.Status{Exit: &ex}, -1)
 	return ex.Code
+}
+
+// readFrames reads the supervisor's later frames (the network's readiness,
+// OCI's start) for as long as the config pipe is open; EOF means the
+// supervisor is gone, and the sandbox goes with it.
+func readFrames(cfgFile *os.File) (netReady <-chan wire.NetFrame, start <-chan struct{}) {
+	ready := make(chan wire.NetFrame, 1)
+	started := make(chan struct{}, 1)
+	go func() {
+		for {
+			var f wire.NetFrame
+			if err := wire.ReadFrame(cfgFile, &f); err != nil {
+				unix.Kill(-1, unix.SIGKILL)
+				os.Exit(137)
+			}
+			if f.Start {
+				select {
+				case started <- struct{}{}:
+				default:
+				}
+				continue
+			}
+			select {
+			case ready <- f:
+			default:
+			}
+		}
+	}()
+	return ready, started
+}
+
+// startNetwork hands the supervisor the sockets it serves from inside (the
+// proxy's listener, the DNS sockets, published ports) and starts the
+// redirect rules of mode proxy, whose result arrives on redirected (nil
+// in other modes).
+func startNetwork(plan *sandbox.Plan, status *os.File, noRedirect bool, tm *timing.Timing) (chan error, error) {
+	var redirected chan error
+	if plan.Network == sandbox.NetworkProxy {
+		if err := sendProxyListener(status); err != nil {
+			return nil, err
+		}
+		tm.Mark("proxy listener")
+		// The rules take about a millisecond of netlink round trips:
+		// they are installed while the root is built, and waited for
+		// before the command starts.
+		redirected = make(chan error, 1)
+		go func() { redirected <- sendRedirect(status, noRedirect) }()
+	}
+	if plan.Network == sandbox.NetworkNone || plan.Network == sandbox.NetworkProxy {
+		if err := sendDNSSockets(status); err != nil {
+			return nil, err
+		}
+	}
+	if len(plan.Ports) > 0 {
+		go serveConnects(status)
+	}
+	return redirected, nil
 }
 
 // hold reports the built root and waits for the supervisor's Start. A

@@ -220,6 +220,13 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	sup := &supervisor{pid: pid, cmd: cmd, stdio: stdio, cfg: cfg, tm: tm, warn: opts.Warn, net: netsup,
 		cfgW: cfgW, hold: opts.Hold, created: opts.Created, started: opts.Started, logs: logs}
 	res, err := sup.run(ctx, statusParent, exited)
+	return collectResult(res, err, stdio, lay, netsup, logs)
+}
+
+// collectResult adds what the run's helpers know to how the command ended:
+// the changes kept, the network's denials and lookups, the services'
+// states. With hutch's own error it keeps what is known, for --result.
+func collectResult(res *Result, err error, stdio Stdio, lay *runLayers, netsup *netSupervisor, logs *serviceLogs) (*Result, error) {
 	err = logs.report(stdio.Stderr, err)
 	var hd *sandbox.HelperDiedError
 	if lay != nil && errors.As(err, &hd) {
