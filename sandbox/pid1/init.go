@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hutch-sandbox/hutch/slirp/redirect"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/fds"
@@ -303,7 +305,7 @@ func setupNamespaces(plan *sandbox.Plan) error {
 		}
 	}
 	if hasNS(plan, "net") {
-		if err := loopbackUp(); err != nil {
+		if err := redirect.LoopbackUp(); err != nil {
 			return fmt.Errorf("bringing up lo: %w", err)
 		}
 	}
@@ -320,24 +322,6 @@ func hasNS(plan *sandbox.Plan, ns string) bool {
 		}
 	}
 	return false
-}
-
-// loopbackUp sets IFF_UP on lo in the new net namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // startCommand starts the command as a new session, with the caller's

@@ -151,7 +151,7 @@ func recordUDP(fam byte, set string, addrOff, addrLen uint32) []expr.Any {
 // leaves the namespace) that must arrive there with its original
 // destination. step names what failed.
 func SelfTest() (step string, err error) {
-	if err := loUp(); err != nil {
+	if err := LoopbackUp(); err != nil {
 		return "bringing lo up", err
 	}
 	if err := Install(3128, 53); err != nil {
@@ -182,8 +182,10 @@ func SelfTest() (step string, err error) {
 	return "", nil
 }
 
-// loUp brings lo up, as hutch-init does first.
-func loUp() error {
+// LoopbackUp sets IFF_UP on lo in the calling thread's network
+// namespace: hutch-init does it first in a new one, and the probe of
+// the redirect in its throwaway namespace.
+func LoopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err

@@ -87,7 +87,7 @@ func TestInstall(t *testing.T) {
 }
 
 func child() error {
-	if err := loUp(); err != nil {
+	if err := LoopbackUp(); err != nil {
 		return err
 	}
 	if err := Install(3128, 53); err != nil {
