@@ -101,6 +101,7 @@ dotfiles-secret      ./cmd/hutch        TestScripts/shell_dotfiles
 dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
 result-path          ./cmd/hutch        TestEscapeResultRedirect
 result-fd            ./cmd/hutch        TestEscapeResultFD
+oci-root-hidden      ./cmd/hutch        TestScripts/oci_root_hidden
 '
 
 rows=()
