@@ -102,6 +102,7 @@ dotfiles-gitconfig   ./cmd/hutch        TestScripts/shell_dotfiles
 result-path          ./cmd/hutch        TestEscapeResultRedirect
 result-fd            ./cmd/hutch        TestEscapeResultFD
 oci-root-hidden      ./cmd/hutch        TestScripts/oci_root_hidden
+oci-delete-wait      ./oci              TestDeleteByAnotherDoesNotWaitForEver
 '
 
 rows=()
