@@ -135,10 +135,13 @@ endif
 
 # test-oci-root runs root's hutch oci delete against containers, and
 # traps, that $(HUTCH_TEST_USER) made (as Slurm deletes its users'
-# containers): root only (scripts/oci-root-delete.sh).
+# containers), and the Slurm test cluster's wrapper as root against what
+# that user plants beside their hutch: root only (scripts/oci-root-delete.sh,
+# scripts/slurm-wrapper-root.sh).
 test-oci-root:
 	$(MAKE) test-user
 	scripts/oci-root-delete.sh
+	scripts/slurm-wrapper-root.sh
 
 # test-user creates $(HUTCH_TEST_USER) with /etc/subuid and /etc/subgid
 # ranges and a runtime directory (as root; idempotent).

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/ocispec"
 	"github.com/hutch-sandbox/hutch/sandbox/supervise"
@@ -269,10 +270,35 @@ func (r *Runtime) Delete(id string, force bool) error {
 		if rec.Status == Creating {
 			p.signal(unix.SIGKILL)
 		}
-		p.wait()
+		r.waitSupervisor(p, c.uid, id)
 		p.close()
 	}
 	return c.remove()
+}
+
+// superviseGrace is how long a delete by another user than the
+// container's owner (root, as Slurm runs it) waits for the supervisor to
+// finish cleaning up before it kills it.
+var superviseGrace = 10 * time.Second
+
+// waitSupervisor waits for the container's supervisor to end. The pid is
+// the record's claim, checked only for its owner and start time: the
+// owner may have named any long-lived process of theirs, to hold root's
+// delete (and the Slurm step that runs it) for ever. So another user's
+// delete waits superviseGrace at most, then kills that process of the
+// owner's: nothing the owner could not do themselves. The owner's own
+// delete waits as long as it takes.
+func (r *Runtime) waitSupervisor(p *proc, owner uint32, id string) {
+	if owner == uint32(os.Getuid()) || mutate.Off("oci-delete-wait") {
+		p.wait()
+		return
+	}
+	if p.waitFor(superviseGrace) {
+		return
+	}
+	r.warn(fmt.Sprintf("container %s: its supervisor (pid %d) did not end within %v; killing it", id, p.pid, superviseGrace))
+	p.signal(unix.SIGKILL)
+	p.wait()
 }
 
 // removeUnread is delete --force of a container whose state cannot be

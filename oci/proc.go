@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -107,12 +108,23 @@ func (p *proc) signal(sig unix.Signal) error {
 }
 
 // wait blocks until the process has ended (its pidfd turns readable).
-func (p *proc) wait() {
+func (p *proc) wait() { p.waitFor(-1) }
+
+// waitFor waits until the process has ended, or for d at most (d < 0:
+// for ever); it reports whether it ended.
+func (p *proc) waitFor(d time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(d)
 	for {
-		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
-			return
+		ms := -1
+		if d >= 0 {
+			ms = int(max(time.Until(deadline).Milliseconds(), 0))
 		}
+		n, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		return err != nil || n > 0
 	}
 }
 

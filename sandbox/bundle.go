@@ -239,6 +239,9 @@ func (pl *planner) checkBundleBinds() error {
 	for _, h := range pl.spec.Filesystem.Hide {
 		hidden = append(hidden, pl.expand(h))
 	}
+	if err := pl.checkBundleRoot(hidden); err != nil {
+		return err
+	}
 	for _, b := range pl.spec.Filesystem.Binds {
 		src := pl.expand(b.Source)
 		for _, p := range []string{src, host.BindReal[src]} {
@@ -247,6 +250,33 @@ func (pl *planner) checkBundleBinds() error {
 					return withHint(&FieldError{Key: "mounts", Msg: fmt.Sprintf("the bind of %s at %s shows %s, which the profile hides", b.Source, b.Target, h)},
 						"bind a directory without secrets in it; the administrator's profile decides what stays hidden")
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkBundleRoot refuses a bundle's root directory that is, lies in, or
+// holds a hidden path, by its path or its real path: the root is a host
+// directory shown whole at /, so a root of ~ (or of /) would show ~/.ssh
+// at /.ssh, out of reach of every mask, which sit at the host's paths.
+func (pl *planner) checkBundleRoot(hidden []string) error {
+	dir := DirRoot(pl.spec)
+	if dir == "" || mutate.Off("oci-root-hidden") {
+		return nil
+	}
+	for _, p := range []string{dir, pl.host.BindReal[dir]} {
+		for _, h := range hidden {
+			if p == "" {
+				continue
+			}
+			if isWithin(h, p) {
+				return withHint(&FieldError{Key: "root.path", Msg: fmt.Sprintf("the root filesystem %s is %s, which the profile hides", dir, h)},
+					"give the bundle a root directory of its own (BUNDLE/rootfs)")
+			}
+			if isWithin(p, h) {
+				return withHint(&FieldError{Key: "root.path", Msg: fmt.Sprintf("the root filesystem %s holds %s, which the profile hides", dir, h)},
+					"give the bundle a root directory of its own (BUNDLE/rootfs), without secrets in it")
 			}
 		}
 	}

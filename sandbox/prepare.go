@@ -44,7 +44,8 @@ func Prepare(spec Spec, openImage func(*Host) (*image.Root, error)) (*Prepared, 
 			return nil, err
 		}
 	}
-	host.BindReal = probeBinds(spec.Filesystem.Binds)
+	// The root directory's real path too: checkBundleRoot checks both.
+	host.BindReal = probeBinds(append(spec.Filesystem.Binds[:len(spec.Filesystem.Binds):len(spec.Filesystem.Binds)], Bind{Source: DirRoot(spec)}))
 	host.Git = ProbeGit(ProjectDir(spec, host), host.Home)
 	host.Dotfiles = ProbeDotfiles(host, Dotfiles(spec))
 	if p.Plan, err = NewPlan(spec, host); err == nil {

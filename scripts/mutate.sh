@@ -126,6 +126,8 @@ caps                 ./cmd/hutch        TestScripts/services_escape
 trust-services.db.data    ./profiles    TestTrust$
 trust-services.db.image   ./profiles    TestTrust$
 trust-services.db.env     ./profiles    TestTrust$
+oci-root-hidden      ./cmd/hutch        TestScripts/oci_root_hidden
+oci-delete-wait      ./oci              TestDeleteByAnotherDoesNotWaitForEver
 '
 
 rows=()

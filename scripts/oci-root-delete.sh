@@ -8,6 +8,9 @@
 #   - a state file naming a root-owned process, with its real start time:
 #     delete removes the record and the process lives;
 #   - a state file that is a FIFO: delete does not block;
+#   - a state file naming a long-lived process of the user's as the
+#     supervisor: delete does not wait for it for ever (it kills it after
+#     a grace);
 #   - the real container, created and running: delete --force ends it and
 #     removes its state, and none of its processes is left.
 # Each check prints "blocked: ..." or "ESCAPED: ..."; any ESCAPED fails.
@@ -23,14 +26,15 @@ go=$(readlink -f "$(command -v go || echo /usr/local/go/bin/go)")
 uid=$(id -u "$user")
 work=$(mktemp -d /tmp/hutch-oci-root.XXXXXX)
 victim=$(mktemp -d /var/tmp/hutch-oci-victim.XXXXXX)
-root_sleep=
+root_sleep= user_sleep=
 cleanup() {
 	[ -n "$root_sleep" ] && kill "$root_sleep" 2>/dev/null
+	[ -n "$user_sleep" ] && kill "$user_sleep" 2>/dev/null
 	rm -rf "$work" "$victim"
 }
 trap cleanup EXIT
 chmod 0755 "$work"
-# HUTCH_MUTATE=NAME (oci-nofollow, oci-pid-owner) switches a defence off
+# HUTCH_MUTATE=NAME (oci-nofollow, oci-pid-owner, oci-delete-wait) switches a defence off
 # in root's hutch, to watch this script catch it.
 CGO_ENABLED=0 "$go" build ${HUTCH_MUTATE:+-tags hutch_mutate} -o "$work/hutch" ./cmd/hutch || exit 1
 install -d -m 0700 -o "$uid" -g "$(id -g "$user")" "/run/user/$uid"
@@ -69,6 +73,14 @@ as_user sh -c "
 	printf '%s' '{\"ociVersion\":\"1.0.2\",\"id\":\"evil-pid\",\"status\":\"running\",\"pid\":$root_sleep,\"pid_start\":$root_start,\"supervisor\":$root_sleep,\"supervisor_start\":$root_start,\"bundle\":\"/\",\"created\":\"2020-01-01T00:00:00Z\"}' >evil-pid/state.json
 	mkfifo evil-fifo/state.json
 " || exit 1
+# A record naming a long-lived process of the user's as the supervisor:
+# root's delete must not wait for it for ever.
+user_sleep=$(as_user sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $!')
+user_start=$(awk '{print $22}' "/proc/$user_sleep/stat")
+as_user sh -c "
+	cd $state && rm -rf evil-wait && mkdir -m 0700 evil-wait &&
+	printf '%s' '{\"ociVersion\":\"1.0.2\",\"id\":\"evil-wait\",\"status\":\"stopped\",\"supervisor\":$user_sleep,\"supervisor_start\":$user_start,\"bundle\":\"/\",\"created\":\"2020-01-01T00:00:00Z\"}' >evil-wait/state.json
+" || exit 1
 
 fail=0
 check() { # VERDICT-IF-TRUE DESCRIPTION COMMAND...
@@ -84,6 +96,10 @@ check "the symlink's target keeps its files" test -f "$victim/precious" -a -f "$
 check "a root process named in a state file was not signalled" kill -0 "$root_sleep"
 timeout 20 "$h" oci --root "$state" delete --force evil-fifo >/dev/null 2>&1
 check "delete of a FIFO state file did not block" test $? -ne 124
+# Bounded by timeout: without the grace, delete waits for the sleep's 1000 s.
+timeout 30 "$h" oci --root "$state" delete --force evil-wait >/dev/null 2>&1
+check "delete of a record naming the user's sleep as its supervisor did not wait for it" test $? -ne 124
+kill "$user_sleep" 2>/dev/null
 real_pid=$("$h" oci --root "$state" state real | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
 check "the real container is running before root's delete (pid $real_pid)" test -n "$real_pid"
 "$h" oci --root "$state" delete --force real

@@ -86,6 +86,57 @@ install_if_changed() {
 	rm -f "$1"
 }
 
+# wrapper_text [REL [SELF]]: the runtime wrapper oci.conf names, which runs
+# ~USER/REL (default .local/libexec/hutch-slurm-test/hutch) and is
+# installed at SELF (default $wrapper). scripts/slurm-wrapper-root.sh
+# writes one with its own REL and SELF to run it as root.
+wrapper_text() {
+	local rel=${1:-.local/libexec/hutch-slurm-test/hutch} self=${2:-$wrapper}
+	cat <<EOF
+#!/bin/bash
+$marker: oci.conf's runtime for the Slurm tests.
+# hutch-oci USER ARGS...: run USER's own hutch (the one the Slurm tests
+# installed at ~USER/.local/libexec/hutch-slurm-test/hutch) as
+#   hutch oci --profile $site ARGS...
+# always as USER: slurmstepd runs RunTimeRun as the job's user and
+# RunTimeQuery/Kill/Delete as root; as root this drops to USER, because
+# root must never run a binary an unprivileged user can replace.
+set -euo pipefail
+user=\${1:?usage: hutch-oci USER ARGS...}
+shift
+ent=\$(getent passwd "\$user") || { echo "hutch-oci: no user \$user" >&2; exit 1; }
+uid=\$(echo "\$ent" | cut -d: -f3)
+gid=\$(echo "\$ent" | cut -d: -f4)
+home=\$(echo "\$ent" | cut -d: -f6)
+# As root, drop to USER before anything else and run this wrapper again:
+# nothing under USER's home is looked at as root, let alone run (a
+# hutch.mutate symlinked to /etc/shadow would be read by root and handed
+# to USER's hutch; scripts/slurm-wrapper-root.sh checks).
+if [ "\$(id -u)" = 0 ] && [ "\$uid" != 0 ]; then
+	exec setpriv --reuid="\$uid" --regid="\$gid" --init-groups -- "$self" "\$user" "\$@"
+fi
+if [ "\$(id -u)" != "\$uid" ]; then
+	echo "hutch-oci: called by uid \$(id -u) for \$user" >&2
+	exit 1
+fi
+bin=\$home/$rel
+if [ ! -x "\$bin" ]; then
+	echo "hutch-oci: \$bin is missing: the Slurm tests install the hutch they test there" >&2
+	exit 1
+fi
+# slurmstepd's environment is the daemon's, not the job's (the job's env
+# is in the bundle's config.json): give hutch the user's own.
+env=(env -i "HOME=\$home" "USER=\$user" "LOGNAME=\$user"
+	"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" "XDG_RUNTIME_DIR=/run/user/\$uid")
+# make mutate's switch, which the tests cannot pass through Slurm: they
+# leave it beside the binary (it acts only in a -tags hutch_mutate build).
+if [ -s "\$bin.mutate" ]; then
+	env+=("HUTCH_MUTATE=\$(head -c 64 "\$bin.mutate")")
+fi
+exec "\${env[@]}" "\$bin" oci --profile "$site" "\$@"
+EOF
+}
+
 # write_configs writes every file; restart=1 when slurm.conf changed.
 restart=0
 write_configs() {
@@ -214,45 +265,7 @@ EOF
 	install_if_changed "$tmp" "$site" 0644 root:root || true
 
 	tmp=$(mktemp)
-	cat > "$tmp" <<EOF
-#!/bin/bash
-$marker: oci.conf's runtime for the Slurm tests.
-# hutch-oci USER ARGS...: run USER's own hutch (the one the Slurm tests
-# installed at ~USER/.local/libexec/hutch-slurm-test/hutch) as
-#   hutch oci --profile $site ARGS...
-# always as USER: slurmstepd runs RunTimeRun as the job's user and
-# RunTimeQuery/Kill/Delete as root; as root this drops to USER, because
-# root must never run a binary an unprivileged user can replace.
-set -euo pipefail
-user=\${1:?usage: hutch-oci USER ARGS...}
-shift
-ent=\$(getent passwd "\$user") || { echo "hutch-oci: no user \$user" >&2; exit 1; }
-uid=\$(echo "\$ent" | cut -d: -f3)
-gid=\$(echo "\$ent" | cut -d: -f4)
-home=\$(echo "\$ent" | cut -d: -f6)
-bin=\$home/.local/libexec/hutch-slurm-test/hutch
-if [ ! -x "\$bin" ]; then
-	echo "hutch-oci: \$bin is missing: the Slurm tests install the hutch they test there" >&2
-	exit 1
-fi
-# slurmstepd's environment is the daemon's, not the job's (the job's env
-# is in the bundle's config.json): give hutch the user's own.
-env=(env -i "HOME=\$home" "USER=\$user" "LOGNAME=\$user"
-	"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" "XDG_RUNTIME_DIR=/run/user/\$uid")
-# make mutate's switch, which the tests cannot pass through Slurm: they
-# leave it beside the binary (it acts only in a -tags hutch_mutate build).
-if [ -s "\$bin.mutate" ]; then
-	env+=("HUTCH_MUTATE=\$(head -c 64 "\$bin.mutate")")
-fi
-if [ "\$(id -u)" = 0 ]; then
-	exec setpriv --reuid="\$uid" --regid="\$gid" --init-groups -- "\${env[@]}" "\$bin" oci --profile "$site" "\$@"
-fi
-if [ "\$(id -u)" != "\$uid" ]; then
-	echo "hutch-oci: called by uid \$(id -u) for \$user" >&2
-	exit 1
-fi
-exec "\${env[@]}" "\$bin" oci --profile "$site" "\$@"
-EOF
+	wrapper_text >"$tmp"
 	install_if_changed "$tmp" "$wrapper" 0755 root:root || true
 }
 
@@ -321,5 +334,6 @@ down)
 	stop munged
 	;;
 logs) logs ;;
+wrapper-text) wrapper_text "${2:-}" "${3:-}" ;;
 *) die "usage: slurm-up.sh [up|down|logs]" ;;
 esac
