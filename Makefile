@@ -18,7 +18,9 @@ export CGO_ENABLED = 0
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 # What the tests run inside sandboxes besides the runtime helpers; Slurm
 # and munge for the one-node cluster of the Slurm tests (make slurm-up).
-TEST_DEPS = procps python3 util-linux tmux openssh-client git slurm-wlm munge nodejs npm openssh-server postgresql redis-server redis-tools
+# npm comes with nodejs where that is NodeSource's (which conflicts with
+# Debian's npm): test-deps asks for Debian's only when no npm is there.
+TEST_DEPS = procps python3 util-linux tmux openssh-client git slurm-wlm munge nodejs openssh-server postgresql redis-server redis-tools
 # make test-cgo builds the tests with cgo, as `go build` does where a C
 # compiler is installed.
 CGO_DEPS = gcc libc6-dev
@@ -59,7 +61,7 @@ ACT_VERSION = 0.2.89
 
 # test-deps installs what the tests run besides hutch's own helpers.
 test-deps:
-	$(MAKE) deps DEPS="$(TEST_DEPS) $(CGO_DEPS)"
+	$(MAKE) deps DEPS="$(TEST_DEPS) $(CGO_DEPS) $$(command -v npm >/dev/null || echo npm)"
 	@if act --version 2>/dev/null | grep -q ' $(ACT_VERSION)$$' || \
 	    "$$($(GO) env GOPATH)/bin/act" --version 2>/dev/null | grep -q ' $(ACT_VERSION)$$'; then \
 		echo "test-deps: act $(ACT_VERSION) installed"; \
