@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
 // Prepared is a run's plan, resolved, with the host facts it was made
@@ -92,7 +93,11 @@ func (p *Prepared) openServiceImages(spec Spec, host *Host, openImage OpenImage)
 		if err != nil {
 			return fmt.Errorf("service %q: %w", sv.Name, err)
 		}
-		p.svcRoots = append(p.svcRoots, r)
+		if mutate.Off("service-image-hold") {
+			r.Close() // the bug: prune may free the layers mid-run
+		} else {
+			p.svcRoots = append(p.svcRoots, r)
+		}
 		img, err := NewImageRoot(r, UserSelf)
 		if err != nil {
 			return fmt.Errorf("service %q: %w", sv.Name, err)

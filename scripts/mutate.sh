@@ -126,6 +126,7 @@ caps                 ./cmd/hutch        TestScripts/services_escape
 trust-services.db.data    ./profiles    TestTrust$
 trust-services.db.image   ./profiles    TestTrust$
 trust-services.db.env     ./profiles    TestTrust$
+service-image-hold   ./cmd/hutch        TestServiceImageHeldAndKill9
 '
 
 rows=()
