@@ -119,7 +119,7 @@ wire-one-request     ./slirp/proxy      TestHandleRedirectedOneRequest
 udp-deny             ./cmd/hutch        TestNetTransparent$
 udp-deny             ./slirp/redirect   TestInstall
 caps                 ./cmd/hutch        TestNetTransparent$
-service-home         ./cmd/hutch        TestScripts/services_escape
+service-home         ./cmd/hutch        TestScripts/services_escape|TestScripts/services_image
 service-pidns        ./cmd/hutch        TestScripts/services$
 service-ipcns        ./cmd/hutch        TestScripts/services$
 caps                 ./cmd/hutch        TestScripts/services_escape
