@@ -571,6 +571,10 @@ var trustTests = []struct {
 		map[string]string{"pg/.k": ""}, nil},
 	{"service image and secret env", "", "[services.db]\ncommand = \"postgres\"\nimage = \"docker.io/library/postgres:16\"\nenv = { P = \"${DB_PASSWORD:-x}\", Q = \"plain\" }", nil,
 		[]string{"services.db.image pulls an image", "services.db.env reads the secret variable $DB_PASSWORD"}},
+	{"service image from a layout in the project", "", "[services.web]\nimage = \"oci-layout:./layout:v1\"", nil, nil},
+	{"service image from a layout outside", "", "[services.web]\nimage = \"oci-archive:/srv/web.tar\"", nil,
+		[]string{"services.web.image shows the image at /srv/web.tar, outside the project"}},
+	{"service image by a stored name", "", "[services.web]\nimage = \"web:1\"", nil, []string{"services.web.image pulls an image"}},
 	{"registry of your root", "[filesystem]\nroot = \"image:registry.corp.example/base:1\"", "[filesystem]\nroot = \"image:registry.corp.example/app:1\"", nil, nil},
 }
 

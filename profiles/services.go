@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/sandbox"
 )
 
@@ -20,13 +21,13 @@ import (
 
 // serviceKeys document a service's keys; NAME stands for its name.
 var serviceKeys = []KeyInfo{
-	{Key: "services.NAME.command", Type: "command", Default: "none (required)",
+	{Key: "services.NAME.command", Type: "command", Default: "none (required, unless image is set: then the image's Entrypoint and Cmd)",
 		Doc:     "the service's command line, run in a sandbox of its own (new mount, pid and ipc namespaces, the command's hardening) on the command's network; NAME is its host name there",
 		Example: `command = ["redis-server", "--port", "6379"]`},
 	{Key: "services.NAME.image", Type: "string", Default: `"" (the host's root, read-only)`,
-		Doc:      "an image for the service's root (not supported yet: services run on the host's root)",
+		Doc:      "an image for the service's root, as filesystem.root = \"image:REF\" takes it (a registry reference, a stored name, or oci-layout:/docker-archive:/oci-archive: relative to the file); its Entrypoint comes before command, as with hutch run --image",
 		Example:  `image = "docker.io/library/redis:7"`,
-		Widening: "any image (pulling one reaches a registry from the host)"},
+		Widening: "an image from a registry (pulling one reaches it from the host), or a local one outside the project"},
 	{Key: "services.NAME.env", Type: "table of strings", Default: "{}",
 		Doc:      "variables set for the service, on top of the command's environment ($VAR expands as in env.set)",
 		Example:  `env = { PGDATA = "/data/pg" }`,
@@ -105,7 +106,17 @@ func (l *loader) parseService(f *file, name string, t map[string]any, bad func([
 		case "command":
 			sv.spec.Args, err = argvValue(v)
 		case "image":
-			sv.spec.Image, err = stringValue(v)
+			var str, ref string
+			if str, err = stringValue(v); err == nil && strings.TrimSpace(str) == "" {
+				err = fmt.Errorf("the image is empty (leave image out for the host's root)")
+			}
+			if err == nil {
+				// Local sources' paths are the file's, as filesystem.root's.
+				if ref, _, err = f.x.imageRoot("image:" + strings.TrimSpace(str)); err == nil {
+					sv.spec.Image = strings.TrimPrefix(ref, "image:")
+					_, err = image.ParseSource(sv.spec.Image)
+				}
+			}
 		case "env":
 			err = l.serviceEnv(f, sv, key, v, bad)
 		case "ready":
@@ -135,8 +146,8 @@ func (l *loader) parseService(f *file, name string, t map[string]any, bad func([
 			ok = false
 		}
 	}
-	if _, has := t["command"]; !has && ok {
-		bad([]string{"services", name}, "", fmt.Sprintf("service %q has no command", name), "for example: "+serviceKeys[0].Example)
+	if _, has := t["command"]; !has && ok && sv.spec.Image == "" {
+		bad([]string{"services", name}, "", fmt.Sprintf("service %q has no command", name), "for example: "+serviceKeys[0].Example+" (only a service with an image may leave it out: the image's Entrypoint and Cmd run)")
 		return nil
 	}
 	if !ok {
@@ -311,8 +322,15 @@ func (p *Profile) serviceWidenings(a *asker) {
 	projectMode, _ := settingStr(p.settings, "filesystem.project", "rw")
 	for _, n := range sortedKeys(s.svcs) {
 		sv := s.svcs[n]
+		// A registry reference may pull (from the host, outside any
+		// sandbox) whatever the store holds; a local layout or archive is
+		// judged as filesystem.root's: asked for outside the project.
 		if sv.spec.Image != "" {
-			a.ask(sandbox.ServiceKey(n, "image"), strconv.Quote(sv.spec.Image), "pulls an image from a registry, from the host", sv.keys["image"])
+			if lp := localImagePath("image:" + sv.spec.Image); lp == "" {
+				a.ask(sandbox.ServiceKey(n, "image"), strconv.Quote(sv.spec.Image), "pulls an image from a registry, from the host", sv.keys["image"])
+			} else if !within(p.projectDir, lp) {
+				a.ask(sandbox.ServiceKey(n, "image"), strconv.Quote(sv.spec.Image), "shows the image at "+tilde(lp, p.home)+", outside the project", sv.keys["image"])
+			}
 		}
 		if sv.data != "" {
 			switch {

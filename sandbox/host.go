@@ -61,6 +61,9 @@ type Host struct {
 	// Image is the opened image of a spec whose root is one (the CLI opens
 	// it from the store, image.go).
 	Image *ImageRoot
+	// ServiceImages are the opened images of the spec's services that
+	// name one, by service name (Prepare opens them, as Image).
+	ServiceImages map[string]*ImageRoot `json:"service_images,omitempty"`
 
 	// UserRuntimeDir is $XDG_RUNTIME_DIR, symlinks resolved, or "": masked
 	// wherever a bind shows it (hidden.go).

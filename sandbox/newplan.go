@@ -48,7 +48,9 @@ func NewPlan(spec Spec, host *Host) (*Plan, error) {
 		return nil, err
 	}
 	pl.command()
-	pl.planServices()
+	if err := pl.planServices(); err != nil {
+		return nil, err
+	}
 	return pl.p, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
 
@@ -17,8 +18,10 @@ type Service struct {
 	Name string `json:"name"`
 	// Args is the service's command line.
 	Args []string `json:"args"`
-	// Image is reserved for an image root of the service's own; "" is the
-	// host's root, read-only, as the command's.
+	// Image is the service's own root: an image reference as
+	// filesystem.root = "image:REF" takes; "" is the host's root,
+	// read-only, as the command's. With an image, Args may be empty: the
+	// image's Entrypoint and Cmd are then the command (docker's rules).
 	Image string `json:"image,omitempty"`
 	// Env is set on top of the command's environment.
 	Env map[string]string `json:"env,omitempty"`
@@ -58,6 +61,9 @@ type ServicePlan struct {
 	ReadyCommand []string      `json:"ready_command,omitempty"`
 	ReadyTimeout time.Duration `json:"ready_timeout"`
 	After        []string      `json:"after,omitempty"`
+	// Image, when set, is the image whose layers are the service's root
+	// (its first mount, an overlay at /).
+	Image *PlanImage `json:"image,omitempty"`
 }
 
 // ServiceKey is the profile key of a service's field, for errors.
@@ -102,12 +108,13 @@ func (s *Spec) checkServices(c *checks) {
 		if !ValidServiceName(sv.Name) || sv.Name == s.Process.Hostname {
 			c.bad(ServiceKey(sv.Name, "command"), "%q is not a usable service name (lower-case letters, digits and '-', starting with a letter, at most 63; not localhost or the sandbox's hostname)", sv.Name)
 		}
-		if len(sv.Args) == 0 || sv.Args[0] == "" {
+		if len(sv.Args) == 0 && sv.Image == "" || len(sv.Args) > 0 && sv.Args[0] == "" {
 			c.bad(ServiceKey(sv.Name, "command"), "service %q has no command", sv.Name)
 		}
 		if sv.Image != "" {
-			c.bad(ServiceKey(sv.Name, "image"), "an image of a service's own is not supported yet; the service runs on the host's root, read-only")
-			(*c)[len(*c)-1].(*FieldError).Unsupported = true
+			if _, err := image.ParseSource(strings.TrimSpace(sv.Image)); err != nil {
+				c.bad(ServiceKey(sv.Name, "image"), "%v", err)
+			}
 		}
 		if sv.Ready != "" {
 			if _, err := ReadyPort(sv.Ready); err != nil {
@@ -194,13 +201,20 @@ func ServiceOrder(svcs []Service) ([]Service, []string) {
 }
 
 // planServices plans each service's own sandbox: the host's system
-// directories read-only, a fresh /dev, /proc and /sys, a tmpfs home, /tmp
-// and /run, the generated /etc files, and its data directory at /data;
-// not the project, nor any bind of the command's. Every secret stays
-// hidden as for the command.
-func (pl *planner) planServices() {
+// directories read-only (or its image's layers, overlaid with a layer of
+// its own that goes with it), a fresh /dev, /proc and /sys, a tmpfs home
+// (none in an image), /tmp and /run, the generated /etc files, and its
+// data directory at /data; not the project, nor any bind of the command's.
+// Every secret stays hidden as for the command.
+func (pl *planner) planServices() error {
 	order, _ := ServiceOrder(pl.spec.Services)
 	for _, sv := range order {
+		var img *ImageRoot
+		if sv.Image != "" {
+			if img = pl.host.ServiceImages[sv.Name]; img == nil {
+				return fmt.Errorf("the image %s of service %q was not opened before planning", sv.Image, sv.Name)
+			}
+		}
 		sub := pl.spec
 		home := "tmpfs"
 		if mutate.Off("service-home") {
@@ -217,7 +231,17 @@ func (pl *planner) planServices() {
 			sub.Env.Set[k] = v
 		}
 		sub.Env.Set["HUTCH_SERVICE"] = sv.Name
-		sp := &planner{spec: sub, host: pl.host, p: &Plan{UID: pl.p.UID}}
+		host := pl.host
+		var planImg *PlanImage
+		if img != nil {
+			// The image's environment (imageEnv reads the host's Image).
+			h := *pl.host
+			h.Image = img
+			host = &h
+			sub.Filesystem.Root = "image:" + sv.Image
+			planImg = &PlanImage{Name: img.Name, ID: img.ID}
+		}
+		sp := &planner{spec: sub, host: host, img: img, p: &Plan{UID: pl.p.UID, Image: planImg}}
 		if home == "ro" {
 			sp.visible = []string{pl.host.Home}
 		}
@@ -240,12 +264,22 @@ func (pl *planner) planServices() {
 		if sv.Ready != "" {
 			port, _ = ReadyPort(sv.Ready)
 		}
+		args := sv.Args
+		if img != nil {
+			// docker's rules, as hutch run --image: the Entrypoint, then
+			// the command or else the image's Cmd.
+			if args = imageArgs(Spec{Args: sv.Args}, img); len(sv.Args) == 0 && len(img.Entrypoint)+len(img.Cmd) == 0 {
+				return withHint(&FieldError{Key: ServiceKey(sv.Name, "command"), Msg: fmt.Sprintf("service %q has no command, and its image %s has no Entrypoint or Cmd to run", sv.Name, img.Name)},
+					"give it one in [services.%s], as in: command = [\"server\", \"--port\", \"8080\"]", sv.Name)
+			}
+		}
 		pl.p.Services = append(pl.p.Services, ServicePlan{
-			Name: sv.Name, Args: sv.Args, Env: buildEnv(sub, pl.host, sp.p), Cwd: ServiceDataDir,
+			Name: sv.Name, Args: args, Env: buildEnv(sub, host, sp.p), Cwd: ServiceDataDir,
 			Mounts: sp.p.Mounts, ReadyPort: port, ReadyCommand: sv.ReadyCommand, ReadyTimeout: timeout,
-			After: sv.After,
+			After: sv.After, Image: planImg,
 		})
 	}
+	return nil
 }
 
 // hostsFile is /etc/hosts: localhost, the sandbox's own name, and each

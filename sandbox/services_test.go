@@ -62,7 +62,10 @@ func TestServiceValidate(t *testing.T) {
 		{with(func(s *Service) { s.Data = "rel" }), `services.db.data: path "rel" must be absolute`},
 		{with(func(s *Service) { s.After = []string{"x"} }), `services.db.after: "x" names no service`},
 		{with(func(s *Service) { s.Env = map[string]string{"A=B": "c"} }), `services.db.env: variable name "A=B" is invalid`},
-		{with(func(s *Service) { s.Image = "redis" }), `services.db.image: an image of a service's own is not supported yet`},
+		{with(func(s *Service) { s.Image = "redis" }), ""},
+		{with(func(s *Service) { s.Image, s.Args = "redis", nil }), ""}, // the image's Entrypoint and Cmd
+		{with(func(s *Service) { s.Image = "https://x/redis" }), `services.db.image: "https://x/redis" is not an image reference`},
+		{with(func(s *Service) { s.Image, s.Args = "redis", []string{""} }), `services.db.command: service "db" has no command`},
 		{[]Service{ok, ok}, `service "db" is defined twice`},
 		{[]Service{{Name: "a", Args: []string{"a"}, After: []string{"b"}}, {Name: "b", Args: []string{"b"}, After: []string{"a"}}}, `services.a.after: services wait for each other: a → b → a`},
 	}
@@ -146,5 +149,60 @@ func TestServicePlan(t *testing.T) {
 	}
 	if !strings.Contains(hosts, "127.0.0.1\tdb\n") || !slices.Contains(p.Env, "NO_PROXY=localhost,127.0.0.1,::1,web,db") {
 		t.Errorf("command: hosts %q env %v", hosts, p.Env)
+	}
+}
+
+// TestServiceImagePlan: a service with an image runs on its layers (an
+// overlay at /, first), with none of the host's system directories nor the
+// home; its command line follows docker's rules; its environment starts
+// from the image's. NewPlan refuses an image Prepare did not open.
+func TestServiceImagePlan(t *testing.T) {
+	spec := Spec{Args: []string{"make"}, Services: []Service{
+		{Name: "cache", Image: "redis:7", Args: []string{"redis-server", "--port", "6379"}},
+		{Name: "web", Image: "web:1"},
+	}}
+	if _, err := NewPlan(spec, testHost()); err == nil || !strings.Contains(err.Error(), `the image redis:7 of service "cache" was not opened`) {
+		t.Fatalf("unopened image: %v", err)
+	}
+	host := testHost()
+	host.ServiceImages = map[string]*ImageRoot{
+		"cache": {Name: "redis:7", ID: "sha256:1", Layers: []string{"/store/l2", "/store/l1"}, Entrypoint: []string{"docker-entrypoint.sh"}, Cmd: []string{"redis-server"}, Env: []string{"PATH=/usr/local/bin:/bin", "REDIS_VERSION=7"}},
+		"web":   {Name: "web:1", ID: "sha256:2", Layers: []string{"/store/w"}, Cmd: []string{"httpd", "-f"}},
+	}
+	p, err := NewPlan(spec, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, web := p.Services[0], p.Services[1]
+	if got := strings.Join(cache.Args, " "); got != "docker-entrypoint.sh redis-server --port 6379" {
+		t.Errorf("cache's args %q: want the entrypoint, then the command", got)
+	}
+	if got := strings.Join(web.Args, " "); got != "httpd -f" {
+		t.Errorf("web's args %q: want the image's Cmd", got)
+	}
+	if !slices.Contains(cache.Env, "REDIS_VERSION=7") || !slices.Contains(cache.Env, "PATH=/usr/local/bin:/bin") || !slices.Contains(cache.Env, "HUTCH_SERVICE=cache") {
+		t.Errorf("cache's env %v: want the image's, and HUTCH_SERVICE", cache.Env)
+	}
+	if cache.Image == nil || cache.Image.Name != "redis:7" || p.Image != nil {
+		t.Errorf("plan images: service %+v, command %+v", cache.Image, p.Image)
+	}
+	m0 := cache.Mounts[0]
+	if m0.Kind != MountOverlay || m0.Dst != "/" || !slices.Equal(m0.Lower, []string{"/store/l2", "/store/l1"}) {
+		t.Errorf("cache's first mount %+v: want the image's overlay at /", m0)
+	}
+	for _, m := range cache.Mounts[1:] {
+		if m.Src == "/usr" || m.Dst == "/usr" || m.Dst == host.Home || m.Kind == MountOverlay {
+			t.Errorf("cache: %+v on an image root", m)
+		}
+	}
+	// The command's own root stays the host's.
+	for _, m := range p.Mounts {
+		if m.Kind == MountOverlay {
+			t.Errorf("the command's plan has the service's overlay %+v", m)
+		}
+	}
+	host.ServiceImages["web"].Cmd = nil
+	if _, err := NewPlan(spec, host); err == nil || !strings.Contains(err.Error(), `service "web" has no command, and its image web:1 has no Entrypoint or Cmd`) {
+		t.Errorf("an image with nothing to run: %v", err)
 	}
 }

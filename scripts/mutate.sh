@@ -119,7 +119,7 @@ wire-one-request     ./slirp/proxy      TestHandleRedirectedOneRequest
 udp-deny             ./cmd/hutch        TestNetTransparent$
 udp-deny             ./slirp/redirect   TestInstall
 caps                 ./cmd/hutch        TestNetTransparent$
-service-home         ./cmd/hutch        TestScripts/services_escape
+service-home         ./cmd/hutch        TestScripts/services_escape|TestScripts/services_image
 service-pidns        ./cmd/hutch        TestScripts/services$
 service-ipcns        ./cmd/hutch        TestScripts/services$
 caps                 ./cmd/hutch        TestScripts/services_escape
@@ -128,6 +128,7 @@ trust-services.db.image   ./profiles    TestTrust$
 trust-services.db.env     ./profiles    TestTrust$
 oci-root-hidden      ./cmd/hutch        TestScripts/oci_root_hidden
 oci-delete-wait      ./oci              TestDeleteByAnotherDoesNotWaitForEver
+service-image-hold   ./cmd/hutch        TestServiceImageHeldAndKill9
 '
 
 rows=()

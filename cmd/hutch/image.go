@@ -195,15 +195,16 @@ func noteSkipped(c *cli.Context, im *image.Image) {
 
 // openImage opens the image a spec runs on, pulling or importing it first
 // as --pull says. The caller closes the root after the run.
-func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Root, error) {
-	ref := sandbox.ImageRef(spec)
+// key is the spec's key that names it: filesystem.root, or a service's
+// image (services.NAME.image), which the same rules open.
+func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec, key, ref string) (*image.Root, error) {
 	src, err := image.ParseSource(ref)
 	if err != nil {
-		return nil, usageErr(&sandbox.FieldError{Key: "filesystem.root", Msg: err.Error()})
+		return nil, usageErr(&sandbox.FieldError{Key: key, Msg: err.Error()})
 	}
-	key := ref
+	stored := ref
 	if src.Kind != image.KindRegistry {
-		key = src.String()
+		stored = src.String()
 	}
 	var platform *v1.Platform
 	if c.IsSet("platform") {
@@ -224,7 +225,7 @@ func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Ro
 	var missing *image.MissingLayersError
 	switch policy {
 	case "missing", "never":
-		r, err := st.Root(key)
+		r, err := st.Root(stored)
 		if err == nil {
 			return r, nil
 		}
@@ -245,7 +246,7 @@ func openImage(c *cli.Context, host *sandbox.Host, spec sandbox.Spec) (*image.Ro
 		return nil, usagef("--pull %s: give missing, always or never", policy)
 	}
 	// Stored under the name it was run with, so the next run finds it.
-	opts := image.PullOptions{Name: key, Platform: platform}
+	opts := image.PullOptions{Name: stored, Platform: platform}
 	if src.Kind == image.KindRegistry {
 		opts.Name = image.DisplayName(src.Ref)
 	}

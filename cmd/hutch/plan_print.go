@@ -79,7 +79,11 @@ func printPlan(w io.Writer, p *sandbox.Plan) error {
 				data = m.Src
 			}
 		}
-		fmt.Fprintf(w, "service:    %s: %s (ready: %s, within %v; /data: %s)\n", sv.Name, strings.Join(sv.Args, " "), ready, sv.ReadyTimeout, data)
+		root := ""
+		if sv.Image != nil {
+			root = fmt.Sprintf("; root: image %s (%s)", sv.Image.Name, shortID(sv.Image.ID))
+		}
+		fmt.Fprintf(w, "service:    %s: %s (ready: %s, within %v; /data: %s%s)\n", sv.Name, strings.Join(sv.Args, " "), ready, sv.ReadyTimeout, data, root)
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

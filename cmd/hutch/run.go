@@ -117,7 +117,9 @@ func runSpec(c *cli.Context, spec sandbox.Spec) (*supervise.Result, error) {
 	if rep != nil {
 		defer rep.Close()
 	}
-	prep, err := sandbox.Prepare(spec, func(host *sandbox.Host) (*image.Root, error) { return openImage(c, host, spec) })
+	prep, err := sandbox.Prepare(spec, func(host *sandbox.Host, key, ref string) (*image.Root, error) {
+		return openImage(c, host, spec, key, ref)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -87,21 +87,37 @@ func servicePlan(p *sandbox.Plan, svc *sandbox.ServicePlan) *sandbox.Plan {
 
 // buildServiceRoot lays out the service's mounts on a tmpfs at root, in
 // this process's own mount namespace, and pivots into it: nothing of the
-// command's root, nor the host's, stays reachable.
+// command's root, nor the host's, stays reachable. With an image (its
+// first mount, an overlay at /), the root is the image's overlay, whose
+// upper layer lies on that tmpfs, bounded as scratch space is.
 func buildServiceRoot(plan *sandbox.Plan, root string, listeners []string) error {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("making / a slave mount: %w", err)
 	}
-	if err := unix.Mount("tmpfs", root, "tmpfs", mutFlags("root", unix.MS_NOSUID|unix.MS_NODEV), "mode=0755"); err != nil {
+	opts := "mode=0755"
+	if plan.ScratchSize > 0 {
+		opts += fmt.Sprintf(",size=%d", plan.ScratchSize)
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", mutFlags("root", unix.MS_NOSUID|unix.MS_NODEV), opts); err != nil {
 		return fmt.Errorf("mounting the service's root tmpfs: %w", err)
 	}
 	b := &rootBuilder{root: root, scratchSize: plan.ScratchSize, listeners: listeners, allowSockets: plan.Sockets}
-	for _, m := range plan.Mounts {
+	mounts := plan.Mounts
+	if len(mounts) > 0 && mounts[0].Kind == sandbox.MountOverlay && mounts[0].Dst == "/" {
+		merged, err := serviceImageRoot(root, mounts[0].Lower)
+		if err != nil {
+			return err
+		}
+		b.root, b.image, mounts = merged, true, mounts[1:]
+	}
+	for _, m := range mounts {
 		if err := b.apply(m); err != nil {
 			return err
 		}
 	}
-	return pivot(root, true)
+	// An image's root takes the service's writes in its own layer, as
+	// docker's container layer; the host's system directories never.
+	return pivot(b.root, !b.image)
 }
 
 // waitServiceReady polls the ready check: there is no event to wait for
