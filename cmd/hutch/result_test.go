@@ -262,16 +262,23 @@ func TestEscapeResultFD(t *testing.T) {
 	testenv.RequireUserNS(t)
 	outside := t.TempDir() // not in the sandbox
 	list := `for f in /proc/self/fd/*; do readlink "$f"; done`
-	for _, flag := range []string{"--result", "--report"} {
-		cmd := hutchCmd(t, "run", "--preserve-fds", "8", flag, filepath.Join(outside, "r.json"), "--", "sh", "-c", list)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v:\n%s", err, out)
-		}
-		if strings.Contains(string(out), outside) {
-			t.Errorf("ESCAPED: %s's directory reached the sandbox as a preserved fd:\n%s", flag, out)
-		} else {
-			t.Logf("blocked: %s's directory is not among the preserved fds", flag)
+	// Twice: with the hutch-init started before the profiles are read
+	// (whose fds are the caller's of that moment, before FILE's directory
+	// is opened), and with one Launch starts itself (--network host: no
+	// early init), which gets its fds when the directory is open.
+	for _, extra := range [][]string{nil, {"--network", "host"}} {
+		for _, flag := range []string{"--result", "--report"} {
+			args := append([]string{"run", "--preserve-fds", "8", flag, filepath.Join(outside, "r.json")}, extra...)
+			cmd := hutchCmd(t, append(args, "--", "sh", "-c", list)...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v:\n%s", err, out)
+			}
+			if strings.Contains(string(out), outside) {
+				t.Errorf("ESCAPED: %s's directory reached the sandbox as a preserved fd (%q):\n%s", flag, extra, out)
+			} else {
+				t.Logf("blocked: %s's directory is not among the preserved fds (%q)", flag, extra)
+			}
 		}
 	}
 }
