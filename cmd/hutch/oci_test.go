@@ -229,19 +229,7 @@ func TestOCIRunKill9(t *testing.T) {
 	bundle := ociBundle(t, "sh", "-c", "echo ready; exec sleep 1000 # "+marker)
 	root := filepath.Join(t.TempDir(), "state")
 	cmd := hutchCmd(t, "oci", "--root", root, "run", "--bundle", bundle, "k9")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the container did not start: %q", line)
-	}
+	startReady(t, cmd)
 	st, _ := ociState(t, root, "k9")
 	if st.Status != "running" {
 		t.Fatalf("while it runs: %+v", st)
@@ -298,21 +286,9 @@ func TestOCIRunSignal(t *testing.T) {
 	testenv.RequireUserNS(t)
 	bundle := ociBundle(t, "sh", "-c", `trap "exit 42" TERM; echo ready; sleep 1000 & wait`)
 	cmd := hutchCmd(t, "oci", "--root", filepath.Join(t.TempDir(), "state"), "run", "--bundle", bundle, "sig")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the container did not start: %q", line)
-	}
+	startReady(t, cmd)
 	cmd.Process.Signal(syscall.SIGTERM)
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 {
 		t.Fatalf("want the command's own status 42 after SIGTERM, got %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/creack/pty"
 
@@ -128,20 +129,7 @@ func TestRunKill9LeavesNothing(t *testing.T) {
 	os.Chmod(runtimeDir, 0o700)
 	cmd := hutchCmd(t, "run", "--", "sh", "-c", "echo ready; sleep 1000; : "+marker)
 	cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtimeDir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if line != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("sandbox did not start: %q", line)
-	}
+	startReady(t, cmd)
 	// The sandboxed shell: the one with the marker in another pid namespace.
 	ourPidNS, _ := os.Readlink("/proc/self/ns/pid")
 	var mntns string

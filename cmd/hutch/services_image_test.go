@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,18 +56,8 @@ ready = ["test", "-e", "/tmp/up"]
 		}
 		return string(out)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	startReady(t, cmd)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("the command did not start: %q", line)
-	}
 	nses := pidNSes(t, marker)
 	if len(nses) != 1 {
 		t.Fatalf("want the service's own pid namespace, found %d", len(nses))

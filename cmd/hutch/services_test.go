@@ -70,20 +70,7 @@ func TestServicesKill9LeavesNothing(t *testing.T) {
 	testenv.RequireUserNS(t)
 	marker := fmt.Sprintf("hutch-svc-kill9-%d-%d", os.Getpid(), time.Now().UnixNano())
 	cmd := servicesProject(t, marker, "sh", "-c", "echo ready; exec sleep 1000")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if line != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the command did not start: %q", line)
-	}
+	startReady(t, cmd)
 	// The command starts once both services are ready: both are running.
 	nses := pidNSes(t, marker)
 	if len(nses) != 2 {
