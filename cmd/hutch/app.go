@@ -82,6 +82,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		}
 	}
 	quiet("hutch", app.Commands)
+	namesOnce(app.Commands) // flagnames.go
 	for _, cmd := range app.Commands {
 		if len(cmd.Subcommands) > 0 && cmd.Action == nil {
 			cmd.Action = unknownSubcommand

@@ -144,8 +144,10 @@ func takesValue(cmd *cli.Command, f string) bool {
 	for _, fl := range cmd.Flags {
 		for _, n := range fl.Names() {
 			if n == name {
-				_, isBool := fl.(*cli.BoolFlag)
-				return !isBool
+				// hutch's flags are wrapped (flagnames.go): ask the
+				// flag, not its type.
+				df, ok := fl.(cli.DocGenerationFlag)
+				return ok && df.TakesValue()
 			}
 		}
 	}

@@ -117,7 +117,7 @@ func profileFlags() []cli.Flag {
 		out = append(out, f.flag)
 	}
 	for _, f := range invocationFlags() {
-		switch f.Names()[0] {
+		switch withNames(f).Names()[0] {
 		case "profile", "no-project-profile", "trust":
 			out = append(out, f)
 		}
@@ -165,7 +165,7 @@ func loadProfile(c *cli.Context) (*profiles.Profile, error) {
 		set[n] = true
 	}
 	for _, f := range keyedFlags() {
-		names := f.flag.Names()
+		names := withNames(f.flag).Names()
 		name := names[0]
 		if !slices.ContainsFunc(names, func(n string) bool { return set[n] }) {
 			continue
