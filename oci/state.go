@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -71,12 +70,27 @@ const (
 // maxState bounds a state file read (root reads files the caller wrote).
 const maxState = 64 << 10
 
-// validID is runc's rule for container ids, with a length bound.
-var validID = regexp.MustCompile(`^[A-Za-z0-9_+\-.]{1,200}$`)
+// validID is runc's rule for container ids (^[A-Za-z0-9_+\-.]+$), with a
+// length bound. A loop, not a regexp: compiling `{1,200}` cost 0.7 ms at
+// the start of every hutch command (issue 20).
+func validID(id string) bool {
+	if len(id) < 1 || len(id) > 200 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '_', c == '+', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // CheckID refuses an id that is not a plain name.
 func CheckID(id string) error {
-	if !validID.MatchString(id) || id == "." || id == ".." {
+	if !validID(id) || id == "." || id == ".." {
 		return fmt.Errorf("container id %q is invalid: use letters, digits, '_', '+', '-' and '.' (at most 200), not . or ..", id)
 	}
 	return nil

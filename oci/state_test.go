@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,32 @@ func TestCheckID(t *testing.T) {
 		if err := CheckID(id); (err == nil) != ok {
 			t.Errorf("CheckID(%q) = %v", id, err)
 		}
+	}
+}
+
+// TestValidIDMatchesRule: the loop accepts exactly what runc's rule with
+// the length bound, as a regexp, accepts: every byte alone and inside a
+// name, every length around the bound, and non-ASCII.
+func TestValidIDMatchesRule(t *testing.T) {
+	rule := regexp.MustCompile(`^[A-Za-z0-9_+\-.]{1,200}$`)
+	ids := []string{"", "é", "aé", "a\n", "\na", "a b", "a\x00", strings.Repeat("Z", 200), strings.Repeat("9", 201), "a.b_c-1+2"}
+	for c := 0; c < 256; c++ {
+		ids = append(ids, string([]byte{byte(c)}), "a"+string([]byte{byte(c)})+"z")
+	}
+	for n := 195; n <= 205; n++ {
+		ids = append(ids, strings.Repeat("-", n))
+	}
+	accepted := 0
+	for _, id := range ids {
+		want := rule.MatchString(id)
+		if got := validID(id); got != want {
+			t.Errorf("validID(%q) = %v, the rule says %v", id, got, want)
+		}
+		if want {
+			accepted++
+		}
+	}
+	if accepted < 2*66 {
+		t.Errorf("only %d ids accepted: the cases lost their positives", accepted)
 	}
 }
