@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 )
@@ -97,12 +98,15 @@ func hiddenAt(hidden []string, p, real string) string {
 
 // A .gitconfig line git would read as a credential: a credential section,
 // a helper, an extra HTTP header (bearer tokens), a token or password, or
-// a URL rewrite that carries user:password@.
-var (
-	gitSection    = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]`)
-	gitSecretKey  = regexp.MustCompile(`(?i)^\s*(helper|extraheader|[a-z0-9-]*token|password|[a-z0-9-]*secret)\s*(=|$)`)
-	gitUserinfoRe = regexp.MustCompile(`://[^/@\s"]*:[^/@\s"]*@`)
-)
+// a URL rewrite that carries user:password@. Compiled on first use, not
+// at every hutch start (issue 20): only a run that binds ~/.gitconfig
+// needs them.
+var gitRegexps = sync.OnceValue(func() (r struct{ section, secretKey, userinfo *regexp.Regexp }) {
+	r.section = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]`)
+	r.secretKey = regexp.MustCompile(`(?i)^\s*(helper|extraheader|[a-z0-9-]*token|password|[a-z0-9-]*secret)\s*(=|$)`)
+	r.userinfo = regexp.MustCompile(`://[^/@\s"]*:[^/@\s"]*@`)
+	return r
+})
 
 // gitconfigWithoutCredentials is the file's content with every credential
 // dropped: whole [credential] sections, and keys that hold or fetch one.
@@ -122,6 +126,8 @@ func gitconfigWithoutCredentials(path string) (string, error) {
 	var b strings.Builder
 	b.WriteString("# ~/.gitconfig as hutch shows it: credentials, helpers and tokens removed\n")
 	skip := false
+	re := gitRegexps()
+	gitSection, gitSecretKey, gitUserinfoRe := re.section, re.secretKey, re.userinfo
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), maxDotfile)
 	for sc.Scan() {
