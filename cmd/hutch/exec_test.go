@@ -16,7 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/testenv"
+	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/supervise"
+	"github.com/hutch-sandbox/hutch/sandbox/wire"
 )
 
 // startSandbox runs hutch ARGS -- sh -c 'echo ready; exec sleep 600' and
@@ -212,8 +214,10 @@ func TestExecNotYours(t *testing.T) {
 	}
 	info, _ := json.Marshal(supervise.RunInfo{ID: "forged", PID: 1, InitPID: 1, Args: []string{"x"}})
 	os.WriteFile(filepath.Join(dir, "info.json"), info, 0o600)
-	plan, _ := json.Marshal(map[string]any{"plan": map[string]any{"args": []string{"x"}, "env": []string{"PATH=/bin"}, "cwd": "/"}})
-	os.WriteFile(filepath.Join(dir, "exec.json"), plan, 0o600)
+	// What hutch exec reads: the config frame a run's init got.
+	var frame bytes.Buffer
+	wire.WriteFrame(&frame, &wire.Config{Plan: &sandbox.Plan{Args: []string{"x"}, Env: []string{"PATH=/bin"}, Cwd: "/"}})
+	os.WriteFile(filepath.Join(dir, "exec.frame"), frame.Bytes(), 0o600)
 	cmd := hutchCmd(t, "exec", "forged", "--", "sh", "-c", "echo ESCAPED")
 	cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtime)
 	out, err := cmd.CombinedOutput()

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 	"github.com/hutch-sandbox/hutch/internal/hint"
 	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 	"github.com/hutch-sandbox/hutch/sandbox"
@@ -35,33 +34,43 @@ type ExecOptions struct {
 	TTY string
 }
 
-// execInfo is what a run leaves in its run directory for hutch exec: the
-// resolved plan and compiled filter of its command, so that a command
-// started later gets the same identity and hardening.
+// execInfo is what hutch exec takes from a run: the resolved plan and
+// compiled filter of its command, so that a command started later gets the
+// same identity and hardening.
 type execInfo struct {
-	Plan    *sandbox.Plan `json:"plan"`
-	Seccomp []byte        `json:"seccomp,omitempty"`
-	Extra   []byte        `json:"seccomp_extra,omitempty"`
+	Plan    *sandbox.Plan
+	Seccomp []byte
+	Extra   []byte
 	// Staged: the command runs under hutch-stage2, in a pid and mount
 	// namespace below init's (overlay_stage2.go).
-	Staged bool `json:"staged,omitempty"`
+	Staged bool
 }
 
-const execInfoFile = "exec.json"
+// execInfoFile, in the run directory, is the config frame init got (wire's
+// encoding, header and all): Launch had it encoded already, and hutch exec
+// reads it back with wire.ReadFrame. (An older hutch wrote exec.json.)
+const execInfoFile = "exec.frame"
 
-func (s *runState) writeExecInfo(cfg *wire.Config) {
+func (s *runState) writeExecInfo(frame []byte) {
+	tmp := filepath.Join(s.dir, ".exec.tmp")
+	if os.WriteFile(tmp, frame, 0o600) == nil {
+		os.Rename(tmp, filepath.Join(s.dir, execInfoFile))
+	}
+}
+
+// readExecInfo decodes what writeExecInfo wrote.
+func readExecInfo(f *os.File) (execInfo, error) {
+	var cfg wire.Config
+	if err := wire.ReadFrame(f, &cfg); err != nil {
+		return execInfo{}, err
+	}
+	if cfg.Plan == nil {
+		return execInfo{}, errors.New("no plan")
+	}
 	// Beside services the command runs in stage2 too, and init's own
 	// mount namespace still shows the host's tree: never join that.
 	staged := cfg.Layers != nil && cfg.Layers.Driver == sandbox.OverlayFuse || len(cfg.Plan.Services) > 0
-	info := execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Extra: cfg.SeccompExtra, Staged: staged}
-	data, err := bytesjson.Marshal(info) // paths are bytes: internal/bytesjson
-	if err != nil {
-		return
-	}
-	tmp := filepath.Join(s.dir, ".exec.tmp")
-	if os.WriteFile(tmp, data, 0o600) == nil {
-		os.Rename(tmp, filepath.Join(s.dir, execInfoFile))
-	}
+	return execInfo{Plan: cfg.Plan, Seccomp: cfg.Seccomp, Extra: cfg.SeccompExtra, Staged: staged}, nil
 }
 
 // ErrNoSandbox is returned by Exec for an id that names no running sandbox.
@@ -104,12 +113,13 @@ func Exec(ctx context.Context, stateRoot string, opts ExecOptions, stdio Stdio) 
 	if err != nil {
 		return 0, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, execInfoFile))
+	f, err := os.Open(filepath.Join(dir, execInfoFile))
 	if err != nil {
 		return 0, fmt.Errorf("sandbox %s is still starting, or was started by an older hutch: %w", run.ID, err)
 	}
-	var info execInfo
-	if err := bytesjson.Unmarshal(data, &info); err != nil || info.Plan == nil {
+	info, err := readExecInfo(f)
+	f.Close()
+	if err != nil {
 		return 0, fmt.Errorf("sandbox %s: reading %s: %v", run.ID, execInfoFile, err)
 	}
 	cfg := execConfig(info, opts, stdio)

@@ -1,10 +1,12 @@
 package supervise
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,17 +200,21 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	defer ip.close()
 	cmd, exited, cfgW, statusParent := ip.cmd, ip.exited, ip.cfgW, ip.statusParent
 	pid := cmd.Process.Pid
-	// The run's records, written while the id maps are (the supervisor
-	// would otherwise wait idle for newuidmap or init): encoding the plan
-	// is most of a millisecond. They only read the plan and cfg's fields
-	// that handshake leaves alone, and are done before Launch goes on.
+	// The run's records: hutch exec's is the config frame init got, as
+	// handshake sent it (encoding the plan a second time cost most of a
+	// millisecond of CPU); hutch ps's comes last: a listed run can be
+	// joined. They are written beside handshake's network helper and
+	// init's root, and are done before Launch goes on.
+	sent := make(chan []byte, 1)
 	recorded := make(chan struct{})
 	go func() {
 		defer close(recorded)
-		rs.writeExecInfo(cfg)   // for hutch exec
-		rs.writeInfo(plan, pid) // for hutch ps, last: a listed run can be joined
+		if frame, ok := <-sent; ok {
+			rs.writeExecInfo(frame) // for hutch exec
+		}
+		rs.writeInfo(plan, pid) // for hutch ps
 	}()
-	err = handshake(ctx, plan, pid, cg, cfg, cfgW, netsup, rs, tm, listeners)
+	err = handshake(ctx, plan, pid, cg, cfg, cfgW, netsup, rs, tm, listeners, sent)
 	<-recorded
 	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)
@@ -370,9 +376,11 @@ func initCommand(plan *sandbox.Plan, stdio Stdio, extra []*os.File) *exec.Cmd {
 // handshake brings init from started to running: into its cgroup before it
 // forks anything, its id maps (newuidmap, newgidmap), the plan with the
 // host's listening sockets, and the network helper when the plan has one.
-// On an error the caller kills init.
+// The config frame, once sent, goes to sent too (closed in any case). On
+// an error the caller kills init.
 func handshake(ctx context.Context, plan *sandbox.Plan, pid int, cg *cgroupRun, cfg *wire.Config, cfgW *os.File,
-	netsup *netSupervisor, rs *runState, tm *timing.Timing, listeners <-chan []string) error {
+	netsup *netSupervisor, rs *runState, tm *timing.Timing, listeners <-chan []string, sent chan<- []byte) error {
+	defer close(sent)
 	if cg != nil {
 		// init waits for its config before it forks anything, so the
 		// command and all its descendants start inside the cgroup.
@@ -387,9 +395,11 @@ func handshake(ctx context.Context, plan *sandbox.Plan, pid int, cg *cgroupRun, 
 	}
 	tm.Mark("id maps written")
 	cfg.Listeners = <-listeners
-	if err := wire.WriteFrame(cfgW, cfg); err != nil {
+	var frame bytes.Buffer
+	if err := wire.WriteFrame(io.MultiWriter(cfgW, &frame), cfg); err != nil {
 		return fmt.Errorf("sending the plan to hutch-init: %w", err)
 	}
+	sent <- frame.Bytes()
 	if netsup.needsHelper() {
 		// init builds the root meanwhile; it waits for this before the
 		// command starts.
