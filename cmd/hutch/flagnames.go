@@ -14,7 +14,9 @@ import (
 // flags that was some 3000 regexp runs, 8% of the CLI's CPU per start
 // (issue 20). Each wrapper embeds the library's flag, so parsing, help text,
 // categories and actions stay the library's own; only Names is answered
-// from the list.
+// from the list. String (the help line, which App.Setup makes for every
+// flag of every command, as the key of its help categories) is the
+// library's FlagStringer on the wrapper, so that it reads the list too.
 
 type stringFlag struct {
 	*cli.StringFlag
@@ -22,6 +24,7 @@ type stringFlag struct {
 }
 
 func (f *stringFlag) Names() []string { return f.names }
+func (f *stringFlag) String() string  { return cli.FlagStringer(f) }
 
 type stringSliceFlag struct {
 	*cli.StringSliceFlag
@@ -29,6 +32,7 @@ type stringSliceFlag struct {
 }
 
 func (f *stringSliceFlag) Names() []string { return f.names }
+func (f *stringSliceFlag) String() string  { return cli.FlagStringer(f) }
 
 type boolFlag struct {
 	*cli.BoolFlag
@@ -37,12 +41,22 @@ type boolFlag struct {
 
 func (f *boolFlag) Names() []string { return f.names }
 
+// String: FlagStringer treats a *cli.BoolFlag's DisableDefaultText itself,
+// which it cannot see through the wrapper.
+func (f *boolFlag) String() string {
+	if f.DisableDefaultText {
+		return f.BoolFlag.String()
+	}
+	return cli.FlagStringer(f)
+}
+
 type intFlag struct {
 	*cli.IntFlag
 	names []string
 }
 
 func (f *intFlag) Names() []string { return f.names }
+func (f *intFlag) String() string  { return cli.FlagStringer(f) }
 
 // namesOf is cli.FlagNames without the regexp where it would change
 // nothing: the library cuts each name at its first comma or space (a v1

@@ -58,6 +58,19 @@ func TestFlagNamesOnce(t *testing.T) {
 	if n < 70 {
 		t.Errorf("only %d flags seen: is hutch run's list still walked?", n)
 	}
+	// Help lines read the same through a wrapper, for what hutch's flags
+	// use now and what the library treats specially.
+	for _, f := range []cli.Flag{
+		&cli.BoolFlag{Name: "q", Value: true, DisableDefaultText: true, Usage: "quiet"},
+		&cli.BoolFlag{Name: "b", Value: true, EnvVars: []string{"B"}, Usage: "be"},
+		&cli.StringFlag{Name: "s", Aliases: []string{"str"}, Value: "v", Usage: "a `NAME`", EnvVars: []string{"S"}},
+		&cli.StringSliceFlag{Name: "l", Value: cli.NewStringSlice("a", "b"), Usage: "list"},
+		&cli.IntFlag{Name: "n", Value: 3, DefaultText: "three"},
+	} {
+		if got, want := withNames(f).String(), f.String(); got != want {
+			t.Errorf("wrapped %T reads %q, the library's %q", f, got, want)
+		}
+	}
 	// A name the library would cut at a comma or space goes through it.
 	for _, tc := range []struct {
 		name    string
