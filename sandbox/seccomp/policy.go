@@ -3,6 +3,7 @@ package seccomp
 import (
 	"fmt"
 	"sort"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -299,11 +300,16 @@ func jump(from, target, condEnd, end int) (uint8, error) {
 	return uint8(d), nil
 }
 
+// syscallNumbers maps syscall names to this architecture's numbers
+// (sysnum_*.go), built on first use: hutch-init, which only installs a
+// compiled filter, never needs it, and hutch builds it once per run.
+var syscallNumbers = sync.OnceValue(syscallTable)
+
 func resolve(names []string) []uint32 {
 	seen := map[uint32]bool{}
 	var out []uint32
 	for _, n := range names {
-		nr, ok := syscallNumbers[n]
+		nr, ok := syscallNumbers()[n]
 		if !ok || seen[nr] {
 			continue
 		}
@@ -316,13 +322,13 @@ func resolve(names []string) []uint32 {
 
 // Known reports whether name is a syscall of this architecture.
 func Known(name string) bool {
-	_, ok := syscallNumbers[name]
+	_, ok := syscallNumbers()[name]
 	return ok
 }
 
 // Number is name's syscall number on this architecture, for the escape
 // probe, which tries each denied syscall by number.
 func Number(name string) (uint32, bool) {
-	nr, ok := syscallNumbers[name]
+	nr, ok := syscallNumbers()[name]
 	return nr, ok
 }

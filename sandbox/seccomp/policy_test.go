@@ -60,7 +60,7 @@ func run(t *testing.T, prog []unix.SockFilter, arch, nr uint32, args [6]uint64) 
 }
 
 func nr(t *testing.T, name string) uint32 {
-	n, ok := syscallNumbers[name]
+	n, ok := syscallNumbers()[name]
 	if !ok {
 		t.Fatalf("no syscall %s", name)
 	}
@@ -241,7 +241,7 @@ func TestDefaultPolicyEveryName(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, nestedOK := range deniedNames {
-			nr, ok := syscallNumbers[name]
+			nr, ok := syscallNumbers()[name]
 			if !ok {
 				continue // not on this architecture
 			}
