@@ -262,10 +262,11 @@ func buildEnv(spec Spec, host *Host, p *Plan) []string {
 		if !ok {
 			continue
 		}
-		// A secret-looking variable passes only when named exactly.
-		secret := secretEnv(k) && !mutate.Off("env-secrets")
+		// A secret-looking variable passes only when named exactly. Asked
+		// only of a variable a glob lets through: matching every host
+		// variable against the secret patterns was 1.4% of hutch run's CPU.
 		for _, pat := range keep {
-			if ok, _ := path.Match(pat, k); ok && (!secret || pat == k) {
+			if ok, _ := path.Match(pat, k); ok && (pat == k || !secretEnv(k) || mutate.Off("env-secrets")) {
 				env[k] = v
 				break
 			}
