@@ -98,3 +98,20 @@ func TestFilterBytesRoundTrip(t *testing.T) {
 		t.Error("a truncated program was accepted")
 	}
 }
+
+// TestConfigFrameBinary: the plan travels in the binary form (whose
+// per-type start-up is what it saves), not in its JSON fallback.
+func TestConfigFrameBinary(t *testing.T) {
+	p := sandbox.Plan{Args: []string{"true"}, Mounts: []sandbox.Mount{{Kind: sandbox.MountBind, Src: "/a\xff", Dst: "/a\xff"}}}
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, Config{Plan: &p}); err != nil {
+		t.Fatal(err)
+	}
+	if first := buf.Bytes()[4]; first == '{' {
+		t.Fatalf("the config went as JSON: %s", buf.Bytes()[4:])
+	}
+	var got Config
+	if err := ReadFrame(&buf, &got); err != nil || !reflect.DeepEqual(got.Plan, &p) {
+		t.Fatalf("round trip: %v\n got %#v\nwant %#v", err, got.Plan, &p)
+	}
+}
