@@ -250,6 +250,14 @@ func (n *netWait) wait() error {
 // they would otherwise be ignored).
 func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool) {
 	status = os.NewFile(wire.StatusFD, "status")
+	if name == wire.InitName {
+		// init reads the supervisor's later frames for its whole life:
+		// through Go's poller that waiting holds no thread, and every
+		// thread init has is one more that each all-threads capability
+		// change (caps.go) must stop and wait for. The read end is init's
+		// alone: the supervisor closed its copy after the clone.
+		unix.SetNonblock(wire.ConfigFD, true)
+	}
 	cfg = os.NewFile(wire.ConfigFD, "config")
 	if status == nil || cfg == nil {
 		fmt.Fprintf(os.Stderr, "%s: this is hutch's sandbox entry; run hutch instead\n", name)
