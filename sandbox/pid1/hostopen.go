@@ -196,25 +196,35 @@ func moveMount(mfd, target int) error {
 // tmpfsFd mounts a new tmpfs with the options opts (key=value) and the
 // mount attributes attr onto the handle target.
 func tmpfsFd(target int, opts map[string]string, attr uint64) error {
+	mfd, err := detachedTmpfs(opts, attr)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(mfd)
+	return moveMount(mfd, target)
+}
+
+// detachedTmpfs makes a new tmpfs with the options opts (key=value) and
+// returns its mount, with the attributes attr, attached nowhere.
+func detachedTmpfs(opts map[string]string, attr uint64) (int, error) {
 	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("fsopen tmpfs: %w", err)
+		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
 	}
 	defer unix.Close(fs)
 	for k, v := range opts {
 		if err := unix.FsconfigSetString(fs, k, v); err != nil {
-			return fmt.Errorf("tmpfs option %s=%s: %w", k, v, err)
+			return -1, fmt.Errorf("tmpfs option %s=%s: %w", k, v, err)
 		}
 	}
 	if err := unix.FsconfigCreate(fs); err != nil {
-		return fmt.Errorf("creating a tmpfs: %w", err)
+		return -1, fmt.Errorf("creating a tmpfs: %w", err)
 	}
 	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(attr))
 	if err != nil {
-		return fmt.Errorf("fsmount: %w", err)
+		return -1, fmt.Errorf("fsmount: %w", err)
 	}
-	defer unix.Close(mfd)
-	return moveMount(mfd, target)
+	return mfd, nil
 }
 
 // openInRoot opens p (absolute, inside root) as the command would reach
@@ -284,5 +294,9 @@ func (b *rootBuilder) release() {
 	if b.haveEmpty {
 		unix.Close(b.emptyFd)
 		b.haveEmpty = false
+	}
+	if b.haveScratch {
+		unix.Close(b.scratchFd)
+		b.haveScratch = false
 	}
 }

@@ -60,8 +60,10 @@ type rootBuilder struct {
 	n       int
 	ovl     *overlayInit // mounts overlays (overlay_init.go)
 	image   bool         // the root is an image's overlay
-	// scratch is the one tmpfs behind every Shared tmpfs (scratch.go).
-	scratch     string
+	// scratchFd is the one tmpfs behind every Shared tmpfs (scratch.go),
+	// a detached mount once haveScratch.
+	scratchFd   int
+	haveScratch bool
 	scratchSize int64
 
 	listeners    []string // the host's pathname sockets (sockets.go)
@@ -109,11 +111,16 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 	case sandbox.MountBind:
 		return b.bind(m)
 	case sandbox.MountTmpfs:
+		if m.Shared {
+			target, err := b.mkMountpointFd(m.Dst, true)
+			if err != nil {
+				return wrap(err)
+			}
+			defer unix.Close(target)
+			return wrap(b.sharedTmpfs(m, target))
+		}
 		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
-		}
-		if m.Shared {
-			return wrap(b.sharedTmpfs(m, dst))
 		}
 		flags := mutFlags("tmpfs", unix.MS_NOSUID|unix.MS_NODEV)
 		if m.RO {
