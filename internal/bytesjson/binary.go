@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -126,12 +127,17 @@ var (
 )
 
 func customJSON(t reflect.Type) bool {
-	pt := reflect.PointerTo(t)
-	if t.NumMethod() == 0 && pt.NumMethod() == 0 {
-		return false // most of a plan's types: no method at all
+	// Only a named type has methods of its own (an unnamed struct may
+	// promote an embedded field's), and *T's include T's: so one look at
+	// the pointer type, and none for most of a plan's parts.
+	if t.Kind() != reflect.Pointer && (t.Name() != "" || t.Kind() == reflect.Struct) {
+		t = reflect.PointerTo(t)
+	}
+	if t.NumMethod() == 0 {
+		return false
 	}
 	for _, i := range []reflect.Type{jsonMarshaler, jsonUnmarsh, textMarshaler, textUnmarsh} {
-		if t.Implements(i) || pt.Implements(i) {
+		if t.Implements(i) {
 			return true
 		}
 	}
@@ -213,7 +219,9 @@ func (b *builder) structCodec(c *codec, t reflect.Type) error {
 	var fields []*codec
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() || f.Tag.Get("json") == "-" {
+		// `json:"-"` exactly (`json:"-,"` names a field "-"), without
+		// parsing every tag.
+		if !f.IsExported() || strings.Contains(string(f.Tag), `json:"-"`) {
 			continue
 		}
 		b.layout = append(append(b.layout, '{'), f.Name...)
