@@ -1,7 +1,6 @@
 package pid1
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 	"github.com/hutch-sandbox/hutch/internal/fds"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
@@ -570,9 +570,11 @@ func reapWatching(pid int, sigs chan os.Signal, other func(pid int, ws unix.Wait
 	return wire.ExitInfo{Code: 125}
 }
 
-// sendStatus sends one message, with fd attached when fd >= 0.
+// sendStatus sends one message, with fd attached when fd >= 0. It travels
+// as the plan does (bytesjson.MarshalFrame): the supervisor is the same
+// build, and neither side pays encoding/json's per-type start-up.
 func sendStatus(f *os.File, m wire.Status, fd int) error {
-	data, err := json.Marshal(m)
+	data, err := bytesjson.MarshalFrame(m)
 	if err != nil {
 		return err
 	}

@@ -115,3 +115,26 @@ func TestConfigFrameBinary(t *testing.T) {
 		t.Fatalf("round trip: %v\n got %#v\nwant %#v", err, got.Plan, &p)
 	}
 }
+
+// TestStatusFrameBinary: init's status messages travel in the binary form
+// too, every field intact, bytes that are not UTF-8 included.
+func TestStatusFrameBinary(t *testing.T) {
+	m := Status{
+		Error: &InitError{Msg: "bind /p\xff: no", Hint: "h", Command: sandbox.CommandNotFound, Name: "x\xfe"},
+		PTY:   true, Started: 7, Held: true, Exit: &ExitInfo{Code: 3, Signal: 9},
+		ProxyListener: true, DNSSocket: true, DNSListener: true,
+		Conn: &ConnReply{ID: 5, Err: "e"}, Redirect: &Redirect{Err: "r"}, HelperDied: "pasta",
+		Service: &ServiceEvent{Name: "db", State: "failed", Code: 1, Signal: 2, Reason: "why"},
+	}
+	data, err := bytesjson.MarshalFrame(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data[0] == '{' {
+		t.Fatalf("the status went as JSON: %s", data)
+	}
+	var got Status
+	if err := bytesjson.UnmarshalFrame(data, &got); err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip: %v\n got %#v\nwant %#v", err, got, m)
+	}
+}
