@@ -6,6 +6,7 @@
 package bytesjson
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -49,23 +50,39 @@ func wireDecode(s string) (string, error) {
 
 // Marshal is json.Marshal with strings kept as bytes.
 func Marshal(v any) ([]byte, error) {
-	rv := reflect.ValueOf(v)
-	if !hasBytes(rv) {
-		return json.Marshal(v) // the common case: nothing to encode, no copy
+	// The common case, every string UTF-8 and none led by Mark, costs one
+	// encoding/json pass: its output then holds neither the escape it
+	// writes for an invalid byte nor Mark's escaped form. Either may also
+	// appear for another reason (a string that holds a backslash and
+	// "ufffd"): the careful pass below then gives the exact answer anyway.
+	data, err := json.Marshal(v)
+	if err != nil || !mayHoldBytes(data) {
+		return data, err
 	}
-	c, err := mapStrings(rv, wireEncode)
+	c, err := mapStrings(reflect.ValueOf(v), wireEncode)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(c.Interface())
 }
 
+// mayHoldBytes reports whether encoding/json's output data may come from
+// a string that wireEncode would change: one with a byte that is not
+// UTF-8 (written as \ufffd) or one that begins with Mark (its NUL
+// written as \u0000).
+func mayHoldBytes(data []byte) bool {
+	return bytes.Contains(data, []byte(`\ufffd`)) || bytes.Contains(data, []byte(markJSON))
+}
+
+// markJSON is Mark as encoding/json writes it inside a string.
+const markJSON = `\u0000hutch-bytes:`
+
 // Unmarshal is json.Unmarshal that restores what Marshal encoded.
 func Unmarshal(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		return err
 	}
-	if !strings.Contains(string(data), `\u0000hutch-bytes:`) {
+	if !bytes.Contains(data, []byte(markJSON)) {
 		return nil
 	}
 	rv := reflect.ValueOf(v).Elem()
@@ -75,18 +92,6 @@ func Unmarshal(data []byte, v any) error {
 	}
 	rv.Set(c)
 	return nil
-}
-
-// hasBytes reports whether v holds a string wireEncode would change.
-func hasBytes(v reflect.Value) bool {
-	found := false
-	mapStrings(v, func(s string) (string, error) {
-		if !utf8.ValidString(s) || strings.HasPrefix(s, Mark) {
-			found = true
-		}
-		return s, nil
-	})
-	return found
 }
 
 // mapStrings returns a copy of v with f applied to every string reachable

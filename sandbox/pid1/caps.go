@@ -91,11 +91,21 @@ func dropAllCaps() error { return limitAllThreads(0, 0) }
 // through libc's threads (it signals each one, as glibc does for setuid).
 // Either way a failure is an error: init must never keep its capabilities
 // silently.
+//
+// Each call stops every thread and waits for each to run it (psx and
+// AllThreadsSyscall alike), the larger part of init's own CPU in a
+// loaded machine: so only the calls that change something are made.
+// capset itself takes out of the ambient set whatever is no longer both
+// permitted and inheritable (capabilities(7), "ambient"), which with
+// keep == 0 (the default, and always when init drops its own) is
+// everything: the explicit clear is then the same change made twice.
 func limitAllThreads(keep, extra uint64) error {
 	// prctl checks that its unused arguments are 0: Syscall6, whose extra
 	// arguments are zeros in both implementations.
-	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
-		return fmt.Errorf("clearing init's ambient capabilities: %w", e)
+	if keep != 0 {
+		if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
+			return fmt.Errorf("clearing init's ambient capabilities: %w", e)
+		}
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	have := keep | extra

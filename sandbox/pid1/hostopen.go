@@ -37,14 +37,20 @@ func (e *UntrustedLinkError) Error() string {
 // component included) is followed only when no sandbox could have made
 // or swapped it (trustedLink): /lib -> usr/lib, /home -> var/home.
 func openHost(p string) (int, error) {
-	if !filepath.IsAbs(p) {
-		return -1, fmt.Errorf("%s is not an absolute path", p)
-	}
 	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(root)
+	return openHostAt(root, p)
+}
+
+// openHostAt is openHost from root, a handle of the host's / that the
+// caller keeps open.
+func openHostAt(root int, p string) (int, error) {
+	if !filepath.IsAbs(p) {
+		return -1, fmt.Errorf("%s is not an absolute path", p)
+	}
 	want := p
 	for hops := 0; hops <= 40; hops++ {
 		fd, next, err := walkHost(root, p, want)
@@ -190,36 +196,45 @@ func moveMount(mfd, target int) error {
 // tmpfsFd mounts a new tmpfs with the options opts (key=value) and the
 // mount attributes attr onto the handle target.
 func tmpfsFd(target int, opts map[string]string, attr uint64) error {
-	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	mfd, err := detachedTmpfs(opts, attr)
 	if err != nil {
-		return fmt.Errorf("fsopen tmpfs: %w", err)
-	}
-	defer unix.Close(fs)
-	for k, v := range opts {
-		if err := unix.FsconfigSetString(fs, k, v); err != nil {
-			return fmt.Errorf("tmpfs option %s=%s: %w", k, v, err)
-		}
-	}
-	if err := unix.FsconfigCreate(fs); err != nil {
-		return fmt.Errorf("creating a tmpfs: %w", err)
-	}
-	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(attr))
-	if err != nil {
-		return fmt.Errorf("fsmount: %w", err)
+		return err
 	}
 	defer unix.Close(mfd)
 	return moveMount(mfd, target)
 }
 
+// detachedTmpfs makes a new tmpfs with the options opts (key=value) and
+// returns its mount, with the attributes attr, attached nowhere.
+func detachedTmpfs(opts map[string]string, attr uint64) (int, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
+	}
+	defer unix.Close(fs)
+	for k, v := range opts {
+		if err := unix.FsconfigSetString(fs, k, v); err != nil {
+			return -1, fmt.Errorf("tmpfs option %s=%s: %w", k, v, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("creating a tmpfs: %w", err)
+	}
+	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(attr))
+	if err != nil {
+		return -1, fmt.Errorf("fsmount: %w", err)
+	}
+	return mfd, nil
+}
+
 // openInRoot opens p (absolute, inside root) as the command would reach
 // it once root is its /: symlinks, the last one included, are followed
 // without ever leaving root (RESOLVE_IN_ROOT), in one step of the kernel's.
-func openInRoot(root, p string) (int, error) {
-	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+func (b *rootBuilder) openInRoot(p string) (int, error) {
+	rfd, err := b.rootFD()
 	if err != nil {
 		return -1, err
 	}
-	defer unix.Close(rfd)
 	for {
 		fd, err := unix.Openat2(rfd, strings.TrimPrefix(p, "/"), &unix.OpenHow{
 			Flags:   unix.O_PATH | unix.O_CLOEXEC,
@@ -229,5 +244,59 @@ func openInRoot(root, p string) (int, error) {
 			continue // a rename elsewhere raced the lookup; try again
 		}
 		return fd, err
+	}
+}
+
+// rootFD returns an O_PATH handle of the new root's top directory.
+func (b *rootBuilder) rootFD() (int, error) {
+	if b.rootOf != "" && b.rootOf == b.root {
+		return b.rootFd, nil
+	}
+	b.dropRoot()
+	fd, err := unix.Open(b.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	b.rootFd, b.rootOf = fd, b.root
+	return fd, nil
+}
+
+// dropRoot forgets the root's handle: a mount onto the root itself (an
+// image's overlay) hides the directory it holds.
+func (b *rootBuilder) dropRoot() {
+	if b.rootOf != "" {
+		unix.Close(b.rootFd)
+		b.rootOf = ""
+	}
+}
+
+// hostFD returns an O_PATH handle of the host's / (before the pivot).
+func (b *rootBuilder) hostFD() (int, error) {
+	if b.haveHost {
+		return b.hostFd, nil
+	}
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	b.hostFd, b.haveHost = fd, true
+	return fd, nil
+}
+
+// release closes the handles, before the pivot: none of init's fds may
+// hold the host's tree once it is detached.
+func (b *rootBuilder) release() {
+	b.dropRoot()
+	if b.haveHost {
+		unix.Close(b.hostFd)
+		b.haveHost = false
+	}
+	if b.haveEmpty {
+		unix.Close(b.emptyFd)
+		b.haveEmpty = false
+	}
+	if b.haveScratch {
+		unix.Close(b.scratchFd)
+		b.haveScratch = false
 	}
 }

@@ -1,7 +1,6 @@
 package pid1
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 	"github.com/hutch-sandbox/hutch/internal/fds"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
@@ -250,6 +250,14 @@ func (n *netWait) wait() error {
 // they would otherwise be ignored).
 func enterPID1(name string) (status, cfg *os.File, sigs chan os.Signal, ok bool) {
 	status = os.NewFile(wire.StatusFD, "status")
+	if name == wire.InitName {
+		// init reads the supervisor's later frames for its whole life:
+		// through Go's poller that waiting holds no thread, and every
+		// thread init has is one more that each all-threads capability
+		// change (caps.go) must stop and wait for. The read end is init's
+		// alone: the supervisor closed its copy after the clone.
+		unix.SetNonblock(wire.ConfigFD, true)
+	}
 	cfg = os.NewFile(wire.ConfigFD, "config")
 	if status == nil || cfg == nil {
 		fmt.Fprintf(os.Stderr, "%s: this is hutch's sandbox entry; run hutch instead\n", name)
@@ -562,9 +570,11 @@ func reapWatching(pid int, sigs chan os.Signal, other func(pid int, ws unix.Wait
 	return wire.ExitInfo{Code: 125}
 }
 
-// sendStatus sends one message, with fd attached when fd >= 0.
+// sendStatus sends one message, with fd attached when fd >= 0. It travels
+// as the plan does (bytesjson.MarshalFrame): the supervisor is the same
+// build, and neither side pays encoding/json's per-type start-up.
 func sendStatus(f *os.File, m wire.Status, fd int) error {
-	data, err := json.Marshal(m)
+	data, err := bytesjson.MarshalFrame(m)
 	if err != nil {
 		return err
 	}

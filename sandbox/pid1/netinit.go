@@ -18,17 +18,12 @@ import (
 // it from the host's namespaces. Done by init, before the command exists,
 // so the command cannot take the port first.
 func sendProxyListener(status *os.File) error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.ProxyPort)))
+	fd, err := loopbackSocket(unix.SOCK_STREAM, sandbox.ProxyPort)
 	if err != nil {
 		return fmt.Errorf("opening the proxy's port inside: %w", err)
 	}
-	defer l.Close()
-	f, err := l.(*net.TCPListener).File()
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return sendStatus(status, wire.Status{ProxyListener: true}, int(f.Fd()))
+	defer unix.Close(fd)
+	return sendStatus(status, wire.Status{ProxyListener: true}, fd)
 }
 
 // sendDNSSockets opens the DNS port on the sandbox's loopback (network
@@ -39,34 +34,48 @@ func sendProxyListener(status *os.File) error {
 // namespace, before the command exists, so the command cannot take the
 // port first.
 func sendDNSSockets(status *os.File) error {
-	if err := sendDNSSocket(status); err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.DNSPort)))
-	if err != nil {
-		return fmt.Errorf("opening the DNS port inside (TCP): %w", err)
-	}
-	defer l.Close()
-	f, err := l.(*net.TCPListener).File()
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return sendStatus(status, wire.Status{DNSListener: true}, int(f.Fd()))
-}
-
-func sendDNSSocket(status *os.File) error {
-	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.DNSPort)))
+	fd, err := loopbackSocket(unix.SOCK_DGRAM, sandbox.DNSPort)
 	if err != nil {
 		return fmt.Errorf("opening the DNS port inside: %w", err)
 	}
-	defer pc.Close()
-	f, err := pc.(*net.UDPConn).File()
+	err = sendStatus(status, wire.Status{DNSSocket: true}, fd)
+	unix.Close(fd)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return sendStatus(status, wire.Status{DNSSocket: true}, int(f.Fd()))
+	if fd, err = loopbackSocket(unix.SOCK_STREAM, sandbox.DNSPort); err != nil {
+		return fmt.Errorf("opening the DNS port inside (TCP): %w", err)
+	}
+	defer unix.Close(fd)
+	return sendStatus(status, wire.Status{DNSListener: true}, fd)
+}
+
+// loopbackSocket opens a socket of typ bound to 127.0.0.1:port, listening
+// when it is a stream socket: what net.Listen("tcp") and
+// net.ListenPacket("udp") make (non-blocking, SO_REUSEADDR on a listener),
+// without the net package's detours (an MPTCP socket tried first, the
+// somaxconn file read, a poller registration), since init only hands the
+// socket on.
+func loopbackSocket(typ, port int) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if typ == unix.SOCK_STREAM {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+	}
+	if err == nil && typ == unix.SOCK_STREAM {
+		// The kernel caps the backlog at the namespace's somaxconn.
+		err = unix.Listen(fd, 4096)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // serveConnects answers the supervisor's connect requests for published

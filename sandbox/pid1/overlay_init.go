@@ -70,7 +70,7 @@ func (o *overlayInit) mount(b *rootBuilder, m sandbox.Mount) error {
 	if o == nil || o.cfg == nil {
 		return errors.New("the plan has an overlay but no layers were prepared")
 	}
-	target, err := mkMountpointFd(b.root, m.Dst, true)
+	target, err := b.mkMountpointFd(m.Dst, true)
 	if err != nil {
 		return err
 	}

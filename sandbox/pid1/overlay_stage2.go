@@ -168,6 +168,7 @@ func Stage2Main() int {
 			return fail(err)
 		}
 	}
+	b.release()
 	if err := pivot(cfg.RootDir, !imageRoot(cfg.Plan) || cfg.Plan.RootReadOnly); err != nil {
 		return fail(err)
 	}

@@ -33,6 +33,7 @@ func buildRoot(plan *sandbox.Plan, root string, ovl *overlayInit, listeners []st
 		}
 	}
 	b := &rootBuilder{root: root, ovl: ovl, image: imageRoot(plan), scratchSize: plan.ScratchSize, listeners: listeners, allowSockets: plan.Sockets}
+	defer b.release()
 	for _, m := range plan.Mounts {
 		if ovl.defers(m) {
 			continue
@@ -44,6 +45,7 @@ func buildRoot(plan *sandbox.Plan, root string, ovl *overlayInit, listeners []st
 	if ovl.staged() {
 		return nil
 	}
+	b.release()
 	return pivot(root, !imageRoot(plan) || plan.RootReadOnly)
 }
 
@@ -58,19 +60,36 @@ type rootBuilder struct {
 	n       int
 	ovl     *overlayInit // mounts overlays (overlay_init.go)
 	image   bool         // the root is an image's overlay
-	// scratch is the one tmpfs behind every Shared tmpfs (scratch.go).
-	scratch     string
+	// scratchFd is the one tmpfs behind every Shared tmpfs (scratch.go),
+	// a detached mount once haveScratch.
+	scratchFd   int
+	haveScratch bool
 	scratchSize int64
 
 	listeners    []string // the host's pathname sockets (sockets.go)
 	allowSockets []string // filesystem.sockets
 	scanned      int      // directories the socket scan has listed
+
+	// Handles opened once for all the steps (release closes them): the
+	// new root's top directory (of the path rootOf), the host's /, the
+	// staging directory's empty file. Each step used to look up the
+	// root's long path, or /, again: dozens of walks per run.
+	rootFd, hostFd, emptyFd int
+	rootOf                  string // "" when rootFd is not open
+	haveHost, haveEmpty     bool
 }
 
 // path returns dst's location in the new root. dst is absolute and clean.
 func (b *rootBuilder) path(dst string) string { return filepath.Join(b.root, dst) }
 
 func (b *rootBuilder) apply(m sandbox.Mount) error {
+	if m.Dst == "/" {
+		defer b.dropRoot()
+	}
+	return b.step(m)
+}
+
+func (b *rootBuilder) step(m sandbox.Mount) error {
 	if b.image && m.Dst != "/" && m.Kind != sandbox.MountSymlink && m.Kind != sandbox.MountFile {
 		// An image may have symlinks where hutch mounts (/home ->
 		// var/home, /tmp -> var/tmp): they are followed as the command
@@ -92,11 +111,16 @@ func (b *rootBuilder) apply(m sandbox.Mount) error {
 	case sandbox.MountBind:
 		return b.bind(m)
 	case sandbox.MountTmpfs:
-		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
-			return wrap(err)
-		}
 		if m.Shared {
-			return wrap(b.sharedTmpfs(m, dst))
+			target, err := b.mkMountpointFd(m.Dst, true)
+			if err != nil {
+				return wrap(err)
+			}
+			defer unix.Close(target)
+			return wrap(b.sharedTmpfs(m, target))
+		}
+		if err := b.mkMountpoint(m.Dst, true); err != nil {
+			return wrap(err)
 		}
 		flags := mutFlags("tmpfs", unix.MS_NOSUID|unix.MS_NODEV)
 		if m.RO {
@@ -108,7 +132,7 @@ func (b *rootBuilder) apply(m sandbox.Mount) error {
 		}
 		return wrap(unix.Mount("tmpfs", dst, "tmpfs", flags, opts))
 	case sandbox.MountProc:
-		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
 		err := unix.Mount("proc", dst, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
@@ -117,7 +141,7 @@ func (b *rootBuilder) apply(m sandbox.Mount) error {
 		}
 		return nil
 	case sandbox.MountSysfs:
-		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
 		err := unix.Mount("sysfs", dst, "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, "")
@@ -126,13 +150,13 @@ func (b *rootBuilder) apply(m sandbox.Mount) error {
 		}
 		return wrap(err)
 	case sandbox.MountDevpts:
-		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
 		// No gid=5: under a one-id map the tty group is not mapped.
 		return wrap(unix.Mount("devpts", dst, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"))
 	case sandbox.MountMqueue:
-		if err := mkMountpoint(b.root, m.Dst, true); err != nil {
+		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
 		err := unix.Mount("mqueue", dst, "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
@@ -142,14 +166,14 @@ func (b *rootBuilder) apply(m sandbox.Mount) error {
 		}
 		return wrap(err)
 	case sandbox.MountSymlink:
-		if err := mkMountpoint(b.root, filepath.Dir(m.Dst), true); err != nil {
+		if err := b.mkMountpoint(filepath.Dir(m.Dst), true); err != nil {
 			return wrap(err)
 		}
 		return wrap(os.Symlink(m.Src, dst))
 	case sandbox.MountHide:
 		// What the command would reach at m.Dst, through any symlink (the
 		// last one too): a hide spelled through a link hides its target.
-		fd, err := openInRoot(b.root, m.Dst)
+		fd, err := b.openInRoot(m.Dst)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) && m.Optional {
 				return nil
@@ -199,7 +223,11 @@ func (b *rootBuilder) bind(m sandbox.Mount) error {
 		}
 		return fmt.Errorf("%s %s: %w", m.Kind, m.Dst, err)
 	}
-	src, err := openHost(m.Src)
+	host, err := b.hostFD()
+	if err != nil {
+		return err
+	}
+	src, err := openHostAt(host, m.Src)
 	if err != nil {
 		if m.Optional && errors.Is(err, unix.ENOENT) {
 			return nil
@@ -212,7 +240,7 @@ func (b *rootBuilder) bind(m sandbox.Mount) error {
 		return bindSourceError(m, err)
 	}
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	target, err := mkMountpointFd(b.root, m.Dst, isDir)
+	target, err := b.mkMountpointFd(m.Dst, isDir)
 	if err != nil {
 		return wrap(err)
 	}
@@ -274,16 +302,17 @@ func (b *rootBuilder) stage() (string, error) {
 // maskFile mounts the staging directory's empty file, read-only, onto the
 // handle target.
 func (b *rootBuilder) maskFile(target int) error {
-	empty, err := b.emptyFile()
-	if err != nil {
-		return err
+	if !b.haveEmpty {
+		empty, err := b.emptyFile()
+		if err != nil {
+			return err
+		}
+		if b.emptyFd, err = unix.Open(empty, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+			return err
+		}
+		b.haveEmpty = true
 	}
-	efd, err := unix.Open(empty, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(efd)
-	mfd, err := bindFd(efd, target, false, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	mfd, err := bindFd(b.emptyFd, target, false, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 	if err != nil {
 		return err
 	}
@@ -318,7 +347,7 @@ func (b *rootBuilder) file(m sandbox.Mount) error {
 	if b.image {
 		// An image made FROM scratch has no /etc: docker makes one for
 		// these files, and so does hutch (in the run's upper layer).
-		if err := mkMountpoint(b.root, filepath.Dir(target), true); err != nil && !m.Optional {
+		if err := b.mkMountpoint(filepath.Dir(target), true); err != nil && !m.Optional {
 			return err
 		}
 	}
@@ -385,11 +414,12 @@ func resolveIn(root, p string) (string, error) {
 	return "", fmt.Errorf("too many levels of symbolic links in %s", p)
 }
 
-// mkMountpoint creates rel (absolute, inside root) as a directory or an
-// empty file, refusing to pass through a symlink: a bound tree may hold
-// links planted by its owner, and a mount must not land outside its place.
-func mkMountpoint(root, rel string, dir bool) error {
-	fd, err := mkMountpointFd(root, rel, dir)
+// mkMountpoint creates rel (absolute, inside the new root) as a directory
+// or an empty file, refusing to pass through a symlink: a bound tree may
+// hold links planted by its owner, and a mount must not land outside its
+// place.
+func (b *rootBuilder) mkMountpoint(rel string, dir bool) error {
+	fd, err := b.mkMountpointFd(rel, dir)
 	if err == nil {
 		unix.Close(fd)
 	}
@@ -399,17 +429,18 @@ func mkMountpoint(root, rel string, dir bool) error {
 // mkMountpointFd is mkMountpoint, returning an O_PATH handle of the mount
 // point: mounting onto the handle, not the path, leaves no moment in which
 // a directory on the way could be swapped for a link.
-func mkMountpointFd(root, rel string, dir bool) (int, error) {
-	parts := strings.Split(strings.Trim(rel, "/"), "/")
-	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+func (b *rootBuilder) mkMountpointFd(rel string, dir bool) (int, error) {
+	root, err := b.rootFD()
 	if err != nil {
 		return -1, err
 	}
 	if rel == "/" {
-		return fd, nil
+		return unix.FcntlInt(uintptr(root), unix.F_DUPFD_CLOEXEC, 0)
 	}
+	parts := strings.Split(strings.Trim(rel, "/"), "/")
+	fd := root
 	defer func() {
-		if fd >= 0 {
+		if fd != root && fd >= 0 {
 			unix.Close(fd)
 		}
 	}()
@@ -431,27 +462,42 @@ func mkMountpointFd(root, rel string, dir bool) (int, error) {
 			}
 			return nfd, nil
 		}
-		err := unix.Mkdirat(fd, part, 0o755)
-		if err != nil && err != unix.EEXIST {
-			// On a read-only bind the directory must already exist.
-			var st unix.Stat_t
-			if unix.Fstatat(fd, part, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-				return -1, fmt.Errorf("creating mount point %s: %w", rel, err)
-			}
+		// A directory on the way usually exists (/dev for /dev/null):
+		// look first; the mount point itself usually does not.
+		nfd, err := -1, error(unix.ENOENT)
+		if !last {
+			nfd, err = openDirNoFollow(fd, part)
 		}
-		nfd, err := unix.Openat(fd, part, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.ENOENT {
+			if merr := unix.Mkdirat(fd, part, 0o755); merr != nil && merr != unix.EEXIST {
+				// On a read-only bind the directory must already exist.
+				var st unix.Stat_t
+				if unix.Fstatat(fd, part, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+					return -1, fmt.Errorf("creating mount point %s: %w", rel, merr)
+				}
+			}
+			nfd, err = openDirNoFollow(fd, part)
+		}
 		if err != nil {
 			if err == unix.ELOOP || err == unix.ENOTDIR {
 				return -1, fmt.Errorf("mount point %s passes through a symlink or non-directory at %s", rel, part)
 			}
 			return -1, fmt.Errorf("creating mount point %s: %w", rel, err)
 		}
-		unix.Close(fd)
+		if fd != root {
+			unix.Close(fd)
+		}
 		fd = nfd
 	}
 	nfd := fd
 	fd = -1
 	return nfd, nil
+}
+
+// openDirNoFollow opens the directory name in dir as an O_PATH handle;
+// a symlink there is ELOOP or ENOTDIR, never followed.
+func openDirNoFollow(dir int, name string) (int, error) {
+	return unix.Openat(dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
 // pivot makes root the new / and detaches the old one entirely; readOnly

@@ -2,8 +2,6 @@ package pid1
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/hutch-sandbox/hutch/sandbox"
@@ -14,53 +12,45 @@ import (
 // filesystem.tmpfs paths) is one tmpfs of limits.tmpfs bytes, and each of
 // those paths a directory of it bound in place: a per-mount size cannot
 // make several mounts share one budget, one superblock can. The tmpfs is
-// mounted beside the new root, in init's mount namespace only; once the
-// root is pivoted and the old one detached, only the binds remain.
+// never attached anywhere: fsmount's detached mount, held by init while
+// it builds the root (release closes it), from which each directory is
+// cloned onto its place; only those binds remain. (A mount point for it
+// beside the root was a directory made and removed in the run directory,
+// on the runtime directory's disk, at every run.)
 
-// sharedTmpfs binds a fresh directory of the scratch tmpfs at dst.
-func (b *rootBuilder) sharedTmpfs(m sandbox.Mount, dst string) error {
-	if b.scratch == "" {
-		dir := filepath.Join(filepath.Dir(b.root), "scratch")
-		if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
-			return err
-		}
-		opts := "mode=0700"
+// sharedTmpfs binds a fresh directory of the scratch tmpfs onto the handle
+// target, the mount point of m.Dst.
+func (b *rootBuilder) sharedTmpfs(m sandbox.Mount, target int) error {
+	attr := mutAttr("tmpfs", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if !b.haveScratch {
+		opts := map[string]string{"source": "tmpfs", "mode": "0700"}
 		if b.scratchSize > 0 {
-			opts += fmt.Sprintf(",size=%d", b.scratchSize)
+			opts["size"] = strconv.FormatInt(b.scratchSize, 10)
 		}
-		if err := unix.Mount("tmpfs", dir, "tmpfs", mutFlags("tmpfs", unix.MS_NOSUID|unix.MS_NODEV), opts); err != nil {
+		fd, err := detachedTmpfs(opts, attr)
+		if err != nil {
 			return fmt.Errorf("mounting the scratch tmpfs: %w", err)
 		}
-		b.scratch = dir
+		b.scratchFd, b.haveScratch = fd, true
 	}
 	b.n++
-	src := filepath.Join(b.scratch, strconv.Itoa(b.n))
-	if err := os.Mkdir(src, 0o700); err != nil {
+	name := strconv.Itoa(b.n)
+	if err := unix.Mkdirat(b.scratchFd, name, 0o700); err != nil {
 		return err
 	}
-	// Mkdir's mode passes through the umask; the sticky bit not at all.
-	if err := os.Chmod(src, os.FileMode(m.Mode&0o777)|modeBits(m.Mode)); err != nil {
+	// Mkdir's mode passes through the umask; chmod's does not, and sets
+	// the sticky bit too.
+	if err := unix.Fchmodat(b.scratchFd, name, m.Mode&0o7777, 0); err != nil {
 		return err
 	}
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+	src, err := unix.Openat(b.scratchFd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return err
 	}
-	attr := unix.MountAttr{Attr_set: mutAttr("tmpfs", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)}
-	return unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr)
-}
-
-// modeBits turns the setuid, setgid and sticky bits of a Unix mode into
-// Go's.
-func modeBits(mode uint32) os.FileMode {
-	var m os.FileMode
-	if mode&0o4000 != 0 {
-		m |= os.ModeSetuid
+	defer unix.Close(src)
+	mfd, err := bindFd(src, target, false, attr)
+	if err != nil {
+		return err
 	}
-	if mode&0o2000 != 0 {
-		m |= os.ModeSetgid
-	}
-	if mode&0o1000 != 0 {
-		m |= os.ModeSticky
-	}
-	return m
+	return unix.Close(mfd)
 }

@@ -117,6 +117,7 @@ func buildServiceRoot(plan *sandbox.Plan, root string, listeners []string) error
 	}
 	// An image's root takes the service's writes in its own layer, as
 	// docker's container layer; the host's system directories never.
+	b.release()
 	return pivot(b.root, !b.image)
 }
 

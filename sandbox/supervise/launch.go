@@ -137,9 +137,17 @@ func Launch(ctx context.Context, plan *sandbox.Plan, stdio Stdio, opts LaunchOpt
 	}
 	defer saveTerminals(stdio.Stdin, stdio.Stdout, stdio.Stderr)()
 
-	// The host's sockets, read while hutch-init starts (sockets.go).
+	// The host's sockets, read while hutch-init starts (sockets.go). Not
+	// with --preserve-fds: the fds from 3 up are then the caller's, checked
+	// and passed as they are when init starts, and the read's own fd must
+	// not come and go among them meanwhile (a hole, or hutch's file handed
+	// to the sandbox).
 	listeners := make(chan []string, 1)
-	go func() { listeners <- hostListeners() }()
+	if plan.PreserveFDs > 0 {
+		listeners <- hostListeners()
+	} else {
+		go func() { listeners <- hostListeners() }()
+	}
 
 	filter := plan.Resolved.Filter
 	if err := makeCaches(plan.Create); err != nil {

@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 	"github.com/hutch-sandbox/hutch/internal/timing"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
@@ -317,7 +317,7 @@ func readStatus(f *os.File, out chan<- recvd) {
 				}
 			}
 		}
-		if err := json.Unmarshal(buf[:n], &r.msg); err != nil {
+		if err := bytesjson.UnmarshalFrame(buf[:n], &r.msg); err != nil { // pid1's sendStatus
 			r.err = fmt.Errorf("bad message from hutch-init: %w", err)
 		}
 		out <- r

@@ -178,7 +178,7 @@ type Usage struct {
 }
 
 func WriteFrame(w io.Writer, v any) error {
-	data, err := bytesjson.Marshal(v)
+	data, err := bytesjson.MarshalFrame(v)
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func ReadFrame(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, data); err != nil {
 		return err
 	}
-	return bytesjson.Unmarshal(data, v)
+	return bytesjson.UnmarshalFrame(data, v)
 }
 
 // FilterBytes and BytesFilter convert a BPF program to and from the raw

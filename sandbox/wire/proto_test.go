@@ -98,3 +98,43 @@ func TestFilterBytesRoundTrip(t *testing.T) {
 		t.Error("a truncated program was accepted")
 	}
 }
+
+// TestConfigFrameBinary: the plan travels in the binary form (whose
+// per-type start-up is what it saves), not in its JSON fallback.
+func TestConfigFrameBinary(t *testing.T) {
+	p := sandbox.Plan{Args: []string{"true"}, Mounts: []sandbox.Mount{{Kind: sandbox.MountBind, Src: "/a\xff", Dst: "/a\xff"}}}
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, Config{Plan: &p}); err != nil {
+		t.Fatal(err)
+	}
+	if first := buf.Bytes()[4]; first == '{' {
+		t.Fatalf("the config went as JSON: %s", buf.Bytes()[4:])
+	}
+	var got Config
+	if err := ReadFrame(&buf, &got); err != nil || !reflect.DeepEqual(got.Plan, &p) {
+		t.Fatalf("round trip: %v\n got %#v\nwant %#v", err, got.Plan, &p)
+	}
+}
+
+// TestStatusFrameBinary: init's status messages travel in the binary form
+// too, every field intact, bytes that are not UTF-8 included.
+func TestStatusFrameBinary(t *testing.T) {
+	m := Status{
+		Error: &InitError{Msg: "bind /p\xff: no", Hint: "h", Command: sandbox.CommandNotFound, Name: "x\xfe"},
+		PTY:   true, Started: 7, Held: true, Exit: &ExitInfo{Code: 3, Signal: 9},
+		ProxyListener: true, DNSSocket: true, DNSListener: true,
+		Conn: &ConnReply{ID: 5, Err: "e"}, Redirect: &Redirect{Err: "r"}, HelperDied: "pasta",
+		Service: &ServiceEvent{Name: "db", State: "failed", Code: 1, Signal: 2, Reason: "why"},
+	}
+	data, err := bytesjson.MarshalFrame(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data[0] == '{' {
+		t.Fatalf("the status went as JSON: %s", data)
+	}
+	var got Status
+	if err := bytesjson.UnmarshalFrame(data, &got); err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip: %v\n got %#v\nwant %#v", err, got, m)
+	}
+}
