@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +18,7 @@ import (
 // it from the host's namespaces. Done by init, before the command exists,
 // so the command cannot take the port first.
 func sendProxyListener(status *os.File) error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.ProxyPort)))
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(model.ProxyPort)))
 	if err != nil {
 		return fmt.Errorf("opening the proxy's port inside: %w", err)
 	}
@@ -42,7 +42,7 @@ func sendDNSSockets(status *os.File) error {
 	if err := sendDNSSocket(status); err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.DNSPort)))
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(model.DNSPort)))
 	if err != nil {
 		return fmt.Errorf("opening the DNS port inside (TCP): %w", err)
 	}
@@ -56,7 +56,7 @@ func sendDNSSockets(status *os.File) error {
 }
 
 func sendDNSSocket(status *os.File) error {
-	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sandbox.DNSPort)))
+	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(model.DNSPort)))
 	if err != nil {
 		return fmt.Errorf("opening the DNS port inside: %w", err)
 	}

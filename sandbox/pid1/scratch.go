@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,7 +18,7 @@ import (
 // root is pivoted and the old one detached, only the binds remain.
 
 // sharedTmpfs binds a fresh directory of the scratch tmpfs at dst.
-func (b *rootBuilder) sharedTmpfs(m sandbox.Mount, dst string) error {
+func (b *rootBuilder) sharedTmpfs(m model.Mount, dst string) error {
 	if b.scratch == "" {
 		dir := filepath.Join(filepath.Dir(b.root), "scratch")
 		if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
