@@ -17,7 +17,7 @@ func TestPrestartedFits(t *testing.T) {
 	all := []string{"user", "mount", "pid", "ipc", "uts", "net", "cgroup"}
 	started := &sandbox.Plan{Namespaces: all, PreserveFDs: 1, MapHelpers: true}
 	pre := &Prestarted{stdio: stdio, plan: started,
-		ip: &initProc{cmd: initCommand(started, stdio, make([]*os.File, 3))}}
+		ip: &initProc{cmd: initCommand(started, stdio, make([]*os.File, 3), nil)}}
 
 	helpers := &sandbox.Plan{Namespaces: all, PreserveFDs: 1, MapHelpers: true,
 		UIDMap: []userns.Mapping{{Inside: 0, Outside: 100000, Size: 65536}}}
