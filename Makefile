@@ -87,8 +87,10 @@ bench-deps:
 
 # test runs everything. As root it runs the whole suite as the unprivileged
 # $(HUTCH_TEST_USER) (created by test-user): a sandbox test run as root
-# proves nothing.
-test:
+# proves nothing. It builds first, so that CI also proves make build's
+# binary (hutch-init embedded) links; the suite itself runs the same
+# hutch-init, built by cmd/hutch's TestMain with the same flags.
+test: build
 ifeq ($(shell id -u),0)
 	$(MAKE) test-user
 	scripts/run-as-test-user.sh $(GO) test -count=1 ./...
