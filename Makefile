@@ -12,8 +12,16 @@ export HUTCH_TEST_USER
 # A static binary starts about 1 ms faster than a cgo one (no dynamic
 # loader), and hutch starts twice per sandbox. urfave_cli_no_docs drops the
 # man-page generator from the binary.
-GOFLAGS_BUILD = -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.Version=$(VERSION)"
+GOFLAGS_BUILD = -trimpath -tags urfave_cli_no_docs,hutch_embed_init -ldflags "-s -w -X main.Version=$(VERSION)" -overlay bin/hutch-init.overlay.json
 export CGO_ENABLED = 0
+# hutch-init, PID 1 of every sandbox, is a small binary of its own
+# (cmd/hutch-init): built first, with the same cgo setting, embedded in
+# hutch (internal/initexe, tag hutch_embed_init) through an overlay that
+# shows bin/hutch-init as internal/initexe/hutch-init, so the source tree
+# stays as it is. One file is installed; hutch runs init from a sealed
+# memfd. A plain `go build ./cmd/hutch` has no embedded init and
+# re-executes itself instead (docs/security.md, "Build variants").
+GOFLAGS_INIT = -trimpath -ldflags "-s -w"
 
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 # What the tests run inside sandboxes besides the runtime helpers; Slurm
@@ -32,6 +40,8 @@ all: build
 
 # After "sudo make install", bin/ goes back to the user who owns the checkout.
 build:
+	$(GO) build $(GOFLAGS_INIT) -o bin/hutch-init ./cmd/hutch-init
+	@mkdir -p bin && printf '{"Replace":{"%s/internal/initexe/hutch-init":"%s/bin/hutch-init"}}\n' "$(CURDIR)" "$(CURDIR)" >bin/hutch-init.overlay.json
 	$(GO) build $(GOFLAGS_BUILD) -o bin/hutch ./cmd/hutch
 	@if [ -n "$${SUDO_UID:-}" ]; then chown -R "$$SUDO_UID:$$SUDO_GID" bin; fi
 
@@ -77,8 +87,10 @@ bench-deps:
 
 # test runs everything. As root it runs the whole suite as the unprivileged
 # $(HUTCH_TEST_USER) (created by test-user): a sandbox test run as root
-# proves nothing.
-test:
+# proves nothing. It builds first, so that CI also proves make build's
+# binary (hutch-init embedded) links; the suite itself runs the same
+# hutch-init, built by cmd/hutch's TestMain with the same flags.
+test: build
 ifeq ($(shell id -u),0)
 	$(MAKE) test-user
 	scripts/run-as-test-user.sh $(GO) test -count=1 ./...

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -160,9 +161,13 @@ func (b *bench) hutchRun(flags []string, args ...string) []string {
 }
 
 // hutchBuildFlags are make build's (static, no symbols, no man-page
-// generator), so the bench measures the binary users install; -buildvcs=false
-// because the tree may belong to someone else (a root checkout).
-var hutchBuildFlags = []string{"-trimpath", "-buildvcs=false", "-tags", "urfave_cli_no_docs", "-ldflags", "-s -w"}
+// generator, hutch-init embedded), so the bench measures the binary users
+// install; -buildvcs=false because the tree may belong to someone else (a
+// root checkout). initBuildFlags build the embedded hutch-init first.
+var (
+	hutchBuildFlags = []string{"-trimpath", "-buildvcs=false", "-tags", "urfave_cli_no_docs,hutch_embed_init", "-ldflags", "-s -w"}
+	initBuildFlags  = []string{"-trimpath", "-buildvcs=false", "-ldflags", "-s -w"}
+)
 
 // buildHutch builds the binary under test as make build does: CGO_ENABLED=0
 // (noticeably faster to start than the cgo build) and hutchBuildFlags.
@@ -173,14 +178,18 @@ func (b *bench) buildHutch(ctx context.Context) error {
 	} else {
 		b.hutch = filepath.Join(b.o.work, "bin", "hutch")
 		b.log.printf("building hutch from %s", b.o.src)
-		args := append([]string{"build"}, hutchBuildFlags...)
+		flags, err := b.buildInit(ctx)
+		if err != nil {
+			return err
+		}
+		args := append([]string{"build"}, flags...)
 		cmd := exec.CommandContext(ctx, "go", append(args, "-o", b.hutch, "./cmd/hutch")...)
 		cmd.Dir = b.o.src
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("building hutch in %s: %v\n%s", b.o.src, err, out)
 		}
-		b.rep.Hutch = HutchInfo{Binary: b.hutch, Build: "CGO_ENABLED=0 go build " + shellQuote(hutchBuildFlags)}
+		b.rep.Hutch = HutchInfo{Binary: b.hutch, Build: "CGO_ENABLED=0 go build " + shellQuote(flags)}
 	}
 	b.rep.Hutch.Commit = b.o.commit
 	if b.rep.Hutch.Commit == "" {
@@ -190,6 +199,40 @@ func (b *bench) buildHutch(ctx context.Context) error {
 		b.rep.Hutch.Version = strings.TrimSpace(string(out))
 	}
 	return nil
+}
+
+// buildInit builds cmd/hutch-init as make build does, into the work
+// directory, and returns hutch's build flags with the overlay that embeds
+// it (the source tree may not be ours to write). A tree from before
+// hutch-init was a binary of its own gets the flags it had then.
+func (b *bench) buildInit(ctx context.Context) ([]string, error) {
+	if _, err := os.Stat(filepath.Join(b.o.src, "cmd", "hutch-init")); err != nil {
+		return []string{"-trimpath", "-buildvcs=false", "-tags", "urfave_cli_no_docs", "-ldflags", "-s -w"}, nil
+	}
+	src, err := filepath.Abs(b.o.src)
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(b.o.work, "bin", "hutch-init")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return nil, err
+	}
+	args := append([]string{"build"}, initBuildFlags...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", bin, "./cmd/hutch-init")...)
+	cmd.Dir = b.o.src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building hutch-init in %s: %v\n%s", b.o.src, err, out)
+	}
+	overlay, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(src, "internal", "initexe", "hutch-init"): bin}})
+	if err != nil {
+		return nil, err
+	}
+	ov := bin + ".overlay.json"
+	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
+		return nil, err
+	}
+	return append(append([]string(nil), hutchBuildFlags...), "-overlay", ov), nil
 }
 
 func gitDescribe(dir string) string {

@@ -25,8 +25,12 @@ var depRules = []struct {
 	// also the session store, whose sessions it opens and records).
 	{[]string{"sandbox/supervise/..."}, []string{"sandbox/pid1/...", "profiles/...", "cmd/...", "doctor/..."}},
 	{[]string{"sandbox/pid1/..."}, []string{"sandbox/supervise/...", "sandbox/session/...", "profiles/...", "cmd/...", "doctor/..."}},
-	// The wire package is what both sides share: it knows the model only.
-	{[]string{"sandbox/wire/..."}, []string{"sandbox/supervise/...", "sandbox/pid1/...", "sandbox/session/...", "profiles/...", "cmd/...", "doctor/..."}},
+	// The wire package is what both sides share: it knows the plan's
+	// types only (sandbox/model), not the package that builds plans, so
+	// that hutch-init links none of its dependencies.
+	{[]string{"sandbox/wire/..."}, []string{"sandbox", "sandbox/supervise/...", "sandbox/pid1/...", "sandbox/session/...", "profiles/...", "cmd/...", "doctor/..."}},
+	// The plan's types are a leaf: hutch-init's binary links them.
+	{[]string{"sandbox/model/..."}, []string{"sandbox", "sandbox/supervise/...", "sandbox/pid1/...", "sandbox/wire/...", "sandbox/session/...", "sandbox/layers/...", "image/...", "slirp/proxy/...", "slirp/dns/...", "profiles/...", "cmd/...", "doctor/..."}},
 	// The model is pure: it never reaches for either side of a run.
 	{[]string{"sandbox"}, []string{"sandbox/supervise/...", "sandbox/pid1/...", "sandbox/wire/..."}},
 	// The session store sits below the model: the run side uses it.
@@ -44,10 +48,13 @@ var depRules = []struct {
 
 // sideImports is all that either side of a run may import of hutch: the
 // model, the wire package and the leaves; the supervisor also the session
-// store. TestDeps checks it as an allowlist.
+// store. The PID 1 side takes the plan's types from sandbox/model, never
+// sandbox itself, and none of the leaves that serve the network or pull
+// images: it is a binary of its own (cmd/hutch-init). TestDeps checks it
+// as an allowlist.
 var sideImports = map[string][]string{
 	"sandbox/supervise": {"sandbox", "sandbox/wire", "sandbox/session", "sandbox/seccomp", "sandbox/layers", "userns", "slirp/...", "image/...", "internal/..."},
-	"sandbox/pid1":      {"sandbox", "sandbox/wire", "sandbox/seccomp", "sandbox/layers", "userns", "slirp/...", "image/...", "internal/..."},
+	"sandbox/pid1":      {"sandbox/model", "sandbox/wire", "sandbox/seccomp", "sandbox/layers", "userns", "slirp/allow", "slirp/redirect", "internal/..."},
 }
 
 // matches reports whether pkg (relative to the module) is named by pattern.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 )
 
 // HintError is an error with advice for the user, printed by the CLI as
@@ -31,22 +32,13 @@ func (e *HelperDiedError) Hint() string {
 	return "the sandbox's network was gone with it; run again"
 }
 
-// CommandErrorKind says why the command could not be started.
-type CommandErrorKind int
-
-const (
-	CommandNotFound CommandErrorKind = iota + 1
-	CommandNotExecutable
+// The command's start errors live in sandbox/model, as the plan does.
+type (
+	CommandErrorKind = model.CommandErrorKind
+	CommandError     = model.CommandError
 )
 
-// CommandError reports that the sandbox was built but the command could not
-// be started in it; the CLI maps it to exit status 127 or 126.
-type CommandError struct {
-	Kind CommandErrorKind
-	Name string
-	Msg  string
-}
-
-func (e *CommandError) Error() string {
-	return fmt.Sprintf("%q: %s", e.Name, e.Msg)
-}
+const (
+	CommandNotFound      = model.CommandNotFound
+	CommandNotExecutable = model.CommandNotExecutable
+)

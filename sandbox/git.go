@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hutch-sandbox/hutch/internal/mutate"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 )
 
 // Git on the host runs what a repository's control files say: core.fsmonitor,
@@ -308,13 +309,8 @@ func configValue(path, section, key string) string {
 	return val
 }
 
-// GitCheck is a path checked on the host after the run (Plan.GitAfter).
-type GitCheck struct {
-	Path string `json:"path"`
-	// Quarantine moves a file that appeared aside (a planted commondir has
-	// no use but to redirect git); otherwise the CLI warns.
-	Quarantine bool `json:"quarantine,omitempty"`
-}
+// GitCheck is a path checked on the host after the run (sandbox/model).
+type GitCheck = model.GitCheck
 
 // planGit adds the mounts that protect git's control files under writable
 // binds (within reports whether a host path is under one, and where it

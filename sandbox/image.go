@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hutch-sandbox/hutch/image"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/userns"
 )
 
@@ -88,11 +89,8 @@ func NewImageRoot(r *image.Root, user string) (*ImageRoot, error) {
 // LayerImage names the upper layer of an image root.
 const LayerImage = "image"
 
-// PlanImage is the image part of a plan.
-type PlanImage struct {
-	Name string `json:"name"`
-	ID   string `json:"id"`
-}
+// PlanImage is the image part of a plan (sandbox/model).
+type PlanImage = model.PlanImage
 
 // imageIdentity picks the command's ids and maps for an image root.
 func imageIdentity(spec Spec, host *Host, p *Plan) {

@@ -1,15 +1,9 @@
 package sandbox
 
-// InotifyLimits are the user.max_inotify_* sysctls of the sandbox's own
-// user namespace. The kernel charges inotify instances and watches to
-// each user namespace up the chain, against each level's limit: capped
-// inside at half of the host's, a command that opens all it can leaves the
-// host user the other half (without them, 128 instances held inside made
-// the host user's own inotify_init fail with EMFILE). 0 leaves one unset.
-type InotifyLimits struct {
-	Instances int64 `json:"instances,omitempty"`
-	Watches   int64 `json:"watches,omitempty"`
-}
+import "github.com/hutch-sandbox/hutch/sandbox/model"
+
+// InotifyLimits bound inotify in the sandbox's user namespace (sandbox/model).
+type InotifyLimits = model.InotifyLimits
 
 // inotifyLimits resolves limits.inotify_* against the host's limits.
 func inotifyLimits(l Limits, host *Host) InotifyLimits {
@@ -49,22 +43,4 @@ func scratchBudget(l Limits, host *Host) int64 {
 		b = l.Memory
 	}
 	return b
-}
-
-// Any reports whether any cgroup limit is set.
-func (l CgroupLimits) Any() bool { return l.Memory > 0 || l.Pids > 0 || l.CPU > 0 }
-
-// Controllers lists the cgroup controllers the limits need.
-func (l CgroupLimits) Controllers() []string {
-	var c []string
-	if l.Memory > 0 {
-		c = append(c, "memory")
-	}
-	if l.Pids > 0 {
-		c = append(c, "pids")
-	}
-	if l.CPU > 0 {
-		c = append(c, "cpu")
-	}
-	return c
 }

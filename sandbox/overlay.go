@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/session"
 )
 
@@ -18,40 +19,23 @@ import (
 // Sessions keep the upper layers between runs; `hutch diff`, `apply` and
 // `discard` work on them.
 
-// MountOverlay is a plan step: the host tree Src shown at Dst through an
-// overlay whose upper layer is the session's layer named Mount.Layer.
-const MountOverlay = "overlay"
-
-// Overlay drivers (filesystem.overlay).
+// MountOverlay and the overlay drivers are the plan's (sandbox/model).
 const (
-	OverlayAuto   = "auto"
-	OverlayKernel = "kernel"
-	OverlayFuse   = "fuse"
+	MountOverlay  = model.MountOverlay
+	OverlayAuto   = model.OverlayAuto
+	OverlayKernel = model.OverlayKernel
+	OverlayFuse   = model.OverlayFuse
 )
 
 // Layer names: "project", "home", and "root-DIR" for a system directory.
 const (
 	LayerProject    = session.LayerProject
 	LayerHome       = session.LayerHome
-	LayerRootPrefix = "root-"
+	LayerRootPrefix = model.LayerRootPrefix
 )
 
-// LayersPlan is the layered part of a plan.
-type LayersPlan struct {
-	// Driver is "auto", "kernel" or "fuse", as asked; Launch resolves
-	// "auto" (and a kept session keeps the driver it was made with).
-	Driver string `json:"driver"`
-	// Session is the kept session's name; "" throws the upper layers away
-	// when the run ends.
-	Session string `json:"session,omitempty"`
-	// Dir holds the sessions: $XDG_DATA_HOME/hutch/sessions.
-	Dir string `json:"dir"`
-	// Project is the overlaid project directory ("" when the project is
-	// not overlaid): the one layer apply writes back.
-	Project string `json:"project,omitempty"`
-	// FuseOverlayfs is the fuse-overlayfs binary, when found.
-	FuseOverlayfs string `json:"fuse_overlayfs,omitempty"`
-}
+// LayersPlan is the layered part of a plan (sandbox/model).
+type LayersPlan = model.LayersPlan
 
 // layered reports whether a spec overlays anything.
 func layered(fs Filesystem) bool {

@@ -1,179 +1,42 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"fmt"
 	"path"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/paths"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/slirp"
-	"github.com/hutch-sandbox/hutch/userns"
 )
 
-// Plan is a Spec resolved against a Host: every path absolute, every id map
-// laid out, every mount in order. It is what hutch-init receives, and what
-// `hutch run --dry-run --json` prints.
-type Plan struct {
-	Args     []string `json:"args"`
-	Env      []string `json:"env"`
-	Cwd      string   `json:"cwd"`
-	Hostname string   `json:"hostname"`
+// The plan's types live in sandbox/model, which hutch-init links
+// without the rest of this package (its image, proxy and session
+// dependencies); they are the same types under their old names here.
+type (
+	Plan         = model.Plan
+	SeccompPlan  = model.SeccompPlan
+	Rlimit       = model.Rlimit
+	CgroupLimits = model.CgroupLimits
+	Mount        = model.Mount
+)
 
-	// UID and GID are the command's ids inside the sandbox.
-	UID uint32 `json:"uid"`
-	GID uint32 `json:"gid"`
-	// Groups are the command's supplementary groups (an image user's, from
-	// its /etc/group); none otherwise.
-	Groups []uint32 `json:"groups,omitempty"`
-	// UIDMap and GIDMap are written by the supervisor: through newuidmap and
-	// newgidmap when MapHelpers is set, else directly (one id only).
-	UIDMap     []userns.Mapping `json:"uid_map"`
-	GIDMap     []userns.Mapping `json:"gid_map"`
-	MapHelpers bool             `json:"map_helpers"`
-	NewUIDMap  string           `json:"newuidmap,omitempty"`
-	NewGIDMap  string           `json:"newgidmap,omitempty"`
-
-	// Namespaces are the ones hutch-init is cloned into.
-	Namespaces []string `json:"namespaces"`
-	Mounts     []Mount  `json:"mounts"`
-	// Caps is the command's capability set (permitted, effective,
-	// inheritable and bounding); empty for user "self".
-	Caps []string `json:"caps"`
-
-	Network string `json:"network"`
-	// HostLoopback lets the sandbox reach the host's 127.0.0.1 (slirp4netns:
-	// at 10.0.2.2; pasta: at the gateway address; proxy: allowed names may
-	// resolve to it).
-	HostLoopback bool `json:"host_loopback,omitempty"`
-	// Allow is the proxy's allowlist (mode "proxy").
-	Allow []string `json:"allow,omitempty"`
-	// Learn: every destination is allowed and recorded (network.learn);
-	// the file is the CLI's to write.
-	Learn bool `json:"learn,omitempty"`
-	// Ports are published from the host into the sandbox's loopback.
-	Ports       []Port `json:"ports,omitempty"`
-	TTY         string `json:"tty"`
-	PreserveFDs int    `json:"preserve_fds"`
-	// StateRoot is the directory holding per-run state directories.
-	StateRoot string `json:"state_root"`
-	// Create are host directories Launch makes (0700) when missing, before
-	// anything is mounted: the binds of caches marked "+PATH".
-	Create []string `json:"create,omitempty"`
-	// Sockets are the host sockets inside binds left reachable; init
-	// covers every other one it finds (sockets.go).
-	Sockets []string `json:"sockets,omitempty"`
-
-	// Seccomp is the filter installed right before the command's exec.
-	Seccomp SeccompPlan `json:"seccomp"`
-	// Resolved is set by Resolve, after NewPlan: what a run derives from
-	// the plan (the compiled filter, the parsed allowlist). Not JSON.
-	Resolved *Resolved `json:"-"`
-	// Rlimits are set on the command (core is always 0 unless asked).
-	Rlimits []Rlimit `json:"rlimits"`
-	// Cgroup limits need a delegated cgroup v2; LimitsRequired makes their
-	// absence an error rather than a warning.
-	Cgroup         CgroupLimits `json:"cgroup"`
-	LimitsRequired bool         `json:"limits_required,omitempty"`
-	// LimitsQuiet drops the warning that they are not enforced.
-	LimitsQuiet bool `json:"limits_quiet,omitempty"`
-	// Timeout kills the sandbox after this long (exit status 124).
-	Timeout time.Duration `json:"timeout,omitempty"`
-	// KillGrace is how long the command has after a forwarded SIGINT,
-	// SIGTERM or SIGHUP (or the timeout's SIGTERM) before SIGKILL.
-	KillGrace time.Duration `json:"kill_grace"`
-	// ScratchSize is the one tmpfs that every Shared tmpfs mount is a
-	// directory of (limits.tmpfs); 0 is the kernel's default, half of RAM.
-	ScratchSize int64 `json:"scratch_size,omitempty"`
-	// Inotify bounds inotify in the sandbox's own user namespace (limits.go).
-	Inotify InotifyLimits `json:"inotify"`
-	// Notes are things the user should know about how the plan differs
-	// from what was asked (printed by the CLI).
-	Notes []string `json:"notes,omitempty"`
-	// GitAfter are checked on the host once the command has ended (git.go):
-	// files that would send git elsewhere, which no mount can keep from
-	// being created.
-	GitAfter []GitCheck `json:"git_after,omitempty"`
-	// Layers is set when anything is overlaid (overlay.go).
-	Layers *LayersPlan `json:"layers,omitempty"`
-	// Image is set when the root is an image (image.go): / is then the
-	// image's overlay, writable, instead of a read-only tmpfs.
-	Image *PlanImage `json:"image,omitempty"`
-	// RootReadOnly makes / read-only once built (an OCI bundle's
-	// root.readonly); its submounts keep their own flags.
-	RootReadOnly bool `json:"root_readonly,omitempty"`
-	// Services start before the command, in this order (services.go).
-	Services []ServicePlan `json:"services,omitempty"`
-}
-
-// SeccompPlan says which filter the command gets.
-type SeccompPlan struct {
-	// Mode is "default" (hutch's policy), "off", or "profile" (Profile is
-	// the path of an OCI/Docker seccomp JSON file).
-	Mode    string `json:"mode"`
-	Profile string `json:"profile,omitempty"`
-	// Nested allows new user namespaces and mounts inside.
-	Nested bool `json:"nested,omitempty"`
-	// Bundle is an OCI bundle's own seccomp section, installed on top of
-	// Mode's filter: both apply, and the stricter answer wins.
-	Bundle json.RawMessage `json:"bundle,omitempty"`
-}
-
-// Rlimit is one resource limit, by its name in prlimit(1): NOFILE, NPROC,
-// FSIZE, CORE.
-type Rlimit struct {
-	Resource string `json:"resource"`
-	Soft     uint64 `json:"soft"`
-	Hard     uint64 `json:"hard"`
-}
-
-// CgroupLimits are enforced through a cgroup v2 child of the caller's own,
-// delegated cgroup. Zero means unlimited.
-type CgroupLimits struct {
-	Memory int64   `json:"memory,omitempty"` // bytes: memory.max (and memory.swap.max = 0)
-	Pids   int64   `json:"pids,omitempty"`   // pids.max
-	CPU    float64 `json:"cpu,omitempty"`    // CPUs: cpu.max
-}
-
-// Mount kinds.
+// Mount kinds (sandbox/model).
 const (
-	MountBind    = "bind"       // Src bound at Dst (recursively)
-	MountTmpfs   = "tmpfs"      // an empty tmpfs at Dst
-	MountProc    = "proc"       // procfs of the sandbox's pid namespace
-	MountSysfs   = "sysfs"      // sysfs of the sandbox's net namespace, read-only
-	MountDevpts  = "devpts"     // a new devpts instance
-	MountMqueue  = "mqueue"     // POSIX message queues of the ipc namespace
-	MountSymlink = "symlink"    // a symlink at Dst pointing to Src
-	MountFile    = "file"       // a generated file with Data at Dst
-	MountHide    = "hide"       // Dst masked: an empty read-only dir or file
-	MountRO      = "remount-ro" // Dst (already visible) made read-only, with its submounts
-	MountSeal    = "seal"       // the mount at Dst (one of ours) made read-only, not its submounts
+	MountBind    = model.MountBind
+	MountTmpfs   = model.MountTmpfs
+	MountProc    = model.MountProc
+	MountSysfs   = model.MountSysfs
+	MountDevpts  = model.MountDevpts
+	MountMqueue  = model.MountMqueue
+	MountSymlink = model.MountSymlink
+	MountFile    = model.MountFile
+	MountHide    = model.MountHide
+	MountRO      = model.MountRO
+	MountSeal    = model.MountSeal
 )
-
-// Mount is one step in building the sandbox's root. Steps run in order;
-// Dst is the path inside the sandbox.
-type Mount struct {
-	Kind     string `json:"kind"`
-	Src      string `json:"src,omitempty"`
-	Dst      string `json:"dst"`
-	RO       bool   `json:"ro,omitempty"`
-	Dev      bool   `json:"dev,omitempty"`      // keep device nodes usable (binds of /dev files)
-	NoExec   bool   `json:"noexec,omitempty"`   // a bind whose files cannot be executed
-	Mode     uint32 `json:"mode,omitempty"`     // tmpfs root mode
-	Size     int64  `json:"size,omitempty"`     // tmpfs size in bytes; 0 is the kernel's default, half of RAM
-	Data     string `json:"data,omitempty"`     // file contents, for MountFile
-	Optional bool   `json:"optional,omitempty"` // skip when Src (or Dst, for hide) is missing
-	Layer    string `json:"layer,omitempty"`    // the session layer of an overlay (overlay.go)
-	// Lower lists an overlay's lower directories, top first, when there
-	// are several (an image's layers); else Src is the one.
-	Lower []string `json:"lower,omitempty"`
-	// Shared: this tmpfs is a directory of the plan's one scratch tmpfs
-	// (Plan.ScratchSize), so that all of them share one budget.
-	Shared bool `json:"shared,omitempty"`
-}
 
 // Directories of the host root bound read-only when present: the system,
 // but nothing that holds users' data or the host's runtime state.
@@ -208,15 +71,12 @@ const (
 	runSize = 16 << 20
 )
 
-// DefaultPath is PATH inside when the host has none.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// ProxyPort is where the allowlist proxy listens on the sandbox's loopback.
-const ProxyPort = 3128
-
-// DNSPort is where, in network modes none and proxy, the supervisor
-// answers lookups on the sandbox's loopback (UDP and TCP).
-const DNSPort = 53
+// Ports and paths hutch-init also uses (sandbox/model).
+const (
+	DefaultPath = model.DefaultPath
+	ProxyPort   = model.ProxyPort
+	DNSPort     = model.DNSPort
+)
 
 // resolvConf is the generated /etc/resolv.conf for a network mode; "" keeps
 // the host's.

@@ -232,17 +232,17 @@ func TestParsePort(t *testing.T) {
 		in   string
 		want *Port // nil: invalid
 	}{
-		{"8080:80", &Port{"127.0.0.1", 8080, 80, "tcp"}},
-		{"0.0.0.0:8080:80/tcp", &Port{"0.0.0.0", 8080, 80, "tcp"}},
-		{"[::1]:8443:443", &Port{"::1", 8443, 443, "tcp"}},
-		{"8080:80/TCP", &Port{"127.0.0.1", 8080, 80, "tcp"}},
+		{"8080:80", &Port{HostIP: "127.0.0.1", HostPort: 8080, Port: 80, Proto: "tcp"}},
+		{"0.0.0.0:8080:80/tcp", &Port{HostIP: "0.0.0.0", HostPort: 8080, Port: 80, Proto: "tcp"}},
+		{"[::1]:8443:443", &Port{HostIP: "::1", HostPort: 8443, Port: 443, Proto: "tcp"}},
+		{"8080:80/TCP", &Port{HostIP: "127.0.0.1", HostPort: 8080, Port: 80, Proto: "tcp"}},
 		{"8080", nil},
 		{"a:80", nil},
 		{"8080:0", nil},
 		{"1.2.3:8080:80", nil},
 		{"[::1:8080:80", nil},
-		{"8080:80/udp", &Port{"127.0.0.1", 8080, 80, "udp"}},
-		{"0.0.0.0:5353:53/UDP", &Port{"0.0.0.0", 5353, 53, "udp"}},
+		{"8080:80/udp", &Port{HostIP: "127.0.0.1", HostPort: 8080, Port: 80, Proto: "udp"}},
+		{"0.0.0.0:5353:53/UDP", &Port{HostIP: "0.0.0.0", HostPort: 5353, Port: 53, Proto: "udp"}},
 	}
 	for _, tt := range tests {
 		got, err := ParsePort(tt.in)

@@ -7,23 +7,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
 
-// Resolved is what a run derives from a plan beyond its JSON: the
-// compiled seccomp program and the proxy's parsed allowlist. It stays out
-// of the JSON (golden plans, hutch run --dry-run --json, the frame to
-// hutch-init, which receives the program as bytes).
-type Resolved struct {
-	// Filter is the command's seccomp program; nil for mode "off".
-	Filter []unix.SockFilter
-	// Extra is a bundle's own program, installed after Filter; nil
-	// without one.
-	Extra []unix.SockFilter
-	// Allow is plan.Allow parsed, for network mode "proxy".
-	Allow []proxy.Rule
-}
+// Resolved is what a run derives from a plan beyond its JSON (sandbox/model).
+type Resolved = model.Resolved
 
 // Resolve fills p.Resolved: it compiles the seccomp filter (reading a
 // profile file, which NewPlan, being pure, does not) and parses the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/image"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 )
 
 // Service is one [services.NAME] table: a long-running process started
@@ -45,26 +46,8 @@ const DefaultReadyTimeout = 60 * time.Second
 // sandbox (and its working directory).
 const ServiceDataDir = "/data"
 
-// ServicePlan is a Service resolved: its own root's mounts, environment
-// and readiness check. It runs with the command's ids, capabilities,
-// rlimits and seccomp filter (Plan), as PID 1's child in new mount, pid
-// and ipc namespaces (docs/internals.md).
-type ServicePlan struct {
-	Name   string   `json:"name"`
-	Args   []string `json:"args"`
-	Env    []string `json:"env"`
-	Cwd    string   `json:"cwd"`
-	Mounts []Mount  `json:"mounts"`
-	// ReadyPort, when not 0, is polled on 127.0.0.1; ReadyCommand, when
-	// set, is run until it exits 0.
-	ReadyPort    int           `json:"ready_port,omitempty"`
-	ReadyCommand []string      `json:"ready_command,omitempty"`
-	ReadyTimeout time.Duration `json:"ready_timeout"`
-	After        []string      `json:"after,omitempty"`
-	// Image, when set, is the image whose layers are the service's root
-	// (its first mount, an overlay at /).
-	Image *PlanImage `json:"image,omitempty"`
-}
+// ServicePlan is a Service resolved (sandbox/model).
+type ServicePlan = model.ServicePlan
 
 // ServiceKey is the profile key of a service's field, for errors.
 func ServiceKey(name, field string) string { return "services." + name + "." + field }

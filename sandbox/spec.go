@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/session"
 	"github.com/hutch-sandbox/hutch/slirp/proxy"
 )
@@ -197,11 +198,11 @@ const (
 	UserRoot        = "root"
 	IDMapAuto       = "auto"
 	IDMapSingle     = "single"
-	NetworkNone     = "none"
-	NetworkHost     = "host"
-	NetworkProxy    = "proxy"
-	NetworkSlirp    = "slirp4netns"
-	NetworkPasta    = "pasta"
+	NetworkNone     = model.NetworkNone
+	NetworkHost     = model.NetworkHost
+	NetworkProxy    = model.NetworkProxy
+	NetworkSlirp    = model.NetworkSlirp
+	NetworkPasta    = model.NetworkPasta
 	GitProtect      = "protect"
 	GitRW           = "rw"
 )
@@ -464,14 +465,8 @@ func validHostname(h string) bool {
 	return h[0] != '-' && h[0] != '.'
 }
 
-// Port is a published port: HostIP:HostPort on the host reaches Port on
-// the sandbox's loopback.
-type Port struct {
-	HostIP   string `json:"host_ip"`
-	HostPort int    `json:"host_port"`
-	Port     int    `json:"port"`
-	Proto    string `json:"proto"` // "tcp" or "udp"
-}
+// Port is a published port (sandbox/model).
+type Port = model.Port
 
 // ParsePort parses "[HOSTIP:]HOSTPORT:PORT[/tcp|udp]"; HOSTIP defaults to
 // 127.0.0.1, so a published port is not open to the network unless asked.

@@ -39,6 +39,7 @@ env-secrets          ./sandbox          TestPlan
 setsid               ./cmd/hutch        TestEscapeTIOCSTI
 setsid               ./cmd/hutch        TestRunNoTTYSetsid
 dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/escape_kernel|TestScripts/overlay_escape
+init-seal            ./cmd/hutch        TestEscapeInitExe
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
 hide-runtime         ./cmd/hutch        TestScripts/escape_files
 hide-state           ./cmd/hutch        TestScripts/overlay_escape
@@ -144,6 +145,14 @@ done <<<"$table"
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=hutch_mutate" HUTCH_TEST_STRICT=1
+# hutch-init as make build embeds it (with the tag: its defences have
+# switches too), built once for every run; cmd/hutch's TestMain would
+# build it in each.
+if ! $go build -trimpath -ldflags '-s -w' -o "$log/hutch-init" ./cmd/hutch-init; then
+	echo "mutate: building hutch-init failed" >&2
+	exit 1
+fi
+export HUTCH_TEST_INIT="$log/hutch-init"
 start=$SECONDS
 
 # Each package's test binary is built once; every row runs it.

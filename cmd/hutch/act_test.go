@@ -88,7 +88,7 @@ func runAct(t *testing.T, act, shell string) (out string, home string) {
 	}
 	os.Symlink(exe, filepath.Join(bin, "hutch"))
 	env := []string{"HOME=" + home, "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin",
-		"XDG_RUNTIME_DIR=" + os.Getenv("XDG_RUNTIME_DIR"), "USER=" + os.Getenv("USER")}
+		"XDG_RUNTIME_DIR=" + os.Getenv("XDG_RUNTIME_DIR"), "USER=" + os.Getenv("USER"), testInitVar + "=" + os.Getenv(testInitVar)}
 	git := exec.Command("sh", "-c", "git init -q && git add -A && git -c user.email=t@example.com -c user.name=t commit -qm init")
 	git.Dir, git.Env = repo, env
 	if out, err := git.CombinedOutput(); err != nil {

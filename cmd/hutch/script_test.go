@@ -26,16 +26,17 @@ import (
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 )
 
-// TestMain lets the test binary act as hutch and as the hidden hutch-init
-// entry: hutch re-executes /proc/self/exe with argv[0] "hutch-init", and
-// testscript dispatches on argv[0].
+// TestMain lets the test binary act as hutch and as its hidden entries:
+// testscript dispatches on argv[0]. hutch-init itself is the small
+// binary that ships, built once here (setupTestInit); only the fallback
+// of a build without it (make test-cgo) runs this binary as hutch-init.
 func TestMain(m *testing.M) {
 	// hutch exec's stage is known by argv[1] (nsenter runs it through
 	// /proc/self/fd): as main does, dispatch it before anything else.
 	if pid1.IsExecStage(os.Args) {
 		os.Exit(pid1.ExecStageMain())
 	}
-	testscript.Main(m, map[string]func(){
+	cmds := map[string]func(){
 		"hutch": func() {
 			watchdog()
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
@@ -47,7 +48,26 @@ func TestMain(m *testing.M) {
 		session.LayersHelperName: func() { os.Exit(session.LayersHelperMain()) },
 		image.HelperName:         func() { os.Exit(image.HelperMain()) },
 		oci.ShimName:             func() { os.Exit(oci.ShimMain()) },
-	})
+	}
+	_, dispatched := cmds[filepath.Base(os.Args[0])]
+	cleanup, err := setupTestInit(!dispatched) // initexe_test.go
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		cleanup()
+		os.Exit(2)
+	}
+	testscript.Main(runThen{m, cleanup}, cmds)
+}
+
+// runThen runs the tests, then cleans up (testscript.Main exits).
+type runThen struct {
+	m     *testing.M
+	after func()
+}
+
+func (r runThen) Run() int {
+	defer r.after()
+	return r.m.Run()
 }
 
 func TestScripts(t *testing.T) {
@@ -73,6 +93,7 @@ func scriptParams() testscript.Params {
 			env.Setenv(mutate.Var, os.Getenv(mutate.Var))
 			env.Setenv("HUTCH_TEST_CMD_TIMEOUT", os.Getenv("HUTCH_TEST_CMD_TIMEOUT"))
 			env.Setenv("HUTCH_TEST_CGROUP", os.Getenv("HUTCH_TEST_CGROUP"))
+			env.Setenv(testInitVar, os.Getenv(testInitVar))
 			return nil
 		},
 		Condition: condition,

@@ -4,7 +4,7 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,10 +13,10 @@ import (
 const homeWalkBound = 5000
 
 // tmpHome is the command's home when it is a temporary one.
-func tmpHome(plan *sandbox.Plan) string {
+func tmpHome(plan *model.Plan) string {
 	home := envValue(plan.Env, "HOME")
 	for _, m := range plan.Mounts {
-		if m.Kind == sandbox.MountTmpfs && m.Dst == home && home != "" {
+		if m.Kind == model.MountTmpfs && m.Dst == home && home != "" {
 			return home
 		}
 	}
@@ -26,7 +26,7 @@ func tmpHome(plan *sandbox.Plan) string {
 // homeWrites walks a temporary home once the command has ended, inside
 // its mount namespace. Binds inside it (the project, caches, dotfiles) are
 // other file systems and are skipped: only what would be lost counts.
-func homeWrites(plan *sandbox.Plan) *sandbox.HomeWrites {
+func homeWrites(plan *model.Plan) *model.HomeWrites {
 	home := tmpHome(plan)
 	if home == "" {
 		return nil
@@ -35,7 +35,7 @@ func homeWrites(plan *sandbox.Plan) *sandbox.HomeWrites {
 	if unix.Lstat(home, &root) != nil {
 		return nil
 	}
-	w := &sandbox.HomeWrites{}
+	w := &model.HomeWrites{}
 	seen := 0
 	filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == home {

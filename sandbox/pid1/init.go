@@ -16,10 +16,11 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/bytesjson"
 	"github.com/hutch-sandbox/hutch/internal/fds"
+	"github.com/hutch-sandbox/hutch/internal/hint"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/sysctl"
 	"github.com/hutch-sandbox/hutch/internal/timing"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/seccomp"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 )
@@ -179,9 +180,9 @@ func readFrames(cfgFile *os.File) (netReady <-chan wire.NetFrame, start <-chan s
 // proxy's listener, the DNS sockets, published ports) and starts the
 // redirect rules of mode proxy, whose result arrives on redirected (nil
 // in other modes).
-func startNetwork(plan *sandbox.Plan, status *os.File, noRedirect bool, tm *timing.Timing) (chan error, error) {
+func startNetwork(plan *model.Plan, status *os.File, noRedirect bool, tm *timing.Timing) (chan error, error) {
 	var redirected chan error
-	if plan.Network == sandbox.NetworkProxy {
+	if plan.Network == model.NetworkProxy {
 		if err := sendProxyListener(status); err != nil {
 			return nil, err
 		}
@@ -192,7 +193,7 @@ func startNetwork(plan *sandbox.Plan, status *os.File, noRedirect bool, tm *timi
 		redirected = make(chan error, 1)
 		go func() { redirected <- sendRedirect(status, noRedirect) }()
 	}
-	if plan.Network == sandbox.NetworkNone || plan.Network == sandbox.NetworkProxy {
+	if plan.Network == model.NetworkNone || plan.Network == model.NetworkProxy {
 		if err := sendDNSSockets(status); err != nil {
 			return nil, err
 		}
@@ -291,11 +292,11 @@ func nonDumpable(name string) error {
 // prints: its hint, and the command's kind for exit statuses 126 and 127.
 func toInitError(err error) *wire.InitError {
 	ie := &wire.InitError{Msg: err.Error()}
-	var he *sandbox.HintError
+	var he *hint.Error
 	if errors.As(err, &he) {
 		ie.Hint = he.Tip
 	}
-	var ce *sandbox.CommandError
+	var ce *model.CommandError
 	if errors.As(err, &ce) {
 		ie.Msg, ie.Command, ie.Name = ce.Msg, ce.Kind, ce.Name
 	}
@@ -303,7 +304,7 @@ func toInitError(err error) *wire.InitError {
 }
 
 // setupNamespaces configures the namespaces that need no root filesystem.
-func setupNamespaces(plan *sandbox.Plan) error {
+func setupNamespaces(plan *model.Plan) error {
 	if hasNS(plan, "uts") {
 		if err := unix.Sethostname([]byte(plan.Hostname)); err != nil {
 			return fmt.Errorf("setting the hostname: %w", err)
@@ -323,7 +324,7 @@ func setupNamespaces(plan *sandbox.Plan) error {
 	return nil
 }
 
-func hasNS(plan *sandbox.Plan, ns string) bool {
+func hasNS(plan *model.Plan, ns string) bool {
 	for _, n := range plan.Namespaces {
 		if n == ns {
 			return true
@@ -335,7 +336,7 @@ func hasNS(plan *sandbox.Plan, ns string) bool {
 // startCommand starts the command as a new session, with the caller's
 // preserved fds at 3.., the pty (if any) on the terminal fds, and the
 // privileges of a thread restricted to plan.Caps.
-func startCommand(plan *sandbox.Plan, cfg *wire.Config, status *os.File) (int, error) {
+func startCommand(plan *model.Plan, cfg *wire.Config, status *os.File) (int, error) {
 	keep, err := capMask(plan.Caps)
 	if err != nil {
 		return 0, err
@@ -458,9 +459,9 @@ func firstTTY(t [3]bool) int {
 func execError(name string, err error) error {
 	switch {
 	case errors.Is(err, unix.ENOENT):
-		return &sandbox.CommandError{Kind: sandbox.CommandNotFound, Name: name, Msg: "no such file or directory in the sandbox"}
+		return &model.CommandError{Kind: model.CommandNotFound, Name: name, Msg: "no such file or directory in the sandbox"}
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EPERM):
-		return &sandbox.CommandError{Kind: sandbox.CommandNotExecutable, Name: name, Msg: "cannot execute: " + err.Error()}
+		return &model.CommandError{Kind: model.CommandNotExecutable, Name: name, Msg: "cannot execute: " + err.Error()}
 	}
 	return fmt.Errorf("starting %q: %w", name, err)
 }
@@ -481,7 +482,7 @@ func lookPath(name, path, cwd string) (string, error) {
 		return abs(name), nil
 	}
 	if path == "" {
-		path = sandbox.DefaultPath
+		path = model.DefaultPath
 	}
 	var denied error
 	for _, dir := range filepath.SplitList(path) {
@@ -493,27 +494,27 @@ func lookPath(name, path, cwd string) (string, error) {
 		if err == nil {
 			return p, nil
 		}
-		var ce *sandbox.CommandError
-		if errors.As(err, &ce) && ce.Kind == sandbox.CommandNotExecutable && denied == nil {
+		var ce *model.CommandError
+		if errors.As(err, &ce) && ce.Kind == model.CommandNotExecutable && denied == nil {
 			denied = err
 		}
 	}
 	if denied != nil {
 		return "", denied
 	}
-	return "", &sandbox.CommandError{Kind: sandbox.CommandNotFound, Name: name, Msg: "command not found in the sandbox's PATH"}
+	return "", &model.CommandError{Kind: model.CommandNotFound, Name: name, Msg: "command not found in the sandbox's PATH"}
 }
 
 func checkExec(p string) error {
 	fi, err := os.Stat(p)
 	if err != nil {
-		return &sandbox.CommandError{Kind: sandbox.CommandNotFound, Name: p, Msg: "no such file or directory in the sandbox"}
+		return &model.CommandError{Kind: model.CommandNotFound, Name: p, Msg: "no such file or directory in the sandbox"}
 	}
 	if fi.IsDir() {
-		return &sandbox.CommandError{Kind: sandbox.CommandNotExecutable, Name: p, Msg: "is a directory"}
+		return &model.CommandError{Kind: model.CommandNotExecutable, Name: p, Msg: "is a directory"}
 	}
 	if unix.Access(p, unix.X_OK) != nil {
-		return &sandbox.CommandError{Kind: sandbox.CommandNotExecutable, Name: p, Msg: "permission denied"}
+		return &model.CommandError{Kind: model.CommandNotExecutable, Name: p, Msg: "permission denied"}
 	}
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +22,7 @@ var rlimitResources = map[string]int{
 // they bound (it opens no files and writes nothing once the command runs).
 // A limit above the current hard limit is lowered to it: an unprivileged
 // process cannot raise its hard limits, and the tighter bound stands.
-func applyRlimits(rs []sandbox.Rlimit) error {
+func applyRlimits(rs []model.Rlimit) error {
 	for _, r := range rs {
 		res, ok := rlimitResources[r.Resource]
 		if !ok {
@@ -52,7 +52,7 @@ func applyRlimits(rs []sandbox.Rlimit) error {
 // runs it while it holds every capability there, through the host's /proc
 // (the user sysctls a process sees and writes are its own namespace's),
 // before the sandbox's /proc/sys is mounted read-only.
-func setInotifyLimits(l sandbox.InotifyLimits) error {
+func setInotifyLimits(l model.InotifyLimits) error {
 	for _, s := range []struct {
 		name string
 		v    int64

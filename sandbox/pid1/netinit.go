@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +18,7 @@ import (
 // it from the host's namespaces. Done by init, before the command exists,
 // so the command cannot take the port first.
 func sendProxyListener(status *os.File) error {
-	fd, err := loopbackSocket(unix.SOCK_STREAM, sandbox.ProxyPort)
+	fd, err := loopbackSocket(unix.SOCK_STREAM, model.ProxyPort)
 	if err != nil {
 		return fmt.Errorf("opening the proxy's port inside: %w", err)
 	}
@@ -34,7 +34,7 @@ func sendProxyListener(status *os.File) error {
 // namespace, before the command exists, so the command cannot take the
 // port first.
 func sendDNSSockets(status *os.File) error {
-	fd, err := loopbackSocket(unix.SOCK_DGRAM, sandbox.DNSPort)
+	fd, err := loopbackSocket(unix.SOCK_DGRAM, model.DNSPort)
 	if err != nil {
 		return fmt.Errorf("opening the DNS port inside: %w", err)
 	}
@@ -43,7 +43,7 @@ func sendDNSSockets(status *os.File) error {
 	if err != nil {
 		return err
 	}
-	if fd, err = loopbackSocket(unix.SOCK_STREAM, sandbox.DNSPort); err != nil {
+	if fd, err = loopbackSocket(unix.SOCK_STREAM, model.DNSPort); err != nil {
 		return fmt.Errorf("opening the DNS port inside (TCP): %w", err)
 	}
 	defer unix.Close(fd)

@@ -6,7 +6,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"github.com/hutch-sandbox/hutch/slirp/redirect"
 	"golang.org/x/sys/unix"
@@ -24,14 +24,14 @@ func sendRedirect(status *os.File, disabled bool) error {
 	why := "disabled by the test binary's hook"
 	if !disabled {
 		why = ""
-		if err := redirect.Install(sandbox.ProxyPort, sandbox.DNSPort); err != nil {
+		if err := redirect.Install(model.ProxyPort, model.DNSPort); err != nil {
 			why = err.Error()
 		}
 	}
 	if why != "" {
 		return sendStatus(status, wire.Status{Redirect: &wire.Redirect{Err: why}}, -1)
 	}
-	if l, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(sandbox.ProxyPort))); err == nil {
+	if l, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(model.ProxyPort))); err == nil {
 		// Without IPv6 on lo there is no ::1 and nothing to listen for.
 		f, err := l.(*net.TCPListener).File()
 		l.Close()

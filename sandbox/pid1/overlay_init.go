@@ -11,7 +11,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 	"golang.org/x/sys/unix"
 )
@@ -24,7 +24,7 @@ import (
 type overlayInit struct {
 	cfg      *wire.LayersInit // nil when nothing is overlaid (a run with services)
 	uid      uint32
-	deferred []sandbox.Mount // the /proc steps, for stage2
+	deferred []model.Mount // the /proc steps, for stage2
 	// services run beside the command (services.go): it then runs in
 	// stage2 too, so that its pid namespace shows none of theirs.
 	services *serviceGroup
@@ -45,11 +45,11 @@ func newOverlayInit(cfg *wire.Config) *overlayInit {
 // staged reports whether the command runs in stage2: with the fuse
 // driver, or beside services.
 func (o *overlayInit) staged() bool {
-	return o != nil && (o.withSvcs || o.cfg != nil && o.cfg.Driver == sandbox.OverlayFuse)
+	return o != nil && (o.withSvcs || o.cfg != nil && o.cfg.Driver == model.OverlayFuse)
 }
 
 // defers sets m aside for stage2 when it must be.
-func (o *overlayInit) defers(m sandbox.Mount) bool {
+func (o *overlayInit) defers(m model.Mount) bool {
 	if !o.staged() || (m.Dst != "/proc" && !strings.HasPrefix(m.Dst, "/proc/")) {
 		return false
 	}
@@ -66,7 +66,7 @@ func (o *overlayInit) dirs(layer string) (upper, work string) {
 // once, as binds' sources are (hostopen.go), and handed to the overlay as
 // that handle: the kernel's through fsconfig, fuse-overlayfs as
 // /proc/self/fd/N of an inherited fd.
-func (o *overlayInit) mount(b *rootBuilder, m sandbox.Mount) error {
+func (o *overlayInit) mount(b *rootBuilder, m model.Mount) error {
 	if o == nil || o.cfg == nil {
 		return errors.New("the plan has an overlay but no layers were prepared")
 	}
@@ -96,14 +96,14 @@ func (o *overlayInit) mount(b *rootBuilder, m sandbox.Mount) error {
 		fds = append(fds, fd)
 	}
 	switch o.cfg.Driver {
-	case sandbox.OverlayKernel:
+	case model.OverlayKernel:
 		err := kernelOverlay(target, fds[:len(lowers)], fds[len(lowers)], fds[len(lowers)+1])
 		if err != nil {
 			return hint.With(fmt.Errorf("mounting the kernel overlay: %w", err),
 				"the kernel refused an overlay in a user namespace (it needs Linux 5.11+); use fuse-overlayfs instead: --overlay fuse (hutch doctor says what works here)")
 		}
 		return nil
-	case sandbox.OverlayFuse:
+	case model.OverlayFuse:
 		dst := b.path(m.Dst)
 		// The lowers go as inherited fds, which fuse-overlayfs opens
 		// through /proc/self/fd. It resolves its upper and work
@@ -120,7 +120,7 @@ func (o *overlayInit) mount(b *rootBuilder, m sandbox.Mount) error {
 			lowerOpt = append(lowerOpt, fmt.Sprintf("/proc/self/fd/%d", 3+i))
 		}
 		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,allow_other", strings.Join(lowerOpt, ":"), upper, work)
-		if strings.HasPrefix(m.Layer, sandbox.LayerRootPrefix) && o.uid == 0 {
+		if strings.HasPrefix(m.Layer, model.LayerRootPrefix) && o.uid == 0 {
 			// Root inside may edit the host's root-owned system files in
 			// its own layer, which the kernel's overlay cannot allow.
 			opts += ",squash_to_root"

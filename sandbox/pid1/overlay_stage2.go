@@ -12,7 +12,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/timing"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 )
 
@@ -21,8 +21,8 @@ func IsStage2(argv0 string) bool { return filepath.Base(argv0) == wire.Stage2Nam
 
 // stage2Config is what init sends stage2 on fd 3.
 type stage2Config struct {
-	Init     *wire.Config    `json:"init"`
-	Deferred []sandbox.Mount `json:"deferred"`
+	Init     *wire.Config  `json:"init"`
+	Deferred []model.Mount `json:"deferred"`
 }
 
 // stage2Exit is what stage2 leaves for init on its exit pipe.

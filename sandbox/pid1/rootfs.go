@@ -11,7 +11,7 @@ import (
 
 	"github.com/hutch-sandbox/hutch/internal/hint"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 )
 
 // buildRoot lays out plan's mounts on a tmpfs at root and pivots into it.
@@ -19,7 +19,7 @@ import (
 // anything of the command's exists.
 // With the fuse driver (ovl.staged), the /proc steps and the pivot are
 // left to stage2.
-func buildRoot(plan *sandbox.Plan, root string, ovl *overlayInit, listeners []string) error {
+func buildRoot(plan *model.Plan, root string, ovl *overlayInit, listeners []string) error {
 	// Nothing we mount may propagate back to the host, and host mounts
 	// coming and going should not pin ours.
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
@@ -50,8 +50,8 @@ func buildRoot(plan *sandbox.Plan, root string, ovl *overlayInit, listeners []st
 }
 
 // imageRoot reports whether plan's / is an image's overlay.
-func imageRoot(plan *sandbox.Plan) bool {
-	return plan.Image != nil && len(plan.Mounts) > 0 && plan.Mounts[0].Kind == sandbox.MountOverlay && plan.Mounts[0].Dst == "/"
+func imageRoot(plan *model.Plan) bool {
+	return plan.Image != nil && len(plan.Mounts) > 0 && plan.Mounts[0].Kind == model.MountOverlay && plan.Mounts[0].Dst == "/"
 }
 
 type rootBuilder struct {
@@ -82,15 +82,15 @@ type rootBuilder struct {
 // path returns dst's location in the new root. dst is absolute and clean.
 func (b *rootBuilder) path(dst string) string { return filepath.Join(b.root, dst) }
 
-func (b *rootBuilder) apply(m sandbox.Mount) error {
+func (b *rootBuilder) apply(m model.Mount) error {
 	if m.Dst == "/" {
 		defer b.dropRoot()
 	}
 	return b.step(m)
 }
 
-func (b *rootBuilder) step(m sandbox.Mount) error {
-	if b.image && m.Dst != "/" && m.Kind != sandbox.MountSymlink && m.Kind != sandbox.MountFile {
+func (b *rootBuilder) step(m model.Mount) error {
+	if b.image && m.Dst != "/" && m.Kind != model.MountSymlink && m.Kind != model.MountFile {
 		// An image may have symlinks where hutch mounts (/home ->
 		// var/home, /tmp -> var/tmp): they are followed as the command
 		// would follow them, inside the image, never out of it.
@@ -108,9 +108,9 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 		return fmt.Errorf("%s %s: %w", m.Kind, m.Dst, err)
 	}
 	switch m.Kind {
-	case sandbox.MountBind:
+	case model.MountBind:
 		return b.bind(m)
-	case sandbox.MountTmpfs:
+	case model.MountTmpfs:
 		if m.Shared {
 			target, err := b.mkMountpointFd(m.Dst, true)
 			if err != nil {
@@ -131,7 +131,7 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 			opts += fmt.Sprintf(",size=%d", m.Size)
 		}
 		return wrap(unix.Mount("tmpfs", dst, "tmpfs", flags, opts))
-	case sandbox.MountProc:
+	case model.MountProc:
 		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
@@ -140,7 +140,7 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 			return hint.With(wrap(err), "the kernel refuses a new /proc when the host's /proc is partly covered by other mounts (as inside some containers); run hutch on the host or in a container started with an unmasked /proc")
 		}
 		return nil
-	case sandbox.MountSysfs:
+	case model.MountSysfs:
 		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
@@ -149,13 +149,13 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 			return nil // /sys is then absent, which the plan allows
 		}
 		return wrap(err)
-	case sandbox.MountDevpts:
+	case model.MountDevpts:
 		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
 		// No gid=5: under a one-id map the tty group is not mapped.
 		return wrap(unix.Mount("devpts", dst, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"))
-	case sandbox.MountMqueue:
+	case model.MountMqueue:
 		if err := b.mkMountpoint(m.Dst, true); err != nil {
 			return wrap(err)
 		}
@@ -165,12 +165,12 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 			return nil
 		}
 		return wrap(err)
-	case sandbox.MountSymlink:
+	case model.MountSymlink:
 		if err := b.mkMountpoint(filepath.Dir(m.Dst), true); err != nil {
 			return wrap(err)
 		}
 		return wrap(os.Symlink(m.Src, dst))
-	case sandbox.MountHide:
+	case model.MountHide:
 		// What the command would reach at m.Dst, through any symlink (the
 		// last one too): a hide spelled through a link hides its target.
 		fd, err := b.openInRoot(m.Dst)
@@ -190,7 +190,7 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 			return wrap(tmpfsFd(fd, map[string]string{"mode": "0555"}, masked))
 		}
 		return wrap(b.maskFile(fd))
-	case sandbox.MountRO:
+	case model.MountRO:
 		if _, err := os.Lstat(dst); err != nil {
 			if os.IsNotExist(err) && m.Optional {
 				return nil
@@ -202,12 +202,12 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 		}
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr))
-	case sandbox.MountSeal:
+	case model.MountSeal:
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 		return wrap(unix.MountSetattr(unix.AT_FDCWD, dst, 0, &attr))
-	case sandbox.MountFile:
+	case model.MountFile:
 		return wrap(b.file(m))
-	case sandbox.MountOverlay:
+	case model.MountOverlay:
 		return wrap(b.ovl.mount(b, m))
 	}
 	return fmt.Errorf("unknown mount kind %q", m.Kind)
@@ -216,7 +216,7 @@ func (b *rootBuilder) step(m sandbox.Mount) error {
 // bind mounts m.Src at m.Dst. The source is opened once, checked and
 // mounted from the same handle: its path is never looked up again
 // (hostopen.go).
-func (b *rootBuilder) bind(m sandbox.Mount) error {
+func (b *rootBuilder) bind(m model.Mount) error {
 	wrap := func(err error) error {
 		if err == nil {
 			return nil
@@ -263,7 +263,7 @@ func (b *rootBuilder) bind(m sandbox.Mount) error {
 	return wrap(b.maskSockets(m, src, mfd))
 }
 
-func bindSourceError(m sandbox.Mount, err error) error {
+func bindSourceError(m model.Mount, err error) error {
 	e := fmt.Errorf("cannot bind %s: %w", m.Src, err)
 	var le *UntrustedLinkError
 	if errors.As(err, &le) {
@@ -335,7 +335,7 @@ func (b *rootBuilder) emptyFile() (string, error) {
 // is on a writable tmpfs, bound over the existing file otherwise (as for
 // /etc inside a read-only bind). A symlink at m.Dst is followed inside the
 // new root, as the command would follow it.
-func (b *rootBuilder) file(m sandbox.Mount) error {
+func (b *rootBuilder) file(m model.Mount) error {
 	target, err := resolveIn(b.root, m.Dst)
 	if err != nil {
 		if m.Optional {

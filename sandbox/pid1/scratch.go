@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +20,7 @@ import (
 
 // sharedTmpfs binds a fresh directory of the scratch tmpfs onto the handle
 // target, the mount point of m.Dst.
-func (b *rootBuilder) sharedTmpfs(m sandbox.Mount, target int) error {
+func (b *rootBuilder) sharedTmpfs(m model.Mount, target int) error {
 	attr := mutAttr("tmpfs", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
 	if !b.haveScratch {
 		opts := map[string]string{"source": "tmpfs", "mode": "0700"}

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 )
 
@@ -78,7 +78,7 @@ func ServiceMain() int {
 // servicePlan is the command's plan with the service's command line,
 // environment, working directory and root: everything else (ids,
 // capabilities, rlimits, the seccomp filter) is the command's.
-func servicePlan(p *sandbox.Plan, svc *sandbox.ServicePlan) *sandbox.Plan {
+func servicePlan(p *model.Plan, svc *model.ServicePlan) *model.Plan {
 	sp := *p
 	sp.Args, sp.Env, sp.Cwd, sp.Mounts = svc.Args, svc.Env, svc.Cwd, svc.Mounts
 	sp.PreserveFDs, sp.TTY, sp.Services, sp.Image = 0, "never", nil, nil
@@ -90,7 +90,7 @@ func servicePlan(p *sandbox.Plan, svc *sandbox.ServicePlan) *sandbox.Plan {
 // command's root, nor the host's, stays reachable. With an image (its
 // first mount, an overlay at /), the root is the image's overlay, whose
 // upper layer lies on that tmpfs, bounded as scratch space is.
-func buildServiceRoot(plan *sandbox.Plan, root string, listeners []string) error {
+func buildServiceRoot(plan *model.Plan, root string, listeners []string) error {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("making / a slave mount: %w", err)
 	}
@@ -103,7 +103,7 @@ func buildServiceRoot(plan *sandbox.Plan, root string, listeners []string) error
 	}
 	b := &rootBuilder{root: root, scratchSize: plan.ScratchSize, listeners: listeners, allowSockets: plan.Sockets}
 	mounts := plan.Mounts
-	if len(mounts) > 0 && mounts[0].Kind == sandbox.MountOverlay && mounts[0].Dst == "/" {
+	if len(mounts) > 0 && mounts[0].Kind == model.MountOverlay && mounts[0].Dst == "/" {
 		merged, err := serviceImageRoot(root, mounts[0].Lower)
 		if err != nil {
 			return err
@@ -124,7 +124,7 @@ func buildServiceRoot(plan *sandbox.Plan, root string, listeners []string) error
 // waitServiceReady polls the ready check: there is no event to wait for
 // when a port starts listening or a probe would pass, so it tries again
 // after a short pause, growing to 100ms. ready_timeout, in init, bounds it.
-func waitServiceReady(svc *sandbox.ServicePlan, cfg *wire.Config, probes *probeExits) error {
+func waitServiceReady(svc *model.ServicePlan, cfg *wire.Config, probes *probeExits) error {
 	pause := 5 * time.Millisecond
 	for {
 		switch {

@@ -13,7 +13,7 @@ import (
 	"github.com/hutch-sandbox/hutch/internal/hint"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/timing"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"github.com/hutch-sandbox/hutch/sandbox/wire"
 )
 
@@ -27,7 +27,7 @@ type serviceGroup struct {
 }
 
 type serviceProc struct {
-	plan *sandbox.ServicePlan
+	plan *model.ServicePlan
 	pid  int
 	done bool // reaped
 }

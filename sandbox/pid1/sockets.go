@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/hutch-sandbox/hutch/internal/paths"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,7 +50,7 @@ const (
 // scansSockets reports whether init looks for sockets under the bind m:
 // the project and user binds; not the system directories (read-only,
 // root's), nor device nodes.
-func scansSockets(m sandbox.Mount) bool {
+func scansSockets(m model.Mount) bool {
 	if m.Dev || m.Src == "/sys" {
 		return false
 	}
@@ -65,7 +65,7 @@ func scansSockets(m sandbox.Mount) bool {
 // maskSockets covers the sockets under the bind m (src is the source's
 // handle, mnt the mounted tree's) with an empty file, unless
 // filesystem.sockets allows them.
-func (b *rootBuilder) maskSockets(m sandbox.Mount, src, mnt int) error {
+func (b *rootBuilder) maskSockets(m model.Mount, src, mnt int) error {
 	if !scansSockets(m) {
 		return nil
 	}

@@ -344,12 +344,23 @@ func initChannels(preserve int) (cfgR, cfgW, statusParent *os.File, extra []*os.
 	return cfgR, cfgW, statusParent, extra, nil
 }
 
-// initCommand is hutch-init's process: /proc/self/exe under its fixed
+// initCommand is hutch-init's process: exe (the sealed memfd of
+// internal/initexe), or without one /proc/self/exe, under its fixed
 // argv[0], in the plan's new namespaces, with every capability until it
 // gives them up, and the id maps Go writes itself when one id is mapped.
-func initCommand(plan *sandbox.Plan, stdio Stdio, extra []*os.File) *exec.Cmd {
+func initCommand(plan *sandbox.Plan, stdio Stdio, extra []*os.File, exe *os.File) *exec.Cmd {
+	path := "/proc/self/exe"
+	if exe != nil {
+		// The child execs the memfd by its number there: Go moves
+		// ExtraFiles to 3, 4, … just before the exec, so the last one's
+		// number is known and nothing can have taken it (the memfd's own
+		// number in this process could be reused by that shuffle). init
+		// marks it close-on-exec with the rest: no child of init gets it.
+		extra = append(extra[:len(extra):len(extra)], exe)
+		path = fmt.Sprintf("/proc/self/fd/%d", 2+len(extra))
+	}
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe",
+		Path: path,
 		Args: []string{wire.InitName},
 		// One P is plenty for a process that mostly waits, and spares the
 		// thread start-ups and wake-ups of an idle Go runtime.

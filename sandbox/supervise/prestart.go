@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sandbox/hutch/internal/fds"
+	"github.com/hutch-sandbox/hutch/internal/initexe"
 	"github.com/hutch-sandbox/hutch/internal/lockedexec"
 	"github.com/hutch-sandbox/hutch/internal/mutate"
 	"github.com/hutch-sandbox/hutch/internal/timing"
@@ -36,12 +37,16 @@ func (ip *initProc) close() {
 // waits for its config. With one id mapped, Go writes the maps between
 // the clone and the exec.
 func startInit(plan *sandbox.Plan, stdio Stdio, logFiles []*os.File) (*initProc, error) {
+	exe, err := initexe.File() // nil: init is /proc/self/exe
+	if err != nil {
+		return nil, err
+	}
 	cfgR, cfgW, statusParent, extra, err := initChannels(plan.PreserveFDs)
 	if err != nil {
 		return nil, err
 	}
 	extra = append(extra, logFiles...) // the services' logs, after the preserved fds
-	cmd := initCommand(plan, stdio, extra)
+	cmd := initCommand(plan, stdio, extra, exe)
 	undoNproc := reserveNproc() // limits.go: the namespace keeps it
 	exited, err := lockedexec.Start(cmd)
 	undoNproc()
@@ -144,7 +149,11 @@ func (p *Prestarted) fits(plan *sandbox.Plan, stdio Stdio) bool {
 		return false // their log files are init's fds too, opened since
 	}
 	extra := make([]*os.File, len(p.ip.cmd.ExtraFiles))
-	want := initCommand(plan, stdio, extra)
+	exe, _ := initexe.File() // made before the prestarted init started
+	if exe != nil {
+		extra = extra[1:] // initCommand appends it
+	}
+	want := initCommand(plan, stdio, extra, exe)
 	want.SysProcAttr.UidMappings, want.SysProcAttr.GidMappings = nil, nil
 	want.SysProcAttr.GidMappingsEnableSetgroups = false
 	got := p.ip.cmd

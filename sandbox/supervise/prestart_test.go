@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/hutch-sandbox/hutch/internal/initexe"
 	"github.com/hutch-sandbox/hutch/sandbox"
 	"github.com/hutch-sandbox/hutch/userns"
 )
@@ -13,11 +14,25 @@ import (
 // Launch then writes): any other namespace set, fd count, stdio or
 // attribute makes it start its own.
 func TestPrestartedFits(t *testing.T) {
+	t.Run("reexec", func(t *testing.T) { testPrestartedFits(t, nil) })
+	// make build's: init from the memfd, passed as init's last fd.
+	t.Run("memfd", func(t *testing.T) {
+		initexe.Bytes = []byte("hutch-init")
+		defer func() { initexe.Bytes = nil }()
+		exe, err := initexe.File()
+		if err != nil || exe == nil {
+			t.Fatalf("initexe.File: %v, %v", exe, err)
+		}
+		testPrestartedFits(t, exe)
+	})
+}
+
+func testPrestartedFits(t *testing.T, exe *os.File) {
 	stdio := Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	all := []string{"user", "mount", "pid", "ipc", "uts", "net", "cgroup"}
 	started := &sandbox.Plan{Namespaces: all, PreserveFDs: 1, MapHelpers: true}
 	pre := &Prestarted{stdio: stdio, plan: started,
-		ip: &initProc{cmd: initCommand(started, stdio, make([]*os.File, 3))}}
+		ip: &initProc{cmd: initCommand(started, stdio, make([]*os.File, 3), exe)}}
 
 	helpers := &sandbox.Plan{Namespaces: all, PreserveFDs: 1, MapHelpers: true,
 		UIDMap: []userns.Mapping{{Inside: 0, Outside: 100000, Size: 65536}}}

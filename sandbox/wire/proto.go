@@ -8,7 +8,8 @@ import (
 	"unsafe"
 
 	"github.com/hutch-sandbox/hutch/internal/bytesjson"
-	"github.com/hutch-sandbox/hutch/sandbox"
+	"github.com/hutch-sandbox/hutch/internal/hint"
+	"github.com/hutch-sandbox/hutch/sandbox/model"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,9 +30,9 @@ const (
 
 // Config is everything init needs: the plan, and facts of this launch.
 type Config struct {
-	Plan    *sandbox.Plan `json:"plan"`
-	RootDir string        `json:"root_dir"` // an empty host directory to build the root on
-	Winsize *Winsize      `json:"winsize,omitempty"`
+	Plan    *model.Plan `json:"plan"`
+	RootDir string      `json:"root_dir"` // an empty host directory to build the root on
+	Winsize *Winsize    `json:"winsize,omitempty"`
 	// StdioTTY says which of the caller's fds 0-2 are terminals: those are
 	// replaced by the pty's slave.
 	StdioTTY [3]bool `json:"stdio_tty"`
@@ -146,17 +147,17 @@ type Redirect struct {
 }
 
 type InitError struct {
-	Msg     string                   `json:"msg"`
-	Hint    string                   `json:"hint,omitempty"`
-	Command sandbox.CommandErrorKind `json:"command,omitempty"` // set when the command could not be started
-	Name    string                   `json:"name,omitempty"`
+	Msg     string                 `json:"msg"`
+	Hint    string                 `json:"hint,omitempty"`
+	Command model.CommandErrorKind `json:"command,omitempty"` // set when the command could not be started
+	Name    string                 `json:"name,omitempty"`
 }
 
 type ExitInfo struct {
 	Code   int `json:"code"`
 	Signal int `json:"signal,omitempty"`
 	// Home is what the command left in a temporary home (homewrites.go).
-	Home *sandbox.HomeWrites `json:"home,omitempty"`
+	Home *model.HomeWrites `json:"home,omitempty"`
 	// Usage is what the command's tree used, as its PID 1 measured it.
 	Usage *Usage `json:"usage,omitempty"`
 }
@@ -231,11 +232,11 @@ func BytesFilter(b []byte) []unix.SockFilter {
 // Err is the error init reported, as the CLI words it.
 func (e *InitError) Err() error {
 	if e.Command != 0 {
-		return &sandbox.CommandError{Kind: e.Command, Name: e.Name, Msg: e.Msg}
+		return &model.CommandError{Kind: e.Command, Name: e.Name, Msg: e.Msg}
 	}
 	err := errors.New(e.Msg)
 	if e.Hint != "" {
-		return &sandbox.HintError{Err: err, Tip: e.Hint}
+		return &hint.Error{Err: err, Tip: e.Hint}
 	}
 	return err
 }

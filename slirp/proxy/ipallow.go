@@ -48,7 +48,7 @@ func unmapBits(a netip.Addr) int {
 // holding it, on port.
 func (s *Server) ipAllowed(addr netip.Addr, port int) bool {
 	for _, r := range s.Rules {
-		if r.Prefix.IsValid() && r.matches(addr.Unmap().String(), port) {
+		if r.Prefix.IsValid() && r.Matches(addr.Unmap().String(), port) {
 			return true
 		}
 	}

@@ -10,6 +10,7 @@
 package proxy
 
 import (
+	"github.com/hutch-sandbox/hutch/slirp/allow"
 	"github.com/hutch-sandbox/hutch/slirp/dns"
 
 	"bufio"
@@ -27,18 +28,9 @@ import (
 	"time"
 )
 
-// Rule is one network.allow entry: a host name, a *.domain wildcard, an
-// IP address or a CIDR network, with an optional port (without one, 80
-// and 443).
-type Rule struct {
-	Text     string // as written
-	Host     string // lower case; for a wildcard, the domain without "*."
-	Wildcard bool
-	Port     int // 0: 80 and 443
-	// Prefix is set for an address (a /32 or /128) or a network: the
-	// addresses a connection may go to without a name (ipallow.go).
-	Prefix netip.Prefix
-}
+// Rule is one network.allow entry (slirp/allow, a leaf that the plan
+// holds without this proxy).
+type Rule = allow.Rule
 
 // ParseAllow parses network.allow entries: "host", "*.domain", an IP
 // address or an "ADDR/BITS" network, each with an optional ":port" (an
@@ -87,20 +79,6 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-func (r Rule) matches(host string, port int) bool {
-	if r.Port != 0 && r.Port != port || r.Port == 0 && port != 80 && port != 443 {
-		return false
-	}
-	if r.Wildcard {
-		return strings.HasSuffix(host, "."+r.Host)
-	}
-	if r.Prefix.IsValid() {
-		a, err := netip.ParseAddr(host)
-		return err == nil && r.Prefix.Contains(a.Unmap())
-	}
-	return host == r.Host
 }
 
 // Denial is a refused destination, counted.
@@ -217,7 +195,7 @@ func (s *Server) deny(host string, port int, proto, method, reason string) {
 // check returns "" when host:port is allowed, else why not.
 func (s *Server) check(host string, port int) string {
 	for _, r := range s.Rules {
-		if r.matches(host, port) {
+		if r.Matches(host, port) {
 			return ""
 		}
 	}

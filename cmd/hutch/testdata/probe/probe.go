@@ -501,6 +501,16 @@ func attack(what string, arg func(int) string, num func(int) int) (err error) {
 		// postgres makes one). ENOENT: none is visible in this ipc
 		// namespace.
 		err = sysvShm()
+	case "exe-write":
+		// Write a byte into the executable that PATH is a handle to (a
+		// /proc/self/fd/N of an O_PATH open of /proc/PID/exe, taken while
+		// PID ran): the last step of runc's CVE-2019-5736, once the
+		// process has exited and the kernel no longer answers ETXTBSY.
+		var f *os.File
+		if f, err = os.OpenFile(arg(1), os.O_WRONLY, 0); err == nil {
+			_, err = f.WriteAt([]byte{0}, 0)
+			f.Close()
+		}
 	default:
 		usage(fmt.Sprintf("unknown attack %q", what))
 	}
