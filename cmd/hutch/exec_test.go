@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/creack/pty"
@@ -205,10 +206,13 @@ func TestExecNotYours(t *testing.T) {
 	// The lock is held by another process: a live run, as hutch ps sees it.
 	holder := exec.Command("flock", filepath.Join(dir, "lock"), "sh", "-c", "echo held; exec sleep 600")
 	held, _ := holder.StdoutPipe()
+	// flock forks its command rather than exec'ing it: kill the group,
+	// or the sleep outlives the test.
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { holder.Process.Kill(); holder.Wait() }()
+	defer func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() }()
 	if line, _ := bufio.NewReader(held).ReadString('\n'); line != "held\n" {
 		t.Fatalf("flock: %q", line)
 	}
