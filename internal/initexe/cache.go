@@ -60,7 +60,13 @@ func cached(root, sum string, bin []byte) (*os.File, error) {
 		return f, nil
 	}
 	// Missing, or not to be trusted: it lives in our private directory,
-	// so replace it.
+	// so replace it. What cannot be removed (a directory with files)
+	// stays, and is not written to on every run.
+	if err := unix.Unlinkat(int(dir.Fd()), name, 0); err == unix.EISDIR {
+		if err := unix.Unlinkat(int(dir.Fd()), name, unix.AT_REMOVEDIR); err != nil {
+			return nil, err
+		}
+	}
 	if err := create(dir, name, bin); err != nil {
 		return nil, err
 	}
@@ -91,7 +97,13 @@ func openCacheDir(root string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDir(fd); err != nil {
+	err = checkDir(fd)
+	if err == nil {
+		// Known before anything is written: on a noexec mount every run
+		// would write the file anew, and then take the memfd anyway.
+		err = checkExecMount(fd)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s/%s: %w", root, CacheDir, err)
 	}
@@ -109,8 +121,8 @@ func checkDir(fd int) error {
 	return nil
 }
 
-// openCached opens dir/name without following a symlink and checks it
-// (checkFile).
+// openCached opens dir/name without following a symlink (nor blocking
+// on a fifo planted there) and checks it (checkFile).
 func openCached(dir *os.File, name string, size int64) (*os.File, error) {
 	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -155,6 +167,19 @@ func checkFile(st *unix.Stat_t, fs *unix.Statfs_t, euid int, size int64) error {
 	if st.Size != size {
 		return fmt.Errorf("%d bytes, want %d", st.Size, size)
 	}
+	return execMount(fs)
+}
+
+// checkExecMount says whether files on fd's mount can be executed.
+func checkExecMount(fd int) error {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return err
+	}
+	return execMount(&fs)
+}
+
+func execMount(fs *unix.Statfs_t) error {
 	if fs.Flags&stValid == 0 {
 		return errors.New("the mount's flags are unknown")
 	}

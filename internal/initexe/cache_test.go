@@ -87,23 +87,24 @@ func TestCached(t *testing.T) {
 	}
 	again.Close()
 
-	plants := map[string]func(t *testing.T, path string){
-		"write bits":     func(t *testing.T, path string) { writePlant(t, path, testBin, 0o700) },
-		"group-writable": func(t *testing.T, path string) { writePlant(t, path, testBin, 0o570) },
-		"short":          func(t *testing.T, path string) { writePlant(t, path, testBin[:10], 0o500) },
-		"symlink": func(t *testing.T, path string) {
-			target := filepath.Join(t.TempDir(), "target")
-			writePlant(t, target, testBin, 0o500)
+	// Each plant returns the file that must not be what init runs.
+	plants := map[string]func(t *testing.T, path string) string{
+		"write bits":     func(t *testing.T, path string) string { return writePlant(t, path, testBin, 0o700) },
+		"group-writable": func(t *testing.T, path string) string { return writePlant(t, path, testBin, 0o570) },
+		"short":          func(t *testing.T, path string) string { return writePlant(t, path, testBin[:10], 0o500) },
+		"symlink": func(t *testing.T, path string) string {
+			target := writePlant(t, filepath.Join(t.TempDir(), "target"), testBin, 0o500)
 			if err := os.Symlink(target, path); err != nil {
 				t.Fatal(err)
 			}
+			return target
 		},
-		"second link": func(t *testing.T, path string) {
-			other := filepath.Join(filepath.Dir(path), "..", "other-link")
-			writePlant(t, other, testBin, 0o500)
+		"second link": func(t *testing.T, path string) string {
+			other := writePlant(t, filepath.Join(filepath.Dir(path), "..", "other-link"), testBin, 0o500)
 			if err := os.Link(other, path); err != nil {
 				t.Fatal(err)
 			}
+			return other
 		},
 	}
 	for name, plant := range plants {
@@ -112,9 +113,16 @@ func TestCached(t *testing.T) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			plant(t, path)
+			bad := plant(t, path)
+			// Held open, the planted inode's number cannot be reused by
+			// its replacement.
+			hold, err := unix.Open(bad, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(hold)
 			var planted unix.Stat_t
-			unix.Lstat(path, &planted)
+			unix.Fstat(hold, &planted)
 			f := mustCached(t, root)
 			defer f.Close()
 			var got unix.Stat_t
@@ -128,14 +136,25 @@ func TestCached(t *testing.T) {
 		})
 	}
 
-	t.Run("directory", func(t *testing.T) {
+	t.Run("empty directory", func(t *testing.T) {
 		root, path := cacheRoot(t)
 		if err := os.MkdirAll(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mustCached(t, root).Close()
+	})
+	t.Run("directory with files", func(t *testing.T) {
+		root, path := cacheRoot(t)
+		if err := os.MkdirAll(filepath.Join(path, "sub"), 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if f, err := cached(root, testSum, testBin); err == nil {
 			f.Close()
 			t.Fatal("a directory in the cached init's place: want an error (the memfd), got a file")
+		}
+		// Nothing was written: the next run does not pay for a copy.
+		if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+			t.Errorf("the cache directory holds %d entries, want the directory alone", len(ents))
 		}
 	})
 	unusable := map[string]func(t *testing.T, root string){
@@ -220,7 +239,7 @@ func mustCached(t *testing.T, root string) *os.File {
 	return f
 }
 
-func writePlant(t *testing.T, path string, data []byte, mode os.FileMode) {
+func writePlant(t *testing.T, path string, data []byte, mode os.FileMode) string {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
@@ -228,6 +247,7 @@ func writePlant(t *testing.T, path string, data []byte, mode os.FileMode) {
 	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
 	}
+	return path
 }
 
 func mkdirMode(t *testing.T, dir string, mode os.FileMode) {
