@@ -12,16 +12,20 @@ export HUTCH_TEST_USER
 # A static binary starts about 1 ms faster than a cgo one (no dynamic
 # loader), and hutch starts twice per sandbox. urfave_cli_no_docs drops the
 # man-page generator from the binary.
-GOFLAGS_BUILD = -trimpath -tags urfave_cli_no_docs,hutch_embed_init -ldflags "-s -w -X main.Version=$(VERSION)" -overlay bin/hutch-init.overlay.json
+GOFLAGS_BUILD = -trimpath -tags urfave_cli_no_docs,hutch_embed_init -ldflags "-s -w -X main.Version=$(VERSION) -X $(INIT_SUM_VAR)=$$(sha256sum bin/hutch-init | cut -d' ' -f1)" -overlay bin/hutch-init.overlay.json
 export CGO_ENABLED = 0
 # hutch-init, PID 1 of every sandbox, is a small binary of its own
 # (cmd/hutch-init): built first, with the same cgo setting, embedded in
 # hutch (internal/initexe, tag hutch_embed_init) through an overlay that
 # shows bin/hutch-init as internal/initexe/hutch-init, so the source tree
-# stays as it is. One file is installed; hutch runs init from a sealed
-# memfd. A plain `go build ./cmd/hutch` has no embedded init and
+# stays as it is. One file is installed; hutch runs init from a cached
+# copy or a sealed memfd (internal/initexe). A plain `go build ./cmd/hutch` has no embedded init and
 # re-executes itself instead (docs/security.md, "Build variants").
+# hutch runs the embedded init from a per-user cached copy named by its
+# sha256, linked into hutch (computed by the shell in the recipe, once
+# bin/hutch-init is built); a build without it uses the memfd every run.
 GOFLAGS_INIT = -trimpath -ldflags "-s -w"
+INIT_SUM_VAR = github.com/hutch-sandbox/hutch/internal/initexe.Sum
 
 RUNTIME_DEPS = uidmap fuse-overlayfs fuse3 slirp4netns passt iproute2 busybox-static curl
 # What the tests run inside sandboxes besides the runtime helpers; Slurm

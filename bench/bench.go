@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -167,6 +169,7 @@ func (b *bench) hutchRun(flags []string, args ...string) []string {
 var (
 	hutchBuildFlags = []string{"-trimpath", "-buildvcs=false", "-tags", "urfave_cli_no_docs,hutch_embed_init", "-ldflags", "-s -w"}
 	initBuildFlags  = []string{"-trimpath", "-buildvcs=false", "-ldflags", "-s -w"}
+	initSumVar      = "github.com/hutch-sandbox/hutch/internal/initexe.Sum"
 )
 
 // buildHutch builds the binary under test as make build does: CGO_ENABLED=0
@@ -285,7 +288,19 @@ func (b *bench) buildInit(ctx context.Context) ([]string, error) {
 	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
 		return nil, err
 	}
-	return append(append([]string(nil), hutchBuildFlags...), "-overlay", ov), nil
+	// As make build: the init's sha256 names its cached copy.
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	flags := append(append([]string(nil), hutchBuildFlags...), "-overlay", ov)
+	for i := range flags[:len(flags)-1] {
+		if flags[i] == "-ldflags" {
+			flags[i+1] += " -X " + initSumVar + "=" + hex.EncodeToString(sum[:])
+		}
+	}
+	return flags, nil
 }
 
 func gitDescribe(dir string) string {

@@ -40,6 +40,8 @@ setsid               ./cmd/hutch        TestEscapeTIOCSTI
 setsid               ./cmd/hutch        TestRunNoTTYSetsid
 dumpable             ./cmd/hutch        TestScripts/escape_files|TestScripts/escape_kernel|TestScripts/overlay_escape
 init-seal            ./cmd/hutch        TestEscapeInitExe
+init-cache-check     ./cmd/hutch        TestEscapeInitExe
+init-cache-check     ./internal/initexe TestCheckFile|TestCached
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
 hide-runtime         ./cmd/hutch        TestScripts/escape_files
 hide-state           ./cmd/hutch        TestScripts/overlay_escape

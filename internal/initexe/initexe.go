@@ -6,9 +6,10 @@
 // the HTTP proxy, and so starts in about half the CPU time hutch's whole
 // binary takes. `make build` embeds it in hutch (build tag
 // hutch_embed_init), so that one installed file remains. At run time
-// hutch copies it into a memfd, seals it against every change, and the
-// supervisor execs that: no file on disk is ever init's executable, so no
-// handle to /proc/1/exe can write hutch's binary (runc's CVE-2019-5736).
+// hutch execs it from a per-user cached copy that no one can write
+// (cache.go), or else copies it into a memfd, sealed against every
+// change: hutch's own binary is never init's executable, so no handle to
+// /proc/1/exe can write it (runc's CVE-2019-5736), nor init's file.
 //
 // A build without the tag (plain `go build` or `go install` of
 // ./cmd/hutch) has no embedded init: hutch-init is then hutch itself,
@@ -32,25 +33,40 @@ import (
 // without it.
 var Bytes []byte
 
+// Sum is the sha256 of Bytes in hex, which names its cached copy: set by
+// `make build` at link time (-X), or by the tests from the bytes. Without
+// it init always runs from the memfd.
+var Sum string
+
 // Seals are what the memfd holding init is sealed with: nothing can
 // change its contents or its size, nor remove a seal.
 const Seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 
 var (
 	once    sync.Once
-	memfd   *os.File
+	exe     *os.File
 	loadErr error
 )
 
-// File returns the sealed memfd holding hutch-init, made on the first
-// call (it stays open, close-on-exec, for the process's life); nil
-// without an embedded init: the caller then execs /proc/self/exe.
-func File() (*os.File, error) {
+// File returns hutch-init opened for exec, on the first call (it stays
+// open, close-on-exec, for the process's life; later calls return the
+// same file, whatever runtime): its cached copy under runtime, hutch's
+// per-user runtime directory, or else a sealed memfd; nil without an
+// embedded init: the caller then execs /proc/self/exe. The cache never
+// fails a run: any trouble with it, and the memfd is used.
+func File(runtime string) (*os.File, error) {
 	if Bytes == nil {
 		return nil, nil
 	}
-	once.Do(func() { memfd, loadErr = load(Bytes) })
-	return memfd, loadErr
+	once.Do(func() {
+		if Sum != "" {
+			if exe, loadErr = cached(runtime, Sum, Bytes); loadErr == nil {
+				return
+			}
+		}
+		exe, loadErr = load(Bytes)
+	})
+	return exe, loadErr
 }
 
 // load copies bin into a new memfd and seals it.

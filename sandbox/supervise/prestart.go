@@ -37,7 +37,7 @@ func (ip *initProc) close() {
 // waits for its config. With one id mapped, Go writes the maps between
 // the clone and the exec.
 func startInit(plan *sandbox.Plan, stdio Stdio, logFiles []*os.File) (*initProc, error) {
-	exe, err := initexe.File() // nil: init is /proc/self/exe
+	exe, err := initFile() // nil: init is /proc/self/exe
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +58,12 @@ func startInit(plan *sandbox.Plan, stdio Stdio, logFiles []*os.File) (*initProc,
 		return nil, startError(err, plan.Namespaces)
 	}
 	return &initProc{cmd: cmd, exited: exited, cfgW: cfgW, statusParent: statusParent, at: timing.Now()}, nil
+}
+
+// initFile is hutch-init to exec: its cached copy in the runtime
+// directory every plan's StateRoot is, or its memfd (internal/initexe).
+func initFile() (*os.File, error) {
+	return initexe.File(sandbox.RuntimeDir(os.Getuid()))
 }
 
 // Prestarted is a hutch-init started before the plan is made: the CLI
@@ -149,7 +155,7 @@ func (p *Prestarted) fits(plan *sandbox.Plan, stdio Stdio) bool {
 		return false // their log files are init's fds too, opened since
 	}
 	extra := make([]*os.File, len(p.ip.cmd.ExtraFiles))
-	exe, _ := initexe.File() // made before the prestarted init started
+	exe, _ := initFile() // made before the prestarted init started
 	if exe != nil {
 		extra = extra[1:] // initCommand appends it
 	}
