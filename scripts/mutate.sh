@@ -44,6 +44,7 @@ init-cache-check     ./cmd/hutch        TestEscapeInitExe
 init-cache-check     ./internal/initexe TestCheckFile|TestCached
 hide-secrets         ./cmd/hutch        TestScripts/escape_files
 hide-runtime         ./cmd/hutch        TestScripts/escape_files
+hide-runtime         ./cmd/hutch        TestEscapeInitExe/cached-hidden
 hide-state           ./cmd/hutch        TestScripts/overlay_escape
 oci-nofollow         ./oci              TestStoreRefusesPlantedLinks
 oci-pid-owner        ./oci              TestSignalOnlyRecordedProcess
