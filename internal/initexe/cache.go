@@ -163,7 +163,8 @@ func checkFile(st *unix.Stat_t, fs *unix.Statfs_t, euid int, size int64) error {
 	if st.Nlink != 1 {
 		return fmt.Errorf("%d links", st.Nlink)
 	}
-	// A crash can leave a short file (nothing is synced): it fails here.
+	// A crash before the rename leaves only a temporary file; a short
+	// file, whatever made it, fails here.
 	if st.Size != size {
 		return fmt.Errorf("%d bytes, want %d", st.Size, size)
 	}
@@ -193,8 +194,8 @@ func execMount(fs *unix.Statfs_t) error {
 // read-only and closed before the rename puts it in place, so that no
 // writer exists when anyone execs it (else ETXTBSY) and no one ever sees
 // it half written. Two hutches doing this at once each rename a whole
-// file. Nothing is synced: after a crash, a short or empty file fails
-// checkFile's size check and is replaced. It then removes what else is
+// file. The data is synced before the rename; after a crash, a short or
+// empty file fails checkFile's size check and is replaced. It then removes what else is
 // in dir: other versions' inits (a running sandbox keeps the file it
 // execs alive) and temporary files a killed hutch left.
 func create(dir *os.File, name string, bin []byte) error {
@@ -206,13 +207,24 @@ func create(dir *os.File, name string, bin []byte) error {
 	if err != nil {
 		return err
 	}
-	for b := bin; len(b) > 0 && err == nil; {
+	for b := bin; len(b) > 0; {
 		var n int
-		n, err = unix.Write(fd, b)
+		// On an error n is -1: stop before slicing (a full runtime
+		// directory, ENOSPC, must send the run to the memfd, not panic).
+		if n, err = unix.Write(fd, b); err != nil {
+			break
+		}
 		b = b[n:]
 	}
 	if err == nil {
 		err = unix.Fchmod(fd, 0o500)
+	}
+	if err == nil {
+		// Once per version, so cheap: without it a crash on a file
+		// system that keeps a new file's size but not its data (XFS)
+		// could leave a whole-sized file of zeros, which passes
+		// checkFile and fails every exec.
+		err = unix.Fsync(fd)
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
