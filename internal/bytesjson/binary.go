@@ -385,11 +385,17 @@ func sliceCodec(e *codec) (func([]byte, reflect.Value) []byte, func(*decoder, re
 			}
 			return err
 		}
-		s := reflect.MakeSlice(v.Type(), n, n)
+		// n is at most the bytes left, but an element can take far more
+		// memory than its byte on the wire (64 MiB of ones would ask for
+		// gigabytes of structs): grow with what is actually decoded.
+		s := reflect.MakeSlice(v.Type(), 0, min(n, 64))
+		elem := reflect.New(v.Type().Elem()).Elem()
 		for i := 0; i < n; i++ {
-			if err := e.dec(d, s.Index(i)); err != nil {
+			elem.SetZero()
+			if err := e.dec(d, elem); err != nil {
 				return err
 			}
+			s = reflect.Append(s, elem)
 		}
 		v.Set(s)
 		return nil
