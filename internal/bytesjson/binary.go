@@ -378,17 +378,11 @@ func sliceCodec(e *codec) (func([]byte, reflect.Value) []byte, func(*decoder, re
 		return b
 	}
 	dec := func(d *decoder, v reflect.Value) error {
-		n, isNil, err := d.nilLength()
-		if err != nil || isNil {
-			if isNil {
-				v.SetZero()
-			}
+		n, ok, err := d.sequence(v)
+		if !ok {
 			return err
 		}
-		// n is at most the bytes left, but an element can take far more
-		// memory than its byte on the wire (64 MiB of ones would ask for
-		// gigabytes of structs): grow with what is actually decoded.
-		s := reflect.MakeSlice(v.Type(), 0, min(n, 64))
+		s := reflect.MakeSlice(v.Type(), 0, min(n, preallocMax))
 		elem := reflect.New(v.Type().Elem()).Elem()
 		for i := 0; i < n; i++ {
 			elem.SetZero()
@@ -434,14 +428,11 @@ func mapCodec(kc, vc *codec) (func([]byte, reflect.Value) []byte, func(*decoder,
 		return b
 	}
 	dec := func(d *decoder, v reflect.Value) error {
-		n, isNil, err := d.nilLength()
-		if err != nil || isNil {
-			if isNil {
-				v.SetZero()
-			}
+		n, ok, err := d.sequence(v)
+		if !ok {
 			return err
 		}
-		m := reflect.MakeMapWithSize(v.Type(), n)
+		m := reflect.MakeMapWithSize(v.Type(), min(n, preallocMax))
 		for i := 0; i < n; i++ {
 			k := reflect.New(v.Type().Key()).Elem()
 			e := reflect.New(v.Type().Elem()).Elem()
@@ -484,6 +475,23 @@ func (d *decoder) length() (int, error) {
 		return 0, d.bad("a length")
 	}
 	return int(x), nil
+}
+
+// preallocMax bounds what a slice or map is made with before its
+// elements are decoded: a count is at most the bytes left, but an element
+// can take far more memory than its byte on the wire (64 MiB of ones
+// would ask for gigabytes of structs), so they grow with what is actually
+// decoded (TestFrameCountClaimsNoMemory).
+const preallocMax = 64
+
+// sequence reads a slice's or map's count for v: ok is false when there
+// is nothing more to decode (an error, or nil, which v is then set to).
+func (d *decoder) sequence(v reflect.Value) (n int, ok bool, err error) {
+	n, isNil, err := d.nilLength()
+	if isNil {
+		v.SetZero()
+	}
+	return n, err == nil && !isNil, err
 }
 
 func (d *decoder) nilLength() (n int, isNil bool, err error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +181,31 @@ func FuzzFrame(f *testing.F) {
 		var x frameSample
 		UnmarshalFrame(bad, &x)
 	})
+}
+
+// TestFrameCountClaimsNoMemory: a slice's count that the bytes after it
+// cannot fill is refused having allocated only for the elements the bytes
+// held, not for the count (each [64]*int below is 64 bytes on the wire and
+// 512 in memory: a count of 1<<20 once made a 512 MiB slice up front).
+func TestFrameCountClaimsNoMemory(t *testing.T) {
+	type lying struct{ L [][64]*int }
+	empty, err := MarshalFrame(&lying{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header, then the slice's count (n+1), then n bytes: enough to
+	// pass the count's bound, a 64th of what the elements need.
+	const n = 1 << 20
+	data := binary.AppendUvarint(bytes.Clone(empty[:len(empty)-1]), n+1)
+	data = append(data, make([]byte, n)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var got lying
+	if UnmarshalFrame(data, &got) == nil {
+		t.Fatal("a slice whose elements run past the frame was accepted")
+	}
+	runtime.ReadMemStats(&after)
+	if mb := (after.TotalAlloc - before.TotalAlloc) >> 20; mb > 64 {
+		t.Errorf("decoding a lying count allocated %d MiB", mb)
+	}
 }
