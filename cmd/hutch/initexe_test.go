@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -249,24 +247,13 @@ func runningInit(t *testing.T, initPath string, env ...string) (exe string, hand
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stderr := startReady(t, cmd) // faults_test.go
 	defer func() {
 		in.Close()
 		if err := cmd.Wait(); err != nil {
-			t.Errorf("hutch run: %v\n%s", err, &stderr)
+			t.Errorf("hutch run: %v\n%s", err, stderr)
 		}
 	}()
-	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("the sandbox's command said %q: %v", line, err) // hutch's stderr: by the deferred Wait
-	}
 	pid := childNamed(t, cmd.Process.Pid, "hutch-init")
 	proc := fmt.Sprintf("/proc/%d/exe", pid)
 	if exe, err = os.Readlink(proc); err != nil {
